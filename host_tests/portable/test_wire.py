@@ -1,0 +1,184 @@
+"""Wire layer (CRC, header, CBOR, serial framing) on any Python.
+
+Runs under pytest on CPython and under the MicroPython runner.
+"""
+
+from smpdfu import cbor
+from smpdfu.crc16 import crc16
+from smpdfu.errors import CBORError, FrameError
+from smpdfu.framing import MAX_LINE, FrameDecoder, FrameEncoder, framed_size
+from smpdfu.header import OP_WRITE, SMP_V1, SMP_V2, pack_header, unpack_header
+
+from _portable import raises
+
+
+def _pattern(n, seed=1):
+    b = bytearray(n)
+    x = seed
+    for i in range(n):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        b[i] = x >> 16 & 0xFF
+    return bytes(b)
+
+
+def test_crc16_xmodem_check_value():
+    # The catalogue check value of CRC-16/XMODEM over "123456789".
+    assert crc16(b"123456789") == 0x31C3
+    assert crc16(b"") == 0
+    # Incremental use gives the same result as one pass.
+    assert crc16(b"56789", crc16(b"1234")) == 0x31C3
+
+
+def test_crc16_over_packet_and_crc_is_zero():
+    data = _pattern(200)
+    c = crc16(data)
+    assert crc16(data + bytes((c >> 8, c & 0xFF))) == 0
+
+
+def test_header_roundtrip_v2_and_v1():
+    buf = bytearray(8)
+    pack_header(buf, 0, OP_WRITE, 300, 1, 255, 1)
+    assert bytes(buf) == b"\x0a\x00\x01\x2c\x00\x01\xff\x01"
+    assert unpack_header(buf) == (OP_WRITE, SMP_V2, 0, 300, 1, 255, 1)
+    pack_header(buf, 0, 3, 5, 0, 7, 0, SMP_V1)
+    assert buf[0] == 3
+    assert unpack_header(buf)[1] == SMP_V1
+
+
+def test_cbor_known_encodings():
+    # RFC 8949 Appendix A examples.
+    vectors = (
+        (0, "00"), (23, "17"), (24, "1818"), (100, "1864"), (1000, "1903e8"),
+        (1000000, "1a000f4240"), (1000000000000, "1b000000e8d4a51000"),
+        (-1, "20"), (-100, "3863"), (-1000, "3903e7"),
+        (False, "f4"), (True, "f5"), (None, "f6"),
+        (b"", "40"), (b"\x01\x02\x03\x04", "4401020304"),
+        ("", "60"), ("a", "6161"), ("IETF", "6449455446"), ("\u00fc", "62c3bc"),
+        ([], "80"), ([1, [2, 3], [4, 5]], "8301820203820405"),
+        ({}, "a0"),
+    )
+    for value, hexstr in vectors:
+        assert cbor.dumps(value) == bytes.fromhex(hexstr), value
+        assert cbor.loads(bytes.fromhex(hexstr)) == value
+
+
+def test_cbor_indefinite_lengths():
+    assert cbor.loads(bytes.fromhex("9f018202039f0405ffff")) == [1, [2, 3], [4, 5]]
+    assert cbor.loads(bytes.fromhex("bf61610161629f0203ffff")) == {"a": 1, "b": [2, 3]}
+    assert cbor.loads(bytes.fromhex("5f42010243030405ff")) == b"\x01\x02\x03\x04\x05"
+    assert cbor.loads(bytes.fromhex("7f657374726561646d696e67ff")) == "streaming"
+
+
+def test_cbor_rejects_what_smp_does_not_use():
+    cases = (
+        ("c11a514b67b0", "tags"),  # tag 1 (epoch time)
+        ("f93c00", "floats"),  # half float 1.0
+        ("fb3ff199999999999a", "floats"),
+        ("f7", "simple"),  # undefined
+        ("f0", "simple"),
+        ("ff", "break"),
+        ("1c", "reserved"),
+        ("62c328", "UTF-8"),
+        ("43010203ff", "trailing"),
+        ("5801", "past the end"),
+        ("58", "ends early"),
+        ("a18001", "unhashable"),
+        ("9f01", "ends inside"),
+    )
+    for hexstr, word in cases:
+        err = raises(CBORError, cbor.loads, bytes.fromhex(hexstr))
+        assert word in str(err), (hexstr, str(err))
+
+
+def test_cbor_encoder_writes_memoryview_without_copying_elsewhere():
+    buf = bytearray(64)
+    enc = cbor.Encoder(buf)
+    data = bytearray(b"abcdefgh")
+    enc.map(1)
+    enc.text(b"data")
+    enc.bytes(memoryview(data)[2:6])
+    assert cbor.loads(buf[:enc.pos]) == {"data": b"cdef"}
+    small = cbor.Encoder(bytearray(4))
+    raises(CBORError, small.bytes, b"12345")
+
+
+def test_cbor_loads_views_returns_memoryviews():
+    raw = cbor.dumps({"data": b"xyz", "off": 5})
+    out = cbor.loads(raw, views=True)
+    assert isinstance(out["data"], memoryview)
+    assert bytes(out["data"]) == b"xyz"
+
+
+def test_frame_lines_respect_zephyr_limits():
+    enc = FrameEncoder(2100)
+    for n in (8, 50, 89, 90, 91, 92, 93, 186, 500, 2100):
+        packet = _pattern(n, n)
+        out = bytes(enc.encode_packet(packet))
+        assert len(out) == framed_size(n)
+        lines = out.split(b"\n")
+        assert lines[-1] == b""
+        lines = lines[:-1]
+        assert lines[0][:2] == b"\x06\x09"
+        for line in lines[1:]:
+            assert line[:2] == b"\x04\x14"
+        for line in lines:
+            assert len(line) + 1 <= MAX_LINE
+            assert (len(line) - 2) % 4 == 0
+        dec = FrameDecoder(2100)
+        dec.feed(out)
+        assert dec.next() == packet
+        assert dec.next() is None
+
+
+def test_decoder_skips_console_text_and_split_reads():
+    enc = FrameEncoder(600)
+    p1 = _pattern(300, 3)
+    p2 = _pattern(20, 4)
+    stream = (b"[00:00:01.000,000] <inf> app: booting\r\n" + bytes(enc.encode_packet(p1))
+              + b"uart:~$ " + bytes(enc.encode_packet(p2)) + b"tail text")
+    dec = FrameDecoder(600)
+    for i in range(0, len(stream), 7):  # UART reads arrive in small pieces
+        dec.feed(stream[i:i + 7])
+    assert dec.next() == p1
+    assert dec.next() == p2
+    assert dec.next() is None
+    assert dec.errors == 0
+
+
+def test_decoder_names_bad_crc_base64_and_length():
+    enc = FrameEncoder(300)
+    good = bytes(enc.encode_packet(_pattern(40)))
+    dec = FrameDecoder(300)
+    # Bad CRC: flip one base64 character in the middle (still valid base64).
+    i = 10
+    bad = good[:i] + (b"B" if good[i:i + 1] != b"B" else b"C") + good[i + 1:]
+    dec.feed(bad)
+    assert "CRC" in str(raises(FrameError, dec.next))
+    # Bad base64.
+    dec.feed(b"\x06\x09AB$D\n")
+    assert "base64" in str(raises(FrameError, dec.next))
+    # A length field larger than the decoder accepts.
+    dec2 = FrameDecoder(64)
+    dec2.feed(bytes(FrameEncoder(300).encode_packet(_pattern(200))))
+    assert "length" in str(raises(FrameError, dec2.next))
+    # A frame cut short by a new one, which itself decodes.
+    lines = bytes(FrameEncoder(300).encode_packet(_pattern(200))).split(b"\n")
+    dec.feed(lines[0] + b"\n" + good)
+    assert "cut short" in str(raises(FrameError, dec.next))
+    assert dec.next() == _pattern(40)
+
+
+def test_encoder_fills_packet_in_place():
+    enc = FrameEncoder(128)
+    pkt = enc.packet
+    pack_header(pkt, 0, OP_WRITE, 4, 0, 9, 0)
+    body = cbor.Encoder(pkt, 8)
+    body.map(1)
+    body.text(b"d")
+    body.text(b"hi")
+    out = bytes(enc.encode(body.pos))
+    dec = FrameDecoder(128)
+    dec.feed(out)
+    got = dec.next()
+    assert unpack_header(got)[5] == 9
+    assert cbor.loads(got[8:]) == {"d": "hi"}

@@ -1,0 +1,35 @@
+"""Base64 encoding into a preallocated buffer, allocating nothing.
+
+Used by the serial framing where ``binascii`` is not built in C (MicroPython's
+WebAssembly port ships a pure-Python one that allocates kilobytes per line).
+"""
+
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_PAD = 61  # "="
+
+
+def encode_into(src, dst, o):
+    """Write base64 of ``src`` into ``dst`` from index ``o``; return the end index."""
+    t = _ALPHABET
+    n = len(src)
+    i = 0
+    end3 = n - n % 3
+    while i < end3:
+        v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2]
+        dst[o] = t[v >> 18]
+        dst[o + 1] = t[(v >> 12) & 63]
+        dst[o + 2] = t[(v >> 6) & 63]
+        dst[o + 3] = t[v & 63]
+        o += 4
+        i += 3
+    r = n - end3
+    if r:
+        v = src[i] << 16
+        if r == 2:
+            v |= src[i + 1] << 8
+        dst[o] = t[v >> 18]
+        dst[o + 1] = t[(v >> 12) & 63]
+        dst[o + 2] = t[(v >> 6) & 63] if r == 2 else _PAD
+        dst[o + 3] = _PAD
+        o += 4
+    return o

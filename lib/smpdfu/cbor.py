@@ -1,0 +1,312 @@
+"""The subset of CBOR (RFC 8949) that SMP uses.
+
+Unsigned and negative integers, byte and text strings, arrays, maps, false,
+true and null. Decoding accepts definite and indefinite lengths; anything else
+(tags, floats, undefined, simple values, reserved encodings) is rejected with a
+:class:`CBORError` naming the byte and the offset where it was found.
+
+The :class:`Encoder` writes into a caller's preallocated ``bytearray`` so that
+an upload chunk goes from a ``memoryview`` of the file buffer straight into the
+packet, with no intermediate copy.
+"""
+
+from .compat import const
+from .errors import CBORError
+
+_MAJ_UINT = const(0)
+_MAJ_NINT = const(1)
+_MAJ_BYTES = const(2)
+_MAJ_TEXT = const(3)
+_MAJ_ARRAY = const(4)
+_MAJ_MAP = const(5)
+_MAJ_TAG = const(6)
+_MAJ_SIMPLE = const(7)
+
+_FALSE = const(0xF4)
+_TRUE = const(0xF5)
+_NULL = const(0xF6)
+_BREAK = const(0xFF)
+
+_MAX_DEPTH = const(16)  # nesting limit: MicroPython's C stack is small
+
+
+class Encoder:
+    """Encodes CBOR items into ``buf`` from position ``pos``.
+
+    Methods write one item (or an array/map head) and advance ``pos``; they
+    raise :class:`CBORError` when ``buf`` is too small. Nothing is allocated
+    apart from what ``str.encode`` needs for text.
+    """
+
+    def __init__(self, buf, pos=0):
+        self.buf = buf
+        self.pos = pos
+
+    def _need(self, n):
+        if self.pos + n > len(self.buf):
+            raise CBORError("CBOR item of %d bytes does not fit in the %d-byte buffer at %d" % (n, len(self.buf), self.pos))
+
+    def head(self, major, n):
+        """Write an item head: major type and argument ``n`` (>= 0)."""
+        b = self.buf
+        p = self.pos
+        major <<= 5
+        if n < 24:
+            self._need(1)
+            b[p] = major | n
+            self.pos = p + 1
+        elif n < 0x100:
+            self._need(2)
+            b[p] = major | 24
+            b[p + 1] = n
+            self.pos = p + 2
+        elif n < 0x10000:
+            self._need(3)
+            b[p] = major | 25
+            b[p + 1] = n >> 8
+            b[p + 2] = n & 0xFF
+            self.pos = p + 3
+        elif n < 0x100000000:
+            self._need(5)
+            b[p] = major | 26
+            b[p + 1] = n >> 24
+            b[p + 2] = (n >> 16) & 0xFF
+            b[p + 3] = (n >> 8) & 0xFF
+            b[p + 4] = n & 0xFF
+            self.pos = p + 5
+        elif n < 0x10000000000000000:
+            self._need(9)
+            b[p] = major | 27
+            b[p + 1:p + 9] = n.to_bytes(8, "big")
+            self.pos = p + 9
+        else:
+            raise CBORError("integer %d does not fit in 64 bits" % n)
+
+    def int(self, n):
+        """Write an integer (negative ones as major type 1)."""
+        if n < 0:
+            self.head(_MAJ_NINT, -1 - n)
+        else:
+            self.head(_MAJ_UINT, n)
+
+    def bytes(self, data):
+        """Write a byte string from any bytes-like object, memoryviews included."""
+        n = len(data)
+        self.head(_MAJ_BYTES, n)
+        self._need(n)
+        p = self.pos
+        self.buf[p:p + n] = data
+        self.pos = p + n
+
+    def text(self, s):
+        """Write a text string; ``s`` is a ``str`` or already UTF-8 ``bytes``."""
+        if isinstance(s, str):
+            s = s.encode()
+        n = len(s)
+        self.head(_MAJ_TEXT, n)
+        self._need(n)
+        p = self.pos
+        self.buf[p:p + n] = s
+        self.pos = p + n
+
+    def array(self, n):
+        """Write the head of an array of ``n`` items (the caller writes them)."""
+        self.head(_MAJ_ARRAY, n)
+
+    def map(self, n):
+        """Write the head of a map of ``n`` pairs (the caller writes them)."""
+        self.head(_MAJ_MAP, n)
+
+    def bool(self, v):
+        """Write true or false."""
+        self._need(1)
+        self.buf[self.pos] = _TRUE if v else _FALSE
+        self.pos += 1
+
+    def null(self):
+        """Write null."""
+        self._need(1)
+        self.buf[self.pos] = _NULL
+        self.pos += 1
+
+    def value(self, obj, depth=0):
+        """Write any supported Python value (dict, list, tuple, str, bytes-like, int, bool, None)."""
+        if depth > _MAX_DEPTH:
+            raise CBORError("CBOR nesting deeper than %d" % _MAX_DEPTH)
+        if obj is None:
+            self.null()
+        elif obj is True or obj is False:
+            self.bool(obj)
+        elif isinstance(obj, int):
+            self.int(obj)
+        elif isinstance(obj, str):
+            self.text(obj)
+        elif isinstance(obj, (bytes, bytearray, memoryview)):
+            self.bytes(obj)
+        elif isinstance(obj, dict):
+            self.map(len(obj))
+            for k in obj:
+                self.value(k, depth + 1)
+                self.value(obj[k], depth + 1)
+        elif isinstance(obj, (list, tuple)):
+            self.array(len(obj))
+            for v in obj:
+                self.value(v, depth + 1)
+        else:
+            raise CBORError("cannot encode %s as CBOR" % type(obj).__name__)
+
+
+def dumps(obj):
+    """Encode ``obj`` and return the CBOR as ``bytes`` (convenience, allocates)."""
+    size = 64
+    while True:
+        enc = Encoder(bytearray(size))
+        try:
+            enc.value(obj)
+        except CBORError:
+            if size > 1 << 24:
+                raise
+            size *= 4
+            continue
+        return bytes(enc.buf[:enc.pos])
+
+
+class _Decoder:
+    def __init__(self, data, views):
+        self.mv = memoryview(data)
+        self.pos = 0
+        self.views = views
+
+    def _fail(self, what):
+        raise CBORError("%s at offset %d" % (what, self.pos))
+
+    def _byte(self):
+        if self.pos >= len(self.mv):
+            self._fail("CBOR data ends early")
+        b = self.mv[self.pos]
+        self.pos += 1
+        return b
+
+    def _arg(self, info):
+        # The argument of an item head whose additional info is ``info``.
+        if info < 24:
+            return info
+        if info > 27:
+            self.pos -= 1
+            self._fail("reserved or indefinite CBOR additional info %d" % info)
+        n = 1 << (info - 24)
+        p = self.pos
+        if p + n > len(self.mv):
+            self._fail("CBOR data ends early")
+        v = 0
+        for i in range(p, p + n):
+            v = (v << 8) | self.mv[i]
+        self.pos = p + n
+        return v
+
+    def _string(self, major, info, depth):
+        if info == 31:  # indefinite: definite chunks of the same type until break
+            parts = []
+            while True:
+                b = self._byte()
+                if b == _BREAK:
+                    break
+                if b >> 5 != major or b & 31 == 31:
+                    self.pos -= 1
+                    self._fail("bad chunk 0x%02x in indefinite-length string" % b)
+                parts.append(self._string(major, b & 31, depth))
+            raw = b"".join(bytes(p) if not isinstance(p, str) else p.encode() for p in parts)
+            return self._finish_string(major, raw)
+        n = self._arg(info)
+        p = self.pos
+        if p + n > len(self.mv):
+            self._fail("CBOR string of %d bytes runs past the end" % n)
+        self.pos = p + n
+        return self._finish_string(major, self.mv[p:p + n])
+
+    def _finish_string(self, major, raw):
+        if major == _MAJ_TEXT:
+            try:
+                return str(bytes(raw), "utf-8")
+            except UnicodeError:
+                self._fail("invalid UTF-8 in CBOR text")
+        if self.views and isinstance(raw, memoryview):
+            return raw
+        return bytes(raw)
+
+    def item(self, depth=0):
+        if depth > _MAX_DEPTH:
+            self._fail("CBOR nesting deeper than %d" % _MAX_DEPTH)
+        b = self._byte()
+        major = b >> 5
+        info = b & 31
+        if major == _MAJ_UINT:
+            return self._arg(info)
+        if major == _MAJ_NINT:
+            return -1 - self._arg(info)
+        if major == _MAJ_BYTES or major == _MAJ_TEXT:
+            return self._string(major, info, depth)
+        if major == _MAJ_ARRAY:
+            out = []
+            if info == 31:
+                while not self._at_break():
+                    out.append(self.item(depth + 1))
+            else:
+                for _ in range(self._arg(info)):
+                    out.append(self.item(depth + 1))
+            return out
+        if major == _MAJ_MAP:
+            out = {}
+            if info == 31:
+                while not self._at_break():
+                    self._pair(out, depth)
+            else:
+                for _ in range(self._arg(info)):
+                    self._pair(out, depth)
+            return out
+        self.pos -= 1
+        if major == _MAJ_TAG:
+            self._fail("CBOR tags are not supported (0x%02x)" % b)
+        if b == _FALSE:
+            self.pos += 1
+            return False
+        if b == _TRUE:
+            self.pos += 1
+            return True
+        if b == _NULL:
+            self.pos += 1
+            return None
+        if b == _BREAK:
+            self._fail("unexpected CBOR break (0xff)")
+        if 0xF9 <= b <= 0xFB:
+            self._fail("CBOR floats are not supported (0x%02x)" % b)
+        self._fail("unsupported CBOR simple value (0x%02x)" % b)
+
+    def _at_break(self):
+        if self.pos >= len(self.mv):
+            self._fail("CBOR data ends inside an indefinite-length item")
+        if self.mv[self.pos] == _BREAK:
+            self.pos += 1
+            return True
+        return False
+
+    def _pair(self, out, depth):
+        at = self.pos
+        k = self.item(depth + 1)
+        if isinstance(k, (list, dict, memoryview)):
+            self.pos = at
+            self._fail("unhashable CBOR map key")
+        out[k] = self.item(depth + 1)
+
+
+def loads(data, views=False):
+    """Decode one CBOR item that fills ``data`` exactly.
+
+    With ``views=True`` byte strings come back as memoryviews into ``data``
+    (no copy), which the server uses for upload chunks.
+    """
+    d = _Decoder(data, views)
+    obj = d.item()
+    if d.pos != len(d.mv):
+        d._fail("%d trailing bytes after the CBOR item" % (len(d.mv) - d.pos))
+    return obj

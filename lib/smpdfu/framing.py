@@ -1,0 +1,243 @@
+"""SMP serial framing ("SMP over console", Zephyr serial_util.c).
+
+A packet M (SMP header + CBOR body) travels as
+``base64(BE16(len(M) + 2) + M + BE16(CRC16(M)))`` cut into lines of at most
+127 bytes: the first starts with 0x06 0x09, each continuation with 0x04 0x14,
+and each ends with a newline. Each line carries 124 base64 characters (93 raw
+bytes) at most, so every line decodes on its own as Zephyr's receiver does.
+"""
+
+from .b64 import encode_into as _b64_into
+from .compat import NATIVE_BINASCII, a2b_base64, b2a_base64, const
+from .crc16 import crc16
+from .errors import FrameError
+
+MAX_LINE = const(127)  # bytes per line, markers and newline included
+_LINE_B64 = const(124)  # base64 characters per full line
+_LINE_RAW = const(93)  # raw bytes per full line
+_START0 = const(0x06)
+_START1 = const(0x09)
+_CONT0 = const(0x04)
+_CONT1 = const(0x14)
+
+_START = b"\x06\x09"
+_CONT = b"\x04\x14"
+
+
+def framed_size(packet_len):
+    """Bytes on the wire for a packet (header + CBOR) of ``packet_len`` bytes."""
+    raw = packet_len + 4
+    lines = (raw + _LINE_RAW - 1) // _LINE_RAW
+    return ((raw + 2) // 3) * 4 + 3 * lines
+
+
+class FrameEncoder:
+    """Frames packets of up to ``max_packet`` bytes, allocation-light.
+
+    Build the packet straight into :attr:`packet` (a memoryview over the
+    header + CBOR area of a preallocated buffer), then call :meth:`encode`
+    with its length: the CRC is computed in place and the framed lines are
+    written into a preallocated output buffer. The only per-call allocation
+    is the base64 text of each line where binascii is in C (it is fast there);
+    elsewhere lines are encoded straight into the buffer.
+    """
+
+    def __init__(self, max_packet):
+        self.max_packet = max_packet
+        self._raw = bytearray(max_packet + 4)
+        self._raw_mv = memoryview(self._raw)
+        self.packet = self._raw_mv[2:2 + max_packet]
+        self._out = bytearray(framed_size(max_packet))
+        self._out_mv = memoryview(self._out)
+
+    def encode(self, length):
+        """Frame the ``length``-byte packet held in :attr:`packet`.
+
+        Returns a memoryview of the framed bytes, valid until the next call.
+        """
+        if length > self.max_packet:
+            raise FrameError("packet of %d bytes exceeds the %d-byte frame buffer" % (length, self.max_packet))
+        raw = self._raw
+        n = length + 2  # the length field counts M and the CRC
+        raw[0] = n >> 8
+        raw[1] = n & 0xFF
+        crc = crc16(self._raw_mv[2:2 + length])
+        raw[2 + length] = crc >> 8
+        raw[3 + length] = crc & 0xFF
+        total = length + 4
+        out = self._out
+        o = 0
+        src = 0
+        while src < total:
+            end = src + _LINE_RAW
+            if end > total:
+                end = total
+            if src == 0:
+                out[o] = _START0
+                out[o + 1] = _START1
+            else:
+                out[o] = _CONT0
+                out[o + 1] = _CONT1
+            o += 2
+            if NATIVE_BINASCII:
+                b64 = b2a_base64(self._raw_mv[src:end])
+                k = len(b64)
+                if b64[k - 1] == 10:  # drop binascii's newline, add our own below
+                    k -= 1
+                out[o:o + k] = memoryview(b64)[:k]
+                o += k
+            else:
+                o = _b64_into(self._raw_mv[src:end], out, o)
+            out[o] = 10
+            o += 1
+            src = end
+        return self._out_mv[:o]
+
+    def encode_packet(self, packet):
+        """Copy ``packet`` (header + CBOR) in and frame it (convenience)."""
+        n = len(packet)
+        if n > self.max_packet:
+            raise FrameError("packet of %d bytes exceeds the %d-byte frame buffer" % (n, self.max_packet))
+        self.packet[:n] = packet
+        return self.encode(n)
+
+
+class FrameDecoder:
+    """Incremental decoder of framed packets from a byte stream.
+
+    :meth:`feed` takes whatever the UART returned; text between frames
+    (console output, logs) is skipped. Complete packets, and a
+    :class:`FrameError` for each broken frame (bad CRC, bad base64, bad
+    length, a frame cut short by a new one), are queued in arrival order and
+    taken with :meth:`next`.
+    """
+
+    def __init__(self, max_packet=2048, max_queue=8):
+        self.max_packet = max_packet
+        self._line = bytearray(MAX_LINE + 1)
+        self._line_len = 0
+        self._line_overflow = False
+        self._pkt = bytearray(max_packet + 4)
+        self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
+        self._want = 0  # raw bytes the frame announced (length field + 2)
+        self._queue = []
+        self._max_queue = max_queue
+        self.errors = 0  # broken frames seen, for diagnostics
+        self.dropped = 0  # packets dropped because the queue was full
+
+    def reset(self):
+        """Forget any partial line or frame (e.g. after the peer reset)."""
+        self._line_len = 0
+        self._line_overflow = False
+        self._pkt_len = 0
+        self._queue = []
+
+    def pending(self):
+        """Number of packets or errors waiting in the queue."""
+        return len(self._queue)
+
+    def next(self):
+        """The next complete packet (``bytes``: header + CBOR), or None.
+
+        Raises the queued :class:`FrameError` when the next thing in the
+        stream was a broken frame.
+        """
+        if not self._queue:
+            return None
+        item = self._queue.pop(0)
+        if isinstance(item, FrameError):
+            raise item
+        return item
+
+    def _put(self, item):
+        if isinstance(item, FrameError):
+            self.errors += 1
+        if len(self._queue) >= self._max_queue:
+            self.dropped += 1
+            return
+        self._queue.append(item)
+
+    def feed(self, data):
+        """Consume received bytes (bytes, bytearray or memoryview)."""
+        if isinstance(data, memoryview):
+            data = bytes(data)
+        n = len(data)
+        start = 0
+        line = self._line
+        while start < n:
+            nl = data.find(b"\n", start)
+            end = n if nl < 0 else nl
+            k = end - start
+            if k and not self._line_overflow:
+                if self._line_len + k > len(line):
+                    self._line_overflow = True
+                else:
+                    line[self._line_len:self._line_len + k] = data[start:end] if (start or end != n) else data
+                    self._line_len += k
+            if nl < 0:
+                return
+            self._end_line()
+            start = nl + 1
+
+    def _end_line(self):
+        n = self._line_len
+        overflow = self._line_overflow
+        self._line_len = 0
+        self._line_overflow = False
+        line = self._line
+        if n and line[n - 1] == 13:  # tolerate CRLF
+            n -= 1
+        if overflow:
+            # Too long for a frame line: console text, or a frame line that
+            # log text was spliced into. Inside a frame that breaks the frame.
+            if self._pkt_len:
+                self._pkt_len = 0
+                self._put(FrameError("frame line longer than %d bytes" % MAX_LINE))
+            return
+        if n >= 2 and line[0] == _CONT0 and line[1] == _CONT1:
+            if self._pkt_len:
+                self._append(2, n)
+            return
+        # A frame may start after console text that had no newline.
+        i = bytes(line[:n]).rfind(_START) if n >= 2 else -1
+        if i < 0:
+            return
+        if self._pkt_len:
+            self._put(FrameError("frame cut short: %d of %d bytes, then a new frame" % (self._pkt_len, self._want)))
+        self._pkt_len = 0
+        self._want = 0
+        self._append(i + 2, n)
+
+    def _append(self, a, b):
+        try:
+            raw = a2b_base64(memoryview(self._line)[a:b])
+        except ValueError:
+            self._pkt_len = 0
+            self._put(FrameError("bad base64 in frame line"))
+            return
+        k = len(raw)
+        p = self._pkt_len
+        if p == 0:
+            # The first line starts with the length field (it counts M + CRC).
+            if k < 2:
+                self._put(FrameError("frame too short for its length field"))
+                return
+            want = ((raw[0] << 8) | raw[1]) + 2
+            if want < 2 + 8 + 2 or want > len(self._pkt):
+                self._put(FrameError("bad frame length %d (accepted: 10 to %d)" % (want - 2, self.max_packet + 2)))
+                return
+            self._want = want
+        if p + k > self._want:
+            self._pkt_len = 0
+            self._put(FrameError("frame holds more than the %d bytes its length field says" % (self._want - 2)))
+            return
+        self._pkt[p:p + k] = raw
+        p += k
+        self._pkt_len = p
+        if p >= self._want:
+            self._pkt_len = 0
+            body = memoryview(self._pkt)[2:p]
+            if crc16(body) != 0:
+                self._put(FrameError("bad CRC in frame of %d bytes" % (p - 4)))
+                return
+            self._put(bytes(body[:p - 4]))

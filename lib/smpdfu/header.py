@@ -1,0 +1,40 @@
+"""The 8-byte SMP header (big-endian): op/version, flags, length, group, seq, id."""
+
+import struct
+
+from .compat import const
+from .errors import ProtocolError
+
+HEADER_SIZE = const(8)
+
+OP_READ = const(0)
+OP_READ_RSP = const(1)
+OP_WRITE = const(2)
+OP_WRITE_RSP = const(3)
+
+# Version field (bits 3-4 of byte 0): SMP v1 (legacy) and v2 (group error form).
+SMP_V1 = const(0)
+SMP_V2 = const(1)
+
+GROUP_OS = const(0)
+GROUP_IMAGE = const(1)
+
+_FMT = ">BBHHBB"
+
+
+def pack_header(buf, offset, op, length, group, seq, command, version=SMP_V2):
+    """Write a header into ``buf`` at ``offset`` (no allocation)."""
+    struct.pack_into(_FMT, buf, offset, (version << 3) | op, 0, length, group, seq, command)
+
+
+def unpack_header(buf, offset=0):
+    """Return ``(op, version, flags, length, group, seq, command)`` of a header."""
+    if len(buf) - offset < HEADER_SIZE:
+        raise ProtocolError("SMP packet shorter than its 8-byte header (%d bytes)" % (len(buf) - offset))
+    b0, flags, length, group, seq, command = struct.unpack_from(_FMT, buf, offset)
+    return b0 & 7, (b0 >> 3) & 3, flags, length, group, seq, command
+
+
+def response_op(op):
+    """The op of the response to a request op (read -> read response...)."""
+    return op | 1
