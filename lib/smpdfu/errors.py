@@ -90,7 +90,7 @@ class DeviceError(SMPError):
         msg = "%s (%d)" % (self.name, rc)
         if rsn:
             msg += ": " + rsn
-        SMPError.__init__(self, msg)
+        super().__init__(msg)  # MicroPython: SMPError has no __init__ attribute
 
 
 class MgmtError(DeviceError):

@@ -1,0 +1,171 @@
+"""What MCUboot does at reset, over a :class:`~.flash.FlashFile`.
+
+From MCUboot ``docs/design.md`` (swap types, image trailer, states I-IV) and
+``bootutil_public.c`` (the swap-type tables in :func:`smpdfu.server_image.swap_type`):
+
+- swap type TEST or PERM: the image in slot 1 is validated (header, TLVs,
+  SHA-256 TLV); an invalid one is erased and never booted. A valid one is
+  swapped with slot 0. Afterwards slot 0's trailer says magic good,
+  copy_done set, image_ok set only for PERM; slot 1's trailer is erased.
+  TEST therefore becomes REVERT on the next boot unless the app confirms.
+- swap type REVERT: swap back; slot 0 (the old image) is marked image_ok.
+- NONE: boot slot 0 if it holds a valid image.
+
+The swap moves whole pages; its time is estimated as 2 erases + 2 page
+writes per page of the larger image (swap-using-move does about that), at
+the flash's speed.
+"""
+
+import io
+import os
+import struct
+import tempfile
+
+from smpdfu import mcuboot
+from smpdfu.errors import BadImage
+from smpdfu.server_image import (
+    SWAP_NAMES, SWAP_NONE, SWAP_PERM, SWAP_REVERT, SWAP_TEST, TRAILER_SIZE,
+    swap_type, write_copy_done, write_image_ok, write_magic, write_swap_info,
+)
+
+from .flash import ERASE_MS, WRITE_US_PER_WORD
+
+
+def image_extent(flash, slot):
+    """Bytes the image in ``slot`` occupies (header..TLVs), or None when no image."""
+    hdr = flash.slot_bytes(slot, 0, 32)
+    magic, _la, hdr_size, prot, img_size = struct.unpack_from("<IIHHI", hdr, 0)
+    if magic != mcuboot.IMAGE_MAGIC:
+        return None
+    off = hdr_size + img_size
+    size = flash.slot_size(slot)
+    if prot:
+        off += prot
+    if off + 4 > size:
+        return None
+    m, tot = struct.unpack_from("<HH", flash.slot_bytes(slot, off, 4), 0)
+    if m != mcuboot.TLV_INFO_MAGIC or off + tot > size:
+        return None
+    return off + tot
+
+
+def validate(flash, slot):
+    """The slot's :class:`smpdfu.mcuboot.ImageInfo` when its image is valid, else None."""
+    n = image_extent(flash, slot)
+    if n is None:
+        return None
+    try:
+        return mcuboot.verify(io.BytesIO(flash.slot_bytes(slot, 0, n)), size=n)
+    except BadImage:
+        return None
+
+
+def _swap_ms(flash, n_bytes):
+    pages = (n_bytes + flash.page_size - 1) // flash.page_size
+    page_write_ms = flash.page_size / 4 * WRITE_US_PER_WORD / 1000.0
+    return pages * 2 * (ERASE_MS + page_write_ms)
+
+
+def _swap_slots(flash, n_bytes):
+    size = flash.slot_size(0)
+    body = size - TRAILER_SIZE
+    a = flash.slot_bytes(0, 0, body)
+    b = flash.slot_bytes(1, 0, body)
+    flash.raw_write(0, 0, b)
+    flash.raw_write(1, 0, a)
+    flash.raw_erase(0, body, TRAILER_SIZE)
+    flash.raw_erase(1, body, TRAILER_SIZE)
+    flash.spend_ms(_swap_ms(flash, n_bytes))
+
+
+def boot(flash):
+    """Run MCUboot's decision at reset; returns a dict describing what happened.
+
+    Keys: ``swap_type`` (name), ``action`` ("none", "swap", "revert",
+    "erase-invalid", "no-image"), ``version`` (running version string or None).
+    """
+    st = swap_type(flash)
+    action = "none"
+    if st in (SWAP_TEST, SWAP_PERM):
+        info = validate(flash, 1)
+        if info is None:
+            flash.erase(1, 0, flash.slot_size(1))
+            action = "erase-invalid"
+        else:
+            n = max(info.total_size, image_extent(flash, 0) or 0)
+            _swap_slots(flash, n)
+            write_magic(flash, 0)
+            write_copy_done(flash, 0)
+            if st == SWAP_PERM:
+                write_image_ok(flash, 0)
+            write_swap_info(flash, 0, st)
+            action = "swap"
+    elif st == SWAP_REVERT:
+        n = max(image_extent(flash, 0) or 0, image_extent(flash, 1) or 0)
+        _swap_slots(flash, n)
+        write_magic(flash, 0)
+        write_copy_done(flash, 0)
+        write_image_ok(flash, 0)
+        write_swap_info(flash, 0, SWAP_REVERT)
+        action = "revert"
+    running = validate(flash, 0)
+    if running is None:
+        action = "no-image" if action == "none" else action
+    flash.flush()
+    return {"swap_type": SWAP_NAMES.get(st, "?"), "action": action,
+            "version": running.version_str if running is not None else None,
+            "bootable": running is not None}
+
+
+_factory_cache = {}
+
+
+def make_factory_image(version="1.0.0", size=48 * 1024, slot_size=None, seed=1):
+    """Cached :func:`_make_factory_image` (imgtool takes a while)."""
+    key = (version, size, slot_size, seed)
+    if key not in _factory_cache:
+        _factory_cache[key] = _make_factory_image(version, size, slot_size, seed)
+    return _factory_cache[key]
+
+
+def _make_factory_image(version="1.0.0", size=48 * 1024, slot_size=None, seed=1):
+    """Bytes of a real ``imgtool sign`` image (unsigned: SHA-256 TLV only).
+
+    The payload is ``size`` deterministic pseudo-random bytes. imgtool runs
+    in-process through its click command.
+    """
+    import random
+
+    from imgtool.main import imgtool as imgtool_cli
+
+    d = tempfile.mkdtemp(prefix="smpdfu-emu-")
+    src = os.path.join(d, "app.bin")
+    dst = os.path.join(d, "app.signed.bin")
+    try:
+        with open(src, "wb") as f:
+            f.write(random.Random(seed).randbytes(size))
+        args = ["sign", "-v", version, "-H", "0x200", "--pad-header", "--align", "4",
+                "-S", str(slot_size or 0x76000), src, dst]
+        try:
+            imgtool_cli.main(args=args, standalone_mode=False)
+        except SystemExit as e:  # click may still exit on errors
+            if e.code:
+                raise RuntimeError("imgtool sign failed: exit %s" % e.code)
+        with open(dst, "rb") as f:
+            return f.read()
+    finally:
+        for p in (src, dst):
+            if os.path.exists(p):
+                os.remove(p)
+        os.rmdir(d)
+
+
+def install_factory(flash, image):
+    """Program ``image`` (bytes) into slot 0 as a programmer would (no trailer)."""
+    flash.raw_erase(0)
+    flash.raw_write(0, 0, image)
+    flash.flush()
+
+
+__all__ = ["boot", "validate", "image_extent", "make_factory_image", "install_factory",
+           "SWAP_NONE"]

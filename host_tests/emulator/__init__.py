@@ -1,0 +1,1 @@
+"""Helpers to run the emulated nRF in tests (see fixtures.py)."""

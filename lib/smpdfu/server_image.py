@@ -1,0 +1,616 @@
+"""SMP image management group (1) server, like Zephyr's img_mgmt, over MCUboot slots.
+
+Commands: 0 state read/write, 1 upload, 5 erase, 6 slot info. Single image,
+two slots, swap mode (slot 0 always runs). Sources: Zephyr
+``grp/img_mgmt/src/img_mgmt.c`` (upload, erase, error translation),
+``zephyr_img_mgmt.c`` (``img_mgmt_upload_inspect``), ``img_mgmt_state.c``
+(flags, slot in use, next boot slot); MCUboot ``bootutil_public.c`` (image
+trailer layout, swap-type tables, set pending/confirmed).
+
+The flash is an *image store* object (anything with these methods), so the
+same group runs over an emulator's flash file or a board's flash::
+
+    page_size                         erase unit (bytes)
+    slot_size(slot) -> int
+    read(slot, off, buf)              fill buf (bytearray/memoryview)
+    write(slot, off, data)            program bytes (NOR: may only clear bits)
+    erase(slot, off, size)            erase whole pages covering the range
+    is_erased(slot) -> bool           (optional) whole slot is 0xff
+
+State (pending, confirmed) lives only in the slots' MCUboot trailers, as on a
+real device; upload progress lives in RAM (:meth:`ImageGroup.reset_upload`).
+"""
+
+import struct
+
+from .compat import const, sha256
+from .mcuboot import IMAGE_MAGIC, IMAGE_F_NON_BOOTABLE, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC, TLV_SHA256, version_str
+from .server import EBADSTATE, EINVAL, ENOENT, ENOMEM, EUNKNOWN, EOK, GroupStatus, field
+
+GROUP_IMAGE = const(1)
+
+_STATE = const(0)
+_UPLOAD = const(1)
+_ERASE = const(5)
+_SLOT_INFO = const(6)
+
+# IMG_MGMT_ERR_* (img_mgmt.h)
+ERR_UNKNOWN = const(1)
+ERR_FLASH_CONFIG_QUERY_FAIL = const(2)
+ERR_NO_IMAGE = const(3)
+ERR_NO_TLVS = const(4)
+ERR_INVALID_TLV = const(5)
+ERR_TLV_MULTIPLE_HASHES_FOUND = const(6)
+ERR_TLV_INVALID_SIZE = const(7)
+ERR_HASH_NOT_FOUND = const(8)
+ERR_NO_FREE_SLOT = const(9)
+ERR_FLASH_OPEN_FAILED = const(10)
+ERR_FLASH_READ_FAILED = const(11)
+ERR_FLASH_WRITE_FAILED = const(12)
+ERR_FLASH_ERASE_FAILED = const(13)
+ERR_INVALID_SLOT = const(14)
+ERR_NO_FREE_MEMORY = const(15)
+ERR_INVALID_PAGE_OFFSET = const(19)
+ERR_INVALID_OFFSET = const(20)
+ERR_INVALID_LENGTH = const(21)
+ERR_INVALID_IMAGE_HEADER = const(22)
+ERR_INVALID_IMAGE_HEADER_MAGIC = const(23)
+ERR_INVALID_HASH = const(24)
+ERR_INVALID_FLASH_ADDRESS = const(25)
+ERR_VERSION_GET_FAILED = const(26)
+ERR_CURRENT_VERSION_IS_NEWER = const(27)
+ERR_IMAGE_ALREADY_PENDING = const(28)
+ERR_INVALID_IMAGE_VECTOR_TABLE = const(29)
+ERR_INVALID_IMAGE_TOO_LARGE = const(30)
+ERR_INVALID_IMAGE_DATA_OVERRUN = const(31)
+ERR_IMAGE_CONFIRMATION_DENIED = const(32)
+ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED = const(33)
+
+# img_mgmt_translate_error_code: what a v1 client sees instead.
+_TRANSLATE = {
+    ERR_NO_IMAGE: ENOENT, ERR_NO_TLVS: ENOENT,
+    ERR_NO_FREE_SLOT: EBADSTATE, ERR_CURRENT_VERSION_IS_NEWER: EBADSTATE,
+    ERR_IMAGE_ALREADY_PENDING: EBADSTATE,
+    ERR_NO_FREE_MEMORY: ENOMEM,
+    ERR_INVALID_SLOT: EINVAL, ERR_INVALID_PAGE_OFFSET: EINVAL, ERR_INVALID_OFFSET: EINVAL,
+    ERR_INVALID_LENGTH: EINVAL, ERR_INVALID_IMAGE_HEADER: EINVAL, ERR_INVALID_HASH: EINVAL,
+    ERR_INVALID_FLASH_ADDRESS: EINVAL,
+}
+
+# MCUboot swap types (bootutil_public.h BOOT_SWAP_TYPE_*)
+SWAP_NONE = const(1)
+SWAP_TEST = const(2)
+SWAP_PERM = const(3)
+SWAP_REVERT = const(4)
+SWAP_NAMES = {SWAP_NONE: "none", SWAP_TEST: "test", SWAP_PERM: "perm", SWAP_REVERT: "revert"}
+
+MAGIC_GOOD = const(1)
+MAGIC_BAD = const(2)
+MAGIC_UNSET = const(3)
+FLAG_SET = const(1)
+FLAG_BAD = const(2)
+FLAG_UNSET = const(3)
+
+BOOT_MAGIC = b"\x77\xc2\x95\xf3\x60\xd2\xef\x7f\x35\x52\x50\x0f\x2c\xb6\x79\x80"
+BOOT_MAX_ALIGN = const(8)
+WRITE_ALIGN = const(4)  # nRF52840 NVMC word
+TRAILER_SIZE = const(48)  # magic 16 + image_ok, copy_done, swap_info, swap_size (8 each)
+
+# next boot types (img_mgmt_state.c)
+_NORMAL = const(0)
+_TEST = const(1)
+_REVERT = const(2)
+
+_ACTIVE = const(0)  # swap mode: slot 0 is always the running slot
+
+
+def magic_off(size):
+    return size - 16
+
+
+def image_ok_off(size):
+    return ((size - 16 - BOOT_MAX_ALIGN) // BOOT_MAX_ALIGN) * BOOT_MAX_ALIGN
+
+
+def copy_done_off(size):
+    return image_ok_off(size) - BOOT_MAX_ALIGN
+
+
+def swap_info_off(size):
+    return copy_done_off(size) - BOOT_MAX_ALIGN
+
+
+def read_swap_state(store, slot):
+    """``(magic, swap_type, copy_done, image_ok)`` of a slot's trailer (boot_read_swap_state)."""
+    size = store.slot_size(slot)
+    buf = bytearray(16)
+    store.read(slot, magic_off(size), buf)
+    if buf == b"\xff" * 16:
+        magic = MAGIC_UNSET
+    elif buf == BOOT_MAGIC:
+        magic = MAGIC_GOOD
+    else:
+        magic = MAGIC_BAD
+    one = bytearray(1)
+    store.read(slot, swap_info_off(size), one)
+    st = one[0] & 0x0F
+    if one[0] == 0xFF or st > SWAP_REVERT:
+        st = SWAP_NONE
+    flags = []
+    for off in (copy_done_off(size), image_ok_off(size)):
+        store.read(slot, off, one)
+        flags.append(FLAG_UNSET if one[0] == 0xFF else (FLAG_SET if one[0] == 1 else FLAG_BAD))
+    return magic, st, flags[0], flags[1]
+
+
+def swap_type(store):
+    """MCUboot's swap type from both trailers (boot_swap_type_multi, tables in order)."""
+    m0, _s0, cd0, ok0 = read_swap_state(store, 0)
+    m1, _s1, _cd1, ok1 = read_swap_state(store, 1)
+    if m1 == MAGIC_GOOD and ok1 == FLAG_UNSET:
+        return SWAP_TEST
+    if m1 == MAGIC_GOOD and ok1 == FLAG_SET:
+        return SWAP_PERM
+    if m0 == MAGIC_GOOD and m1 == MAGIC_UNSET and ok0 == FLAG_UNSET and cd0 == FLAG_SET:
+        return SWAP_REVERT
+    return SWAP_NONE
+
+
+def _write_flag(store, slot, off, value=FLAG_SET):
+    # boot_write_trailer: the flag padded with erased bytes to the write alignment.
+    buf = bytearray(b"\xff" * WRITE_ALIGN)
+    buf[0] = value
+    store.write(slot, off, buf)
+
+
+def write_magic(store, slot):
+    store.write(slot, magic_off(store.slot_size(slot)), BOOT_MAGIC)
+
+
+def write_image_ok(store, slot):
+    _write_flag(store, slot, image_ok_off(store.slot_size(slot)))
+
+
+def write_copy_done(store, slot):
+    _write_flag(store, slot, copy_done_off(store.slot_size(slot)))
+
+
+def write_swap_info(store, slot, swap, image_num=0):
+    _write_flag(store, slot, swap_info_off(store.slot_size(slot)), (image_num << 4) | swap)
+
+
+def set_pending(store, permanent):
+    """boot_set_pending / boot_set_next for the secondary slot. Returns 0 or an IMG_MGMT_ERR code."""
+    magic = read_swap_state(store, 1)[0]
+    if magic == MAGIC_GOOD:
+        return 0  # swap already scheduled
+    if magic == MAGIC_BAD:
+        # "The image slot is corrupt. There is no way to recover, so erase the slot."
+        store.erase(1, 0, store.slot_size(1))
+        return ERR_INVALID_IMAGE_HEADER_MAGIC
+    write_magic(store, 1)
+    if permanent:
+        write_image_ok(store, 1)
+    write_swap_info(store, 1, SWAP_PERM if permanent else SWAP_TEST)
+    return 0
+
+
+def set_confirmed(store):
+    """boot_set_confirmed for the primary slot. Returns 0 or an IMG_MGMT_ERR code."""
+    magic, _st, _cd, ok = read_swap_state(store, 0)
+    if magic == MAGIC_UNSET:
+        return 0  # no trailer: programmed image, already confirmed
+    if magic == MAGIC_BAD:
+        return ERR_INVALID_IMAGE_VECTOR_TABLE  # BOOT_EBADVECT
+    if ok == FLAG_UNSET:
+        write_image_ok(store, 0)
+    return 0
+
+
+def read_info(store, slot):
+    """``(version, hash, flags)`` of the image in ``slot`` (img_mgmt_read_info).
+
+    Raises :class:`GroupStatus` with NO_IMAGE (erased header), the header magic
+    error, NO_TLVS or HASH_NOT_FOUND, like Zephyr.
+    """
+    if slot < 0 or slot > 1:
+        raise GroupStatus(GROUP_IMAGE, ERR_INVALID_SLOT)
+    hdr = bytearray(32)
+    store.read(slot, 0, hdr)
+    magic, _load, hdr_size, prot_size, img_size, flags = struct.unpack_from("<IIHHII", hdr, 0)
+    if magic != IMAGE_MAGIC:
+        if magic == 0xFFFFFFFF:
+            raise GroupStatus(GROUP_IMAGE, ERR_NO_IMAGE)
+        raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_HEADER_MAGIC)
+    version = (hdr[20], hdr[21], hdr[22] | (hdr[23] << 8), struct.unpack_from("<I", hdr, 24)[0])
+    size = store.slot_size(slot)
+    off = hdr_size + img_size
+    info = bytearray(4)
+    if off + 4 > size:
+        raise GroupStatus(GROUP_IMAGE, ERR_NO_TLVS)
+    store.read(slot, off, info)
+    m, tot = struct.unpack_from("<HH", info, 0)
+    if m == TLV_PROT_INFO_MAGIC:
+        off += tot
+        if off + 4 > size:
+            raise GroupStatus(GROUP_IMAGE, ERR_NO_TLVS)
+        store.read(slot, off, info)
+        m, tot = struct.unpack_from("<HH", info, 0)
+    if m != TLV_INFO_MAGIC:
+        raise GroupStatus(GROUP_IMAGE, ERR_NO_TLVS)
+    end = off + tot
+    off += 4
+    found = None
+    tlv = bytearray(4)
+    while off + 4 <= end and end <= size:
+        store.read(slot, off, tlv)
+        t, n = struct.unpack_from("<HH", tlv, 0)
+        if t == 0xFF and n == 0xFFFF:
+            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_TLV)
+        if t != TLV_SHA256 or n != 32:
+            off += 4 + n
+            continue
+        if found is not None:
+            raise GroupStatus(GROUP_IMAGE, ERR_TLV_MULTIPLE_HASHES_FOUND)
+        off += 4
+        if off + 32 > end:
+            raise GroupStatus(GROUP_IMAGE, ERR_TLV_INVALID_SIZE)
+        found = bytearray(32)
+        store.read(slot, off, found)
+        found = bytes(found)
+    if found is None:
+        raise GroupStatus(GROUP_IMAGE, ERR_HASH_NOT_FOUND)
+    return version, found, flags
+
+
+def _vercmp(a, b):
+    # img_mgmt_vercmp without CONFIG_MCUMGR_GRP_IMG_VERSION_CMP_USE_BUILD_NUMBER
+    for i in range(3):
+        if a[i] != b[i]:
+            return -1 if a[i] < b[i] else 1
+    return 0
+
+
+class ImageGroup:
+    """The image group over an image ``store``.
+
+    ``progressive_erase``: CONFIG_IMG_ERASE_PROGRESSIVELY (erase each page just
+    before writing into it) instead of erasing the image's pages on the first
+    chunk. ``image_check``: CONFIG_IMG_ENABLE_IMAGE_CHECK (``match`` in the last
+    upload response, and an upload whose ``sha`` already matches the slot ends
+    at once). ``listener(kind, info_dict)`` receives events: "upload-start",
+    "upload-chunk", "upload-done", "erase", "test", "confirm".
+    """
+
+    group_id = GROUP_IMAGE
+
+    def __init__(self, store, progressive_erase=False, image_check=True, listener=None):
+        self.store = store
+        self.progressive_erase = progressive_erase
+        self.image_check = image_check
+        self.listener = listener
+        self.legacy_rc = False
+        self.handlers = {
+            _STATE: (self.state_read, self.state_write),
+            _UPLOAD: (None, self.upload),
+            _ERASE: (None, self.erase),
+            _SLOT_INFO: (self.slot_info, None),
+        }
+        self.reset_upload()
+
+    def translate(self, rc):
+        return _TRANSLATE.get(rc, EUNKNOWN)
+
+    def reset_upload(self):
+        """Forget the upload in progress (img_mgmt_reset_upload; also what a reset does)."""
+        self.area = -1
+        self.off = 0
+        self.size = 0
+        self.data_sha = b""
+        self._hash = None
+        self._erased_to = 0
+
+    def _event(self, kind, **info):
+        if self.listener is not None:
+            self.listener(kind, info)
+
+    # --- state --------------------------------------------------------------
+
+    def next_boot(self):
+        """``(slot, type)`` that boots next (img_mgmt_get_next_boot_slot)."""
+        st = swap_type(self.store)
+        if st == SWAP_NONE:
+            return _ACTIVE, _NORMAL
+        if st == SWAP_PERM:
+            return 1, _NORMAL
+        if st == SWAP_REVERT:
+            return 1, _REVERT
+        return 1, _TEST
+
+    def slot_in_use(self, slot):
+        nbs, t = self.next_boot()
+        if slot == nbs and t == _REVERT:
+            return True
+        if (slot == nbs and t == _TEST) or (nbs != _ACTIVE and t == _NORMAL):
+            return True
+        return slot == _ACTIVE
+
+    def running_version(self):
+        """The version string of the image in slot 0, or None."""
+        try:
+            return version_str(read_info(self.store, _ACTIVE)[0])
+        except GroupStatus:
+            return None
+
+    def state_list(self):
+        """The ``images`` list of a state read (dicts), slots with no valid image left out."""
+        nbs, t = self.next_boot()
+        flags = [{"active": True, "confirmed": t != _REVERT}, {}]
+        if nbs != _ACTIVE:
+            if t == _NORMAL:
+                flags[1] = {"pending": True, "permanent": True}
+            elif t == _REVERT:
+                flags[1] = {"confirmed": True}
+            else:
+                flags[1] = {"pending": True}
+        out = []
+        for slot in (0, 1):
+            try:
+                ver, h, hflags = read_info(self.store, slot)
+            except GroupStatus:
+                continue
+            f = flags[slot]
+            out.append({
+                "slot": slot, "version": version_str(ver), "hash": h,
+                "bootable": not hflags & IMAGE_F_NON_BOOTABLE,
+                "pending": f.get("pending", False), "confirmed": f.get("confirmed", False),
+                "active": f.get("active", False), "permanent": f.get("permanent", False),
+            })
+        return out
+
+    def state_read(self, req):
+        return {"images": self.state_list(), "splitStatus": 0}
+
+    def state_write(self, req):
+        confirm = field(req.body, "confirm", "bool", False)
+        h = field(req.body, "hash", "bytes")
+        if h is None or len(h) == 0:
+            if not confirm:
+                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_HASH)
+            slot = _ACTIVE
+        elif len(h) != 32:
+            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_HASH)
+        else:
+            slot = -1
+            for s in (0, 1):
+                try:
+                    if read_info(self.store, s)[1] == bytes(h):
+                        slot = s
+                        break
+                except GroupStatus:
+                    pass
+            if slot < 0:
+                raise GroupStatus(GROUP_IMAGE, ERR_HASH_NOT_FOUND)
+        rc = self._set_next_boot_slot(slot, confirm)
+        if rc:
+            raise GroupStatus(GROUP_IMAGE, rc)
+        return self.state_read(req)
+
+    def _set_next_boot_slot(self, slot, confirm):
+        nbs, t = self.next_boot()
+        if not confirm and slot == _ACTIVE:
+            return ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED
+        if t == _TEST:
+            if not confirm and slot == nbs:
+                return 0
+            return ERR_IMAGE_ALREADY_PENDING
+        if t == _NORMAL:
+            if confirm and slot == nbs:
+                return 0
+            if (slot == _ACTIVE and nbs != _ACTIVE) or (not confirm and slot != _ACTIVE and slot == nbs):
+                return ERR_IMAGE_ALREADY_PENDING
+        if t == _REVERT:
+            if confirm and slot == nbs:
+                return 0
+            if not confirm:
+                return ERR_IMAGE_ALREADY_PENDING
+        if slot == _ACTIVE:
+            rc = set_confirmed(self.store)
+            if not rc:
+                self._event("confirm", slot=0)
+        else:
+            rc = set_pending(self.store, confirm)
+            if not rc:
+                self._event("test", slot=slot, permanent=confirm)
+        return rc
+
+    # --- upload -------------------------------------------------------------
+
+    def _inspect(self, body, off, size, data, sha, upgrade):
+        """img_mgmt_upload_inspect: ``(proceed, area)`` or raise GroupStatus."""
+        if off is None:
+            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_OFFSET)
+        if off == 0:
+            if data is None or len(data) < 32:
+                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_HEADER)
+            if size is None:
+                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_LENGTH)
+            if struct.unpack_from("<I", data, 0)[0] != IMAGE_MAGIC:
+                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_HEADER_MAGIC)
+            if sha is not None and len(sha) > 32:
+                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_HASH)
+            if sha is not None and len(sha) and self.area != -1 and bytes(sha) == self.data_sha:
+                return False, self.area  # resume: answer the current offset
+            area = -1
+            for s in (0, 1):
+                if not self.slot_in_use(s):
+                    area = s
+                    break
+            if area < 0:
+                raise GroupStatus(GROUP_IMAGE, ERR_NO_FREE_SLOT)
+            if size > self.store.slot_size(area):
+                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_TOO_LARGE)
+            if upgrade:
+                try:
+                    cur = read_info(self.store, _ACTIVE)[0]
+                except GroupStatus:
+                    raise GroupStatus(GROUP_IMAGE, ERR_VERSION_GET_FAILED)
+                new = (data[20], data[21], data[22] | (data[23] << 8))
+                if _vercmp(cur, new) >= 0:
+                    raise GroupStatus(GROUP_IMAGE, ERR_CURRENT_VERSION_IS_NEWER)
+            return True, area
+        if off != self.off:
+            return False, self.area  # wrong offset: drop the data, tell the expected one
+        if off + (len(data) if data is not None else 0) > self.size:
+            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_DATA_OVERRUN)
+        return True, self.area
+
+    def _is_erased(self, slot):
+        f = getattr(self.store, "is_erased", None)
+        if f is not None:
+            return f(slot)
+        size = self.store.slot_size(slot)
+        buf = bytearray(256)
+        off = 0
+        while off < size:
+            n = min(256, size - off)
+            mv = memoryview(buf)[:n]
+            self.store.read(slot, off, mv)
+            for b in mv:
+                if b != 0xFF:
+                    return False
+            off += n
+        return True
+
+    def _erase_for_image(self, slot, size):
+        # img_mgmt_erase_image_data(0, size): the pages holding the image, then
+        # the page(s) holding the trailer if not already erased.
+        page = self.store.page_size
+        ssize = self.store.slot_size(slot)
+        end = ((size + page - 1) // page) * page
+        if end > ssize:
+            end = ssize
+        if end:
+            self.store.erase(slot, 0, end)
+        tstart = ((ssize - TRAILER_SIZE) // page) * page
+        if tstart >= end:
+            self.store.erase(slot, tstart, ssize - tstart)
+
+    def _slot_sha(self, slot, size):
+        h = sha256()
+        buf = bytearray(1024)
+        off = 0
+        while off < size:
+            n = min(len(buf), size - off)
+            mv = memoryview(buf)[:n]
+            self.store.read(slot, off, mv)
+            h.update(mv)
+            off += n
+        return h.digest()
+
+    def upload(self, req):
+        b = req.body
+        self.legacy_rc = req.server.legacy_rc
+        image = field(b, "image", "uint", 0)  # noqa: F841  (single image: ignored)
+        data = field(b, "data", "bytes")
+        size = field(b, "len", "uint")
+        off = field(b, "off", "uint")
+        sha = field(b, "sha", "bytes")
+        upgrade = field(b, "upgrade", "bool", False)
+        try:
+            proceed, area = self._inspect(b, off, size, data, sha, upgrade)
+        except GroupStatus:
+            self.reset_upload()
+            raise
+        if not proceed:
+            return self._good()
+        last = False
+        match = False
+        if off == 0:
+            self.area = area
+            self.size = size
+            self.off = 0
+            self.data_sha = bytes(sha) if sha is not None else b""
+            self._hash = sha256() if self.image_check else None
+            self._erased_to = 0
+            self._event("upload-start", slot=area, size=size)
+            if self.image_check and len(self.data_sha) == 32:
+                if self._slot_sha(area, size) == self.data_sha:
+                    # Underlying data already matches: done, nothing to write.
+                    self.off = size
+                    self._event("upload-done", slot=area, size=size, match=True)
+                    rsp = self._good(True)
+                    self.reset_upload()
+                    return rsp
+            if not self.progressive_erase and not self._is_erased(area):
+                self._erase_for_image(area, size)
+        n = len(data) if data is not None else 0
+        if n:
+            if self.off + n == self.size:
+                last = True
+            if self.progressive_erase:
+                self._progressive_erase(self.off + n, last)
+            self.store.write(self.area, self.off, data)
+            if self._hash is not None:
+                self._hash.update(data)
+            self.off += n
+            self._event("upload-chunk", slot=self.area, off=self.off, size=self.size)
+            if self.off == self.size:
+                if self._hash is not None:
+                    match = len(self.data_sha) == 32 and self._hash.digest() == self.data_sha
+                self._event("upload-done", slot=self.area, size=self.size, match=match)
+        rsp = self._good(match if last and self.image_check else None)
+        if last:
+            self.reset_upload()
+        return rsp
+
+    def _progressive_erase(self, end, last):
+        page = self.store.page_size
+        ssize = self.store.slot_size(self.area)
+        while self._erased_to < end:
+            self.store.erase(self.area, self._erased_to, page)
+            self._erased_to += page
+        if last:
+            tstart = ((ssize - TRAILER_SIZE) // page) * page
+            if tstart >= self._erased_to:
+                self.store.erase(self.area, tstart, ssize - tstart)
+
+    def _good(self, match=None):
+        rsp = {}
+        if req_legacy(self):
+            rsp["rc"] = EOK
+        rsp["off"] = self.off
+        if match is not None:
+            rsp["match"] = match
+        return rsp
+
+    # --- erase / slot info ------------------------------------------------------
+
+    def erase(self, req):
+        self.legacy_rc = req.server.legacy_rc
+        slot = field(req.body, "slot", "uint", 1)
+        try:
+            read_info(self.store, slot)
+            valid = True
+        except GroupStatus:
+            valid = False
+        if valid and self.slot_in_use(slot):
+            raise GroupStatus(GROUP_IMAGE, ERR_NO_FREE_SLOT)
+        if slot > 1:
+            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_SLOT)
+        if not self._is_erased(slot):
+            self.store.erase(slot, 0, self.store.slot_size(slot))
+        self.reset_upload()
+        self._event("erase", slot=slot)
+        return {"rc": EOK} if req_legacy(self) else {}
+
+    def slot_info(self, req):
+        return {"images": [{"image": 0, "slots": [
+            {"slot": 0, "size": self.store.slot_size(0)},
+            {"slot": 1, "size": self.store.slot_size(1)},
+        ]}]}
+
+
+def req_legacy(group):
+    """True when responses carry ``"rc": 0`` (older Zephyr, set by the server)."""
+    return getattr(group, "legacy_rc", False)
