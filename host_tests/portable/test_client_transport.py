@@ -1,0 +1,181 @@
+"""UART adapters and the serial transport (portable)."""
+
+from smpdfu.client import SMPClient
+from smpdfu.errors import FrameError
+from smpdfu.framing import FrameEncoder
+from smpdfu.transport import SerialTransport
+from smpdfu.uart import BusioUART, MachineUART, PySerialUART, StreamUART, pipe_pair, wrap
+
+from _portable import raises
+from fakedev import FakeDevice
+
+
+class _MachineLike:
+    """machine.UART's API; write accepts at most ``per_write`` bytes (or None: timeout)."""
+
+    def __init__(self, per_write=0, stall_every=0):
+        self.rx = bytearray()
+        self.tx = bytearray()
+        self.per_write = per_write
+        self.stall_every = stall_every
+        self.calls = 0
+
+    def any(self):
+        return len(self.rx)
+
+    def read(self, n=-1):
+        if not self.rx:
+            return None
+        n = len(self.rx) if n < 0 else min(n, len(self.rx))
+        d = bytes(self.rx[:n])
+        self.rx[:n] = b""
+        return d
+
+    def write(self, buf):
+        self.calls += 1
+        if self.stall_every and self.calls % self.stall_every == 0:
+            return None  # machine.UART returns None on a write timeout
+        n = len(buf)
+        if self.per_write and n > self.per_write:
+            n = self.per_write
+        self.tx.extend(bytes(buf[:n]))
+        return n
+
+
+class _BusioLike:
+    def __init__(self):
+        self.rx = bytearray()
+        self.tx = bytearray()
+
+    @property
+    def in_waiting(self):
+        return len(self.rx)
+
+    def read(self, n):
+        d = bytes(self.rx[:n])
+        self.rx[:n] = b""
+        return d or None
+
+    def write(self, buf):
+        self.tx.extend(bytes(buf))
+        return len(buf)
+
+
+def test_wrap_picks_adapter_by_duck_typing():
+    assert isinstance(wrap(_MachineLike()), MachineUART)
+    assert isinstance(wrap(_BusioLike()), BusioUART)
+    dev = FakeDevice()
+    assert wrap(dev) is dev  # already has read_available
+    raises(TypeError, wrap, 42)
+
+
+def test_machine_adapter_partial_writes_and_timeouts():
+    m = _MachineLike(per_write=10, stall_every=3)
+    u = MachineUART(m)
+    data = bytes(range(100))
+    u.write(memoryview(data))
+    assert bytes(m.tx) == data
+    assert u.read_available() is None
+    m.rx.extend(b"abc")
+    assert u.read_available() == b"abc"
+    assert u.read_available() is None
+
+
+def test_busio_adapter():
+    b = _BusioLike()
+    u = BusioUART(b)
+    u.write(b"hello")
+    assert bytes(b.tx) == b"hello"
+    assert u.read_available() is None
+    b.rx.extend(b"xyz")
+    assert u.read_available() == b"xyz"
+
+
+def test_pipe_pair_carries_bytes_both_ways():
+    a, b = pipe_pair(max_read=3)
+    a.write(b"12345")
+    assert b.read_available() == b"123"
+    assert b.read_available() == b"45"
+    assert b.read_available() is None
+    b.write(memoryview(b"back"))
+    assert a.read_available() == b"bac"
+    assert isinstance(a, StreamUART)
+
+
+def test_transport_over_pipe_roundtrip_packet():
+    a, b = pipe_pair()
+    ta = SerialTransport(a)
+    tb = SerialTransport(b)
+    ta.send_packet(b"\x02\x08\x00\x00\x00\x00\x07\x00")
+    assert tb.recv() == b"\x02\x08\x00\x00\x00\x00\x07\x00"
+    assert tb.recv() is None
+
+
+def test_transport_line_gap_sends_the_same_bytes_line_by_line():
+    m1 = _MachineLike()
+    m2 = _MachineLike()
+    pkt = bytes(range(256)) * 2
+    SerialTransport(m1).send_packet(pkt)
+    t2 = SerialTransport(m2, line_gap_ms=2)
+    t2.send_packet(pkt)
+    assert bytes(m1.tx) == bytes(m2.tx)
+    lines = bytes(m2.tx).split(b"\n")
+    assert m2.calls == len(lines) - 1  # one write per line
+    assert m2.calls >= 6
+
+
+def test_transport_raises_frame_error_and_reset_drops_partial_frames():
+    m = _MachineLike()
+    t = SerialTransport(m)
+    framed = bytearray(FrameEncoder(64).encode_packet(b"\x03\x08\x00\x00\x00\x00\x01\x00"))
+    framed[5] = 0x41 if framed[5] != 0x41 else 0x42
+    m.rx.extend(framed)
+    raises(FrameError, t.recv)
+    m.rx.extend(b"\x06\x09AAAA")  # half a frame, then garbage
+    t.reset()
+    m.rx.extend(FrameEncoder(64).encode_packet(b"\x03\x08\x00\x00\x00\x00\x01\x00"))
+    assert t.recv() == b"\x03\x08\x00\x00\x00\x00\x01\x00"
+
+
+def test_client_over_machine_like_uart_with_device_in_between():
+    # a MachineUART whose other end is the fake device, moved by hand
+    m = _MachineLike(per_write=50)
+    dev = FakeDevice()
+
+    class Link:
+        def write(self, buf):
+            MachineUART(m).write(buf)
+            dev.write(bytes(m.tx))
+            m.tx[:] = b""
+            d = dev.read_available()
+            if d:
+                m.rx.extend(d)
+
+        def read_available(self):
+            return MachineUART(m).read_available()
+
+        def close(self):
+            pass
+
+    c = SMPClient(SerialTransport(Link()), timeout_ms=500)
+    assert c.echo("via machine uart") == "via machine uart"
+
+
+def test_pyserial_adapter_imports_lazily():
+    # constructing with an object (not a str) must not need pyserial
+    class Fake:
+        timeout = 1
+
+        def read(self, n):
+            return b""
+
+        def write(self, b):
+            return len(b)
+
+        def close(self):
+            pass
+
+    f = Fake()
+    u = PySerialUART(f)
+    assert f.timeout == 0
+    assert u.read_available() is None

@@ -1,0 +1,215 @@
+"""Memory use of the client and the upload on MicroPython (skipped on CPython).
+
+What is measured with ``gc.mem_alloc()``:
+
+- the per-chunk hot path (CBOR body + serial frame + CRC) allocates a small
+  constant that does not depend on the chunk's data size (no copies);
+- an upload's client-side allocations (device-side ones are metered and
+  subtracted) before the first chunk are the same for a 64 KB and a 1 MB
+  image (no buffer grows with the image), and every chunk allocates the same
+  bounded amount from the first to the last (nothing accumulates);
+- where ``gc.collect()`` can free memory in the middle of a call (real
+  boards; not the WebAssembly build, which collects only between calls), the
+  peak live heap during the upload is the same for both sizes.
+
+The images are generated on the fly (``streams.PatternStream``): no 1 MB
+buffer exists anywhere.
+"""
+
+import binascii
+import gc
+import sys
+
+from smpdfu.client import SMPClient
+from smpdfu.transport import SerialTransport
+
+from _portable import on_micropython, skip
+from fakedev import SkimDevice
+from streams import PatternStream
+
+_BUF_SIZE = 2048  # fewer, larger chunks keep the 1 MB run short
+# Bytes a whole chunk round trip may allocate (garbage, freed by the GC). The
+# WebAssembly build's binascii is pure Python (a .py module) and allocates
+# about 1 KB per line it decodes; boards have it in C.
+_CHUNK_BOUND = 8192 if hasattr(binascii, "__file__") else 3072
+
+
+def _need_micropython():
+    if not on_micropython():
+        skip("gc.mem_alloc() measurements are for MicroPython")
+
+
+def _gc_frees_in_call():
+    # The WebAssembly build only collects between calls from JavaScript.
+    gc.collect()
+    a = gc.mem_alloc()
+    for _ in range(64):
+        bytearray(256)
+    gc.collect()
+    return gc.mem_alloc() - a < 4096
+
+
+class _NullUART:
+    def write(self, buf):
+        pass
+
+    def read_available(self):
+        return None
+
+    def close(self):
+        pass
+
+
+class _MeteredDevice:
+    """A FakeDevice whose own allocations are counted apart from the client's."""
+
+    def __init__(self, dev):
+        self.dev = dev
+        self.alloc = 0
+
+    def write(self, buf):
+        a = gc.mem_alloc()
+        self.dev.write(buf)
+        self.alloc += gc.mem_alloc() - a
+
+    def read_available(self):
+        return self.dev.read_available()  # the bytes a UART returns count as the client's
+
+    def close(self):
+        pass
+
+
+def _hot_path_alloc(data_len, n):
+    t = SerialTransport(_NullUART())
+    c = SMPClient(t)
+    data = memoryview(bytearray(data_len))
+
+    def chunk(off):
+        enc = c.encoder()
+        enc.map(2)
+        enc.text(b"off")
+        enc.int(off)
+        enc.text(b"data")
+        enc.bytes(data)
+        t.send(enc.pos)
+
+    chunk(0)  # warm up (first-call allocations)
+    gc.collect()
+    gc.disable()
+    try:
+        a = gc.mem_alloc()
+        for i in range(n):
+            chunk(i * data_len + 1)
+        return gc.mem_alloc() - a
+    finally:
+        gc.enable()
+
+
+def test_hot_path_allocates_a_small_constant_per_chunk():
+    _need_micropython()
+    small10 = _hot_path_alloc(128, 10)
+    small100 = _hot_path_alloc(128, 100)
+    big100 = _hot_path_alloc(1900, 100)
+    per_chunk = small100 // 100
+    print("hot path: %d bytes per chunk (128 B data), %d (1900 B data)" % (per_chunk, big100 // 100))
+    assert per_chunk <= 256, per_chunk
+    # constant: 10 and 100 chunks cost the same per chunk
+    assert abs(small10 * 10 - small100) <= 160, (small10, small100)
+    # no copy of the data (that would be >= 1900 B a chunk): at most a small
+    # object per 93-byte frame line
+    lines = (1900 + 30 + 92) // 93
+    assert big100 // 100 <= per_chunk + 24 * lines, (small100, big100)
+
+
+_SHA_ALLOC = [0]
+
+
+def _sha_pass(c, stream, size):
+    # The uploader's streaming SHA-256 pass, metered on its own.
+    from smpdfu.upload import Uploader
+
+    u = Uploader(c)
+    gc.collect()
+    a = gc.mem_alloc()
+    sha = u.file_sha(stream, size)
+    _SHA_ALLOC[0] = gc.mem_alloc() - a
+    stream.seek(0)
+    return sha
+
+
+def _upload_profile(size):
+    dev = _MeteredDevice(SkimDevice())
+    c = SMPClient(SerialTransport(dev, max_packet=_BUF_SIZE), timeout_ms=5000)
+    n_max = size // 1000 + 8
+    marks = [0] * n_max  # client-side allocation at each progress call (preallocated)
+    state = [0, 0, 0]  # calls, base, peak live heap
+    frees = _gc_frees_in_call()
+
+    def progress(off, total):
+        i = state[0]
+        marks[i] = gc.mem_alloc() - dev.alloc
+        state[0] = i + 1
+        if frees and (i & 31 == 0 or off == total):
+            gc.collect()
+            live = gc.mem_alloc() - state[1]
+            if live > state[2]:
+                state[2] = live
+
+    stream = PatternStream(size)
+    sha = _sha_pass(c, stream, size)
+    gc.collect()
+    state[1] = gc.mem_alloc()
+    start = gc.mem_alloc() - dev.alloc
+    r = c.upload(stream, progress=progress, sha=sha, buf_size=_BUF_SIZE, buf_count=4)
+    assert r.match is None  # the skimming device does not check hashes
+    n = state[0]
+    steps = [marks[i + 1] - marks[i] for i in range(n - 1)]
+    return {"result": r, "setup": marks[0] - start, "sha_alloc": _SHA_ALLOC[0], "steps": steps, "peak": state[2], "frees": frees,
+            "written": dev.dev.written}
+
+
+def test_upload_memory_does_not_grow_with_image_size():
+    _need_micropython()
+    small = _upload_profile(64 * 1024)
+    big = _upload_profile(1024 * 1024)
+    s_steps = small["steps"]
+    b_steps = big["steps"]
+    # the SHA-256 pass allocates per block read, never per byte or per image
+    blocks_small = (64 * 1024 + _BUF_SIZE - 1) // _BUF_SIZE
+    blocks_big = (1024 * 1024 + _BUF_SIZE - 1) // _BUF_SIZE
+    print("sha pass: %d B (64 KB), %d B (1 MB)" % (small["sha_alloc"], big["sha_alloc"]))
+    assert abs(small["sha_alloc"] * 16 - big["sha_alloc"]) <= 16 * 256, (small["sha_alloc"], big["sha_alloc"])
+    assert big["sha_alloc"] // blocks_big <= 256
+    assert blocks_small
+    print("setup before first chunk: %d B (64 KB image), %d B (1 MB image)" % (small["setup"], big["setup"]))
+    print("per chunk: max %d B (64 KB), max %d B (1 MB), %d chunks" % (max(s_steps), max(b_steps), len(b_steps) + 1))
+    assert small["written"] == 64 * 1024 and big["written"] == 1024 * 1024
+    # nothing proportional to the image is allocated up front
+    assert abs(big["setup"] - small["setup"]) <= 256, (small["setup"], big["setup"])
+    # every chunk costs the same bounded amount, from the first to the last
+    assert max(b_steps) <= max(s_steps) + 64, (max(s_steps), max(b_steps))
+    assert max(b_steps) <= _CHUNK_BOUND, max(b_steps)
+    k = len(b_steps) // 10
+    first = sum(b_steps[:k]) // k
+    last = sum(b_steps[-k:]) // k
+    print("average per chunk: first tenth %d B, last tenth %d B" % (first, last))
+    assert abs(first - last) <= 64, (first, last)
+    if small["frees"]:
+        print("peak live heap: %d B (64 KB), %d B (1 MB)" % (small["peak"], big["peak"]))
+        assert big["peak"] - small["peak"] <= 1024
+
+
+def test_peak_live_heap_same_for_64k_and_1m():
+    _need_micropython()
+    if not _gc_frees_in_call():
+        skip("gc.collect() frees nothing inside a call on this build (WebAssembly)")
+    small = _upload_profile(64 * 1024)
+    big = _upload_profile(1024 * 1024)
+    assert big["peak"] - small["peak"] <= 1024, (small["peak"], big["peak"])
+
+
+if __name__ == "__main__":  # pragma: no cover - manual run on a board
+    for name in sorted(dir(sys.modules[__name__])):
+        if name.startswith("test_"):
+            globals()[name]()
+            print("ok", name)

@@ -1,0 +1,294 @@
+"""An SMP (MCUmgr) client: requests, responses matched by sequence number, commands."""
+
+from binascii import unhexlify
+
+from . import cbor
+from .compat import const, sleep_ms, ticks_diff, ticks_ms
+from .errors import FrameError, ProtocolError, SMPTimeout, error_from_response
+from .header import (GROUP_IMAGE, GROUP_OS, HEADER_SIZE, OP_READ, OP_WRITE,
+                     pack_header, unpack_header)
+from .messages import ImageSlot, McuMgrParams
+
+# OS group (0) commands
+_OS_ECHO = const(0)
+_OS_RESET = const(5)
+_OS_PARAMS = const(6)
+_OS_INFO = const(7)
+_OS_BOOTLOADER = const(8)
+# Image group (1) commands
+_IMG_STATE = const(0)
+_IMG_UPLOAD = const(1)
+_IMG_ERASE = const(5)
+_IMG_SLOT_INFO = const(6)
+
+_GROUP_NAMES = {0: "OS", 1: "image", 2: "stat", 3: "settings", 4: "log", 8: "fs", 9: "shell", 63: "zephyr"}
+
+
+def command_name(group, cmd):
+    """``"group 1 (image) command 1"``: for messages."""
+    g = _GROUP_NAMES.get(group)
+    if g:
+        return "group %d (%s) command %d" % (group, g, cmd)
+    return "group %d command %d" % (group, cmd)
+
+
+def _as_hash(h):
+    # Accept a hex string as well as bytes.
+    if isinstance(h, str):
+        return unhexlify(h)
+    return h
+
+
+class SMPClient:
+    """Talks SMP to one device over a transport (e.g. :class:`~smpdfu.transport.SerialTransport`).
+
+    Requests go out with SMP v2 headers; v1 answers are accepted. Each request
+    gets a sequence number (0..255) and responses are matched by it, so
+    several requests can be in flight: responses for other outstanding
+    requests are kept until asked for, stray ones are dropped.
+
+    ``timeout_ms`` is the default time to wait for a response.
+    """
+
+    def __init__(self, transport, timeout_ms=3000):
+        self.transport = transport
+        self.timeout_ms = timeout_ms
+        self._seq = 0
+        self._pending = {}  # seq -> (response op, group, cmd)
+        self._stash = {}  # seq -> raw response packet, for outstanding seqs
+        self._enc = cbor.Encoder(transport.packet, HEADER_SIZE)
+        self.stray = 0  # responses dropped because nobody waited for them
+
+    # ------------------------------------------------------------ requests
+
+    def encoder(self):
+        """The :class:`~smpdfu.cbor.Encoder` for the next request's body.
+
+        It writes straight into the transport's packet buffer after the
+        header. Write the body, then call :meth:`send_encoded`.
+        """
+        enc = self._enc
+        enc.pos = HEADER_SIZE
+        return enc
+
+    def send_encoded(self, op, group, cmd):
+        """Send the body written through :meth:`encoder`; return the seq."""
+        enc = self._enc
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFF
+        pack_header(enc.buf, 0, op, enc.pos - HEADER_SIZE, group, seq, cmd)
+        # Registered before sending: a synchronous link may answer at once.
+        self._stash.pop(seq, None)
+        self._pending[seq] = (op | 1, group, cmd)
+        try:
+            self.transport.send(enc.pos)
+        except Exception:
+            del self._pending[seq]
+            raise
+        return seq
+
+    def send_request(self, op, group, cmd, body=None):
+        """Send a request without waiting; return its sequence number.
+
+        ``body`` is a dict (or None for ``{}``), or a callable ``body(enc)``
+        that writes the CBOR body with the given :class:`~smpdfu.cbor.Encoder`.
+        """
+        enc = self.encoder()
+        if body is None:
+            enc.map(0)
+        elif callable(body):
+            body(enc)
+        else:
+            enc.value(body)
+        return self.send_encoded(op, group, cmd)
+
+    def cancel(self, seq):
+        """Stop waiting for ``seq``: its response will be ignored if it comes."""
+        self._pending.pop(seq, None)
+        self._stash.pop(seq, None)
+
+    def cancel_all(self):
+        """Forget every outstanding request."""
+        self._pending.clear()
+        self._stash.clear()
+
+    def answered(self, seq):
+        """True when the response to ``seq`` has arrived (and waits in the stash)."""
+        return seq in self._stash
+
+    def outstanding(self):
+        """Number of requests sent and not answered (or cancelled) yet."""
+        return len(self._pending)
+
+    def poll(self):
+        """Take one received packet, if any, into the stash.
+
+        Returns the seq of a response to an outstanding request, or None.
+        Raises :class:`~smpdfu.errors.FrameError` for a broken frame.
+        """
+        pkt = self.transport.recv()
+        if pkt is None:
+            return None
+        if len(pkt) < HEADER_SIZE:
+            self.stray += 1
+            return None
+        seq = pkt[6]
+        if seq in self._pending:
+            self._stash[seq] = pkt
+            return seq
+        self.stray += 1
+        return None
+
+    def wait(self, seq, timeout_ms=None):
+        """Wait for the response to ``seq``; return its body (a dict).
+
+        Raises the device's error as an exception (:class:`~smpdfu.errors.MgmtError`,
+        :class:`~smpdfu.errors.ImageError`...), :class:`~smpdfu.errors.SMPTimeout`,
+        :class:`~smpdfu.errors.FrameError` for a broken response frame (the
+        request is then forgotten), or :class:`~smpdfu.errors.ProtocolError`.
+        """
+        expect = self._pending.get(seq)
+        if expect is None:
+            raise ProtocolError("no request with seq %d is outstanding" % seq)
+        if timeout_ms is None:
+            timeout_ms = self.timeout_ms
+        stash = self._stash
+        t0 = ticks_ms()
+        while seq not in stash:
+            try:
+                got = self.poll()
+            except FrameError:
+                self.cancel(seq)
+                raise
+            if got is None and seq not in stash:
+                if ticks_diff(ticks_ms(), t0) >= timeout_ms:
+                    self.cancel(seq)
+                    raise SMPTimeout("no response to %s within %d ms" % (command_name(expect[1], expect[2]), timeout_ms))
+                sleep_ms(1)
+        pkt = stash.pop(seq)
+        del self._pending[seq]
+        return self._decode(pkt, expect)
+
+    def _decode(self, pkt, expect):
+        op, _ver, _flags, length, group, _seq, cmd = unpack_header(pkt)
+        rop, rgroup, rcmd = expect
+        if op != rop or group != rgroup or cmd != rcmd:
+            raise ProtocolError("response op %d %s does not match request op %d %s" % (
+                op, command_name(group, cmd), rop, command_name(rgroup, rcmd)))
+        if length != len(pkt) - HEADER_SIZE:
+            raise ProtocolError("response header says %d body bytes, packet has %d" % (length, len(pkt) - HEADER_SIZE))
+        body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if length else {}
+        if not isinstance(body, dict):
+            raise ProtocolError("response body of %s is not a CBOR map" % command_name(group, cmd))
+        err = error_from_response(body, group)
+        if err is not None:
+            raise err
+        return body
+
+    def request(self, op, group, cmd, body=None, timeout_ms=None):
+        """Send a request and wait for its response body (dict)."""
+        return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
+
+    def _field(self, rsp, key, group, cmd):
+        try:
+            return rsp[key]
+        except KeyError:
+            raise ProtocolError("response to %s has no %r" % (command_name(group, cmd), key))
+
+    # ------------------------------------------------------------ OS group
+
+    def echo(self, text, timeout_ms=None):
+        """Echo ``text`` through the device; return what came back."""
+        rsp = self.request(OP_WRITE, GROUP_OS, _OS_ECHO, {"d": text}, timeout_ms)
+        return self._field(rsp, "r", GROUP_OS, _OS_ECHO)
+
+    def reset(self, force=False, boot_mode=None, settle_ms=300):
+        """Ask the device to reset; returns once it has gone down.
+
+        The device answers first and resets a little later (Zephyr's
+        ``CONFIG_MCUMGR_GRP_OS_RESET_MS``, 250 ms by default), so this waits
+        ``settle_ms`` after the answer: a :meth:`wait_until_ready` right after
+        then talks to the rebooted device, not to the old one.
+        ``force`` overrides a refusal (EBUSY); ``boot_mode`` (0 normal,
+        1 bootloader) needs a newer server.
+        """
+        body = {}
+        if force:
+            body["force"] = True
+        if boot_mode is not None:
+            body["boot_mode"] = boot_mode
+        self.request(OP_WRITE, GROUP_OS, _OS_RESET, body)
+        if settle_ms:
+            sleep_ms(settle_ms)
+
+    def params(self):
+        """The server's buffer size and count as :class:`~smpdfu.messages.McuMgrParams`."""
+        return McuMgrParams.from_response(self.request(OP_READ, GROUP_OS, _OS_PARAMS))
+
+    def os_info(self, fmt="a"):
+        """``uname``-like info; ``fmt`` letters from ``snrvbmpioa`` (``a`` = all)."""
+        rsp = self.request(OP_READ, GROUP_OS, _OS_INFO, {"format": fmt})
+        return self._field(rsp, "output", GROUP_OS, _OS_INFO)
+
+    def bootloader_info(self, query=None):
+        """Bootloader info: ``{"bootloader": "MCUboot"}``, or ``{"mode": n}`` for query ``"mode"``."""
+        body = {"query": query} if query is not None else None
+        return self.request(OP_READ, GROUP_OS, _OS_BOOTLOADER, body)
+
+    def wait_until_ready(self, timeout_ms=10000, attempt_ms=500):
+        """Echo until the device answers (e.g. after a reset); drop garbage meanwhile.
+
+        Raises :class:`~smpdfu.errors.SMPTimeout` after ``timeout_ms``.
+        """
+        t0 = ticks_ms()
+        while True:
+            self.transport.reset()
+            self.cancel_all()
+            try:
+                if self.echo("ready", attempt_ms) == "ready":
+                    return
+            except (SMPTimeout, FrameError, ProtocolError):
+                pass
+            if ticks_diff(ticks_ms(), t0) >= timeout_ms:
+                raise SMPTimeout("device did not answer an echo within %d ms" % timeout_ms)
+
+    # ------------------------------------------------------------ image group
+
+    def image_state(self):
+        """The image state list: a list of :class:`~smpdfu.messages.ImageSlot`."""
+        return ImageSlot.list_from_response(self.request(OP_READ, GROUP_IMAGE, _IMG_STATE))
+
+    def image_test(self, hash):
+        """Mark the image with ``hash`` (bytes or hex) for a test boot; return the new state list."""
+        rsp = self.request(OP_WRITE, GROUP_IMAGE, _IMG_STATE, {"hash": _as_hash(hash), "confirm": False})
+        return ImageSlot.list_from_response(rsp)
+
+    def image_confirm(self, hash=None):
+        """Confirm the running image (no ``hash``), or make ``hash`` permanent; return the state list."""
+        body = {"confirm": True}
+        if hash is not None:
+            body["hash"] = _as_hash(hash)
+        rsp = self.request(OP_WRITE, GROUP_IMAGE, _IMG_STATE, body)
+        return ImageSlot.list_from_response(rsp)
+
+    def image_erase(self, slot=None, timeout_ms=None):
+        """Erase a slot (default: the server's choice, slot 1)."""
+        body = {"slot": slot} if slot is not None else None
+        if timeout_ms is None:
+            timeout_ms = max(self.timeout_ms, 30000)  # a whole-slot erase takes seconds
+        self.request(OP_WRITE, GROUP_IMAGE, _IMG_ERASE, body, timeout_ms)
+
+    def slot_info(self):
+        """Slot sizes: the ``images`` list of the slot info response (dicts)."""
+        rsp = self.request(OP_READ, GROUP_IMAGE, _IMG_SLOT_INFO)
+        return self._field(rsp, "images", GROUP_IMAGE, _IMG_SLOT_INFO)
+
+    def upload(self, stream, size=None, image=0, sha=None, progress=None, **kwargs):
+        """Upload an image from ``stream`` (anything with ``readinto``).
+
+        See :func:`smpdfu.upload.upload` for the options; returns an
+        :class:`~smpdfu.messages.UploadResult`.
+        """
+        from .upload import upload
+
+        return upload(self, stream, size, image=image, sha=sha, progress=progress, **kwargs)

@@ -1,0 +1,81 @@
+"""SMP over a serial line ("SMP over console" framing) on any UART adapter."""
+
+from .compat import sleep_ms
+from .framing import FrameDecoder, FrameEncoder
+from .uart import wrap
+
+
+class SerialTransport:
+    """Sends and receives SMP packets over a UART.
+
+    Build a request's header + CBOR body straight into :attr:`packet` (a
+    memoryview of ``max_packet`` bytes), then :meth:`send` its length: the
+    framing works in preallocated buffers, so the per-chunk path allocates
+    little. :meth:`recv` never blocks.
+
+    ``line_gap_ms`` pauses between the lines of a frame (as Go newtmgr does)
+    for receivers with few line buffers; 0 (default) sends back to back.
+    """
+
+    def __init__(self, uart, max_packet=2048, line_gap_ms=0, rx_queue=8):
+        self.uart = wrap(uart)
+        self.max_packet = max_packet
+        self.line_gap_ms = line_gap_ms
+        self._enc = FrameEncoder(max_packet)
+        self._dec = FrameDecoder(max_packet, rx_queue)
+        self.packet = self._enc.packet
+
+    def send(self, length):
+        """Frame the first ``length`` bytes of :attr:`packet` and write them."""
+        out = self._enc.encode(length)
+        if not self.line_gap_ms:
+            self.uart.write(out)
+            return
+        start = 0
+        n = len(out)
+        while start < n:
+            end = start
+            while out[end] != 10:  # each line ends with "\n"
+                end += 1
+            end += 1
+            if start:
+                sleep_ms(self.line_gap_ms)
+            self.uart.write(out[start:end])
+            start = end
+
+    def send_packet(self, packet):
+        """Copy a whole packet (header + CBOR) in and send it (convenience)."""
+        n = len(packet)
+        self.packet[:n] = packet
+        self.send(n)
+
+    def recv(self):
+        """The next received packet (``bytes``, header + CBOR) or None.
+
+        Reads what the UART has, without waiting. Raises
+        :class:`~smpdfu.errors.FrameError` for a broken frame.
+        """
+        dec = self._dec
+        pkt = dec.next()
+        # Keep reading while data flows (a UART may hand a frame over in
+        # small pieces), but give control back after a while.
+        for _ in range(32):
+            if pkt is not None:
+                return pkt
+            data = self.uart.read_available()
+            if not data:
+                return None
+            dec.feed(data)
+            pkt = dec.next()
+        return pkt
+
+    def reset(self):
+        """Drop anything received so far (partial frames, queued packets, garbage)."""
+        for _ in range(64):
+            if not self.uart.read_available():
+                break
+        self._dec.reset()
+
+    def close(self):
+        """Close the UART."""
+        self.uart.close()

@@ -1,0 +1,190 @@
+"""UART adapters: the one place where the serial APIs of the platforms differ.
+
+Every adapter offers the same three methods, which is all the transport uses:
+
+- ``write(buf)``: write all of ``buf`` (bytes, bytearray or memoryview);
+- ``read_available()``: the bytes received so far, or None; never blocks;
+- ``close()``.
+
+:func:`wrap` picks the adapter for an object by duck typing, so a board's
+config can pass a ``machine.UART``, a ``busio.UART``, a pyserial port or its
+own object that already has ``read_available``.
+"""
+
+from .compat import sleep_ms, ticks_diff, ticks_ms
+
+_WRITE_STALL_MS = 2000  # a UART that accepts nothing for this long is dead
+
+
+def _write_all(write, buf):
+    # ``write`` may accept only part of ``buf`` (or None on a timeout, as
+    # machine.UART and busio.UART do): keep going until all of it is out.
+    n = len(buf)
+    k = write(buf)
+    if k is None or k < n:
+        mv = memoryview(buf)
+        done = k or 0
+        t0 = ticks_ms()
+        while done < n:
+            k = write(mv[done:])
+            if k:
+                done += k
+                t0 = ticks_ms()
+            elif ticks_diff(ticks_ms(), t0) > _WRITE_STALL_MS:
+                raise OSError("UART write stalled (%d of %d bytes written)" % (done, n))
+            else:
+                sleep_ms(1)
+
+
+class MachineUART:
+    """MicroPython ``machine.UART`` (or anything with ``any()``/``read(n)``)."""
+
+    def __init__(self, uart):
+        self.uart = uart
+
+    def write(self, buf):
+        _write_all(self.uart.write, buf)
+
+    def read_available(self):
+        n = self.uart.any()
+        if not n:
+            return None
+        return self.uart.read(n)
+
+    def close(self):
+        f = getattr(self.uart, "deinit", None)
+        if f:
+            f()
+
+
+class BusioUART:
+    """CircuitPython ``busio.UART`` (``in_waiting``/``read(n)``)."""
+
+    def __init__(self, uart):
+        self.uart = uart
+
+    def write(self, buf):
+        _write_all(self.uart.write, buf)
+
+    def read_available(self):
+        n = self.uart.in_waiting
+        if not n:
+            return None
+        return self.uart.read(n)
+
+    def close(self):
+        f = getattr(self.uart, "deinit", None) or getattr(self.uart, "close", None)
+        if f:
+            f()
+
+
+class PySerialUART:
+    """A pyserial port (CPython only).
+
+    ``port`` is a device path, a pyserial URL (``socket://host:port``,
+    ``loop://``, ``rfc2217://...``) or an open ``serial.Serial``. The port's
+    read timeout is set to 0 so that reads never block.
+    """
+
+    def __init__(self, port, baudrate=115200, **kwargs):
+        if isinstance(port, str):
+            import serial  # lazily: boards have no pyserial
+
+            port = serial.serial_for_url(port, baudrate=baudrate, timeout=0, **kwargs)
+        else:
+            port.timeout = 0
+        self.serial = port
+
+    def write(self, buf):
+        _write_all(self.serial.write, buf)
+
+    def read_available(self):
+        data = self.serial.read(4096)
+        return data or None
+
+    def close(self):
+        self.serial.close()
+
+
+class Pipe:
+    """One direction of an in-memory link: ``write`` appends, ``read_available`` takes.
+
+    ``max_read`` limits how much one ``read_available`` returns, to imitate a
+    UART handing data over in small pieces.
+    """
+
+    def __init__(self, max_read=0):
+        self._buf = bytearray()
+        self.max_read = max_read
+
+    def write(self, buf):
+        self._buf.extend(buf)
+        return len(buf)
+
+    def read_available(self):
+        n = len(self._buf)
+        if not n:
+            return None
+        if self.max_read and n > self.max_read:
+            n = self.max_read
+        data = bytes(self._buf[:n])
+        self._buf[:n] = b""
+        return data
+
+    def close(self):
+        pass
+
+
+class StreamUART:
+    """A UART made of a ``reader`` and a ``writer`` (tests, pipes, sockets).
+
+    ``reader`` has ``read_available()`` or a non-blocking ``read(n)``;
+    ``writer`` has ``write(buf)``.
+    """
+
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+        self._read_available = getattr(reader, "read_available", None)
+
+    def write(self, buf):
+        _write_all(self.writer.write, buf)
+
+    def read_available(self):
+        if self._read_available:
+            return self._read_available()
+        return self.reader.read(4096) or None
+
+    def close(self):
+        for obj in (self.reader, self.writer):
+            f = getattr(obj, "close", None)
+            if f:
+                f()
+
+
+def pipe_pair(max_read=0):
+    """Two connected in-memory UART ends ``(a, b)``: what ``a`` writes ``b`` reads."""
+    ab = Pipe(max_read)
+    ba = Pipe(max_read)
+    return StreamUART(ba, ab), StreamUART(ab, ba)
+
+
+def wrap(obj):
+    """The adapter for ``obj``, chosen by the methods it has.
+
+    An object that already has ``read_available`` is returned unchanged; a
+    ``str`` is opened with pyserial (device path or URL).
+    """
+    if hasattr(obj, "read_available"):
+        return obj
+    if isinstance(obj, str):
+        return PySerialUART(obj)
+    if hasattr(obj, "any"):
+        return MachineUART(obj)
+    if hasattr(obj, "in_waiting"):
+        # busio.UART and pyserial share this API; pyserial also has
+        # ``reset_input_buffer`` *and* ``port``, busio does not have ``port``.
+        if hasattr(obj, "port") and hasattr(obj, "timeout"):
+            return PySerialUART(obj)
+        return BusioUART(obj)
+    raise TypeError("cannot use %s as a UART" % type(obj).__name__)
