@@ -7,9 +7,11 @@ over unerased flash corrupts the image as on the real chip.
 
 Timing (nRF52840 Product Specification, NVMC electrical spec): page erase
 t_ERASEPAGE 85 ms per 4 KiB page, word write t_WRITE 41 us per 32-bit word.
-``speed`` scales both (0 = instant). While an operation runs, ``busy`` is
-true: the emulator stalls the UART line decoder then (the CPU halts during
-NVMC operations).
+``speed`` scales both (0 = instant). While a page erase runs, ``busy`` is
+true: the emulator stalls the UART line decoder then (the CPU halts for the
+whole 85 ms erase). A word write halts it for only 41 us, between which the
+UART interrupt and Zephyr's system workqueue (priority -1, above the SMP
+workqueue's 3) keep decoding lines, so writes do not stall reception.
 """
 
 import os
@@ -62,7 +64,7 @@ class FlashFile:
             raise ValueError("no slot %r" % (slot,))
         return slot * self._slot_size
 
-    def _spend(self, seconds):
+    def _spend(self, seconds, halts_cpu=False):
         # Sleep the emulated NVMC time; small amounts are batched so per-chunk
         # writes of a few ms keep their average rate.
         if self.speed <= 0:
@@ -71,7 +73,7 @@ class FlashFile:
         if self._debt >= 0.002:
             d = self._debt
             self._debt = 0.0
-            self.busy = True
+            self.busy = halts_cpu
             try:
                 time.sleep(d)
             finally:
@@ -119,7 +121,7 @@ class FlashFile:
                 self.mm[b + p:b + p + page] = b"\xff" * page
                 self._store(b + p, page)
                 self.erased_pages += 1
-            self._spend(self.erase_ms / 1000.0)
+            self._spend(self.erase_ms / 1000.0, halts_cpu=True)
 
     def is_erased(self, slot):
         b = self.base(slot)
