@@ -136,9 +136,35 @@ def test_dropped_chunk_pipelined_server_answers_expected_offset():
     dev.drop_upload_offsets = [_offsets(8000, window=3)[2]]
     r = c.upload(PatternStream(8000), window=3)
     assert r.match is True and dev.written == 8000
-    assert r.retries == 1 and r.window == 1  # fell back to one in flight
+    assert r.retries == 1
     # the loss was seen from the next answer, not after a 5 s timeout
     assert r.elapsed_ms < 4000
+
+
+def test_window_falls_back_to_one_after_a_loss_then_grows_again():
+    dev, c = _client(timeout_ms=5000)
+    size = 380 * 40
+    dev.drop_upload_offsets = [_offsets(size, window=3)[2]]
+    in_flight = []  # requests outstanding right after each send
+    send = c.send_encoded
+
+    def counting_send(*args):
+        seq = send(*args)
+        in_flight.append(c.outstanding())
+        return seq
+
+    c.send_encoded = counting_send
+    r = c.upload(PatternStream(size), window=3)
+    assert r.match is True and dev.written == size and r.retries == 1
+    # Three in flight, then one at a time after the loss, then two after 8
+    # clean answers, then three again after 8 more.
+    assert 3 in in_flight
+    i = in_flight.index(3)
+    j = in_flight.index(1, i)
+    k = in_flight.index(2, j)
+    assert in_flight[j:k] == [1] * (k - j) and k - j >= 8
+    assert 3 in in_flight[k:]
+    assert r.window == 3
 
 
 def test_corrupted_response_frame_is_retried():

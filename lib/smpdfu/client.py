@@ -161,10 +161,11 @@ class SMPClient:
                 self.cancel(seq)
                 raise
             if got is None and seq not in stash:
-                if ticks_diff(ticks_ms(), t0) >= timeout_ms:
+                left = timeout_ms - ticks_diff(ticks_ms(), t0)
+                if left <= 0:
                     self.cancel(seq)
                     raise SMPTimeout("no response to %s within %d ms" % (command_name(expect[1], expect[2]), timeout_ms))
-                sleep_ms(1)
+                self.transport.wait(left if left < 50 else 50)
         pkt = stash.pop(seq)
         del self._pending[seq]
         return self._decode(pkt, expect)

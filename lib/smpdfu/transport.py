@@ -24,6 +24,7 @@ class SerialTransport:
         self._enc = FrameEncoder(max_packet)
         self._dec = FrameDecoder(max_packet, rx_queue)
         self.packet = self._enc.packet
+        self._wait = getattr(self.uart, "wait_readable", None)
 
     def send(self, length):
         """Frame the first ``length`` bytes of :attr:`packet` and write them."""
@@ -68,6 +69,17 @@ class SerialTransport:
             dec.feed(data)
             pkt = dec.next()
         return pkt
+
+    def wait(self, ms):
+        """Block up to ``ms`` milliseconds for received data.
+
+        Uses the UART's own ``wait_readable`` where it has one (no busy
+        polling on CPython); elsewhere sleeps a millisecond.
+        """
+        if self._wait is not None:
+            self._wait(ms)
+        else:
+            sleep_ms(1)
 
     def reset(self):
         """Drop anything received so far (partial frames, queued packets, garbage)."""

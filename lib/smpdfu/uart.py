@@ -4,7 +4,11 @@ Every adapter offers the same three methods, which is all the transport uses:
 
 - ``write(buf)``: write all of ``buf`` (bytes, bytearray or memoryview);
 - ``read_available()``: the bytes received so far, or None; never blocks;
-- ``close()``.
+- ``close()``;
+
+and optionally ``wait_readable(ms)``, which blocks until data may be there
+(or ``ms`` passed), so that a client waiting for an answer sleeps instead of
+polling (pyserial: ``select`` on the port).
 
 :func:`wrap` picks the adapter for an object by duck typing, so a board's
 config can pass a ``machine.UART``, a ``busio.UART``, a pyserial port or its
@@ -94,6 +98,19 @@ class PySerialUART:
         else:
             port.timeout = 0
         self.serial = port
+        try:
+            self._fd = port.fileno()
+        except Exception:  # noqa: BLE001 - URL ports (loop://, socket://) may have none
+            self._fd = None
+
+    def wait_readable(self, ms):
+        """Block until the port has data or ``ms`` milliseconds passed."""
+        if self._fd is None or self.serial.in_waiting:
+            sleep_ms(1)
+            return
+        import select
+
+        select.select((self._fd,), (), (), ms / 1000)
 
     def write(self, buf):
         _write_all(self.serial.write, buf)

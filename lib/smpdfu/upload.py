@@ -11,7 +11,7 @@ dropped by the server, which answers the expected offset. Chunks are therefore
 idempotent, which makes retrying and pipelining safe.
 """
 
-from .compat import const, sha256, sleep_ms, ticks_diff, ticks_ms
+from .compat import const, sha256, ticks_diff, ticks_ms
 from .errors import DeviceError, FrameError, ProtocolError, SMPTimeout
 from .header import GROUP_IMAGE, OP_WRITE
 from .messages import DEFAULT_BUF_SIZE, UploadResult
@@ -20,6 +20,7 @@ _IMG_UPLOAD = const(1)
 _MAJ_BYTES = const(2)
 _FRAME_OVERHEAD = const(4)  # the serial frame's length and CRC share the server's buffer
 _DEFAULT_WINDOW = const(3)  # requests in flight when the server has spare buffers
+_REGROW_AFTER = const(8)  # clean answers in a row before the window grows again after a loss
 _FIRST_TIMEOUT_MS = const(30000)  # the first chunk waits for a whole-slot erase
 _FIRST_TIMEOUT_PER_4K_MS = const(100)  # ... which grows with the slot (~85 ms per 4 KiB page on nRF52)
 
@@ -168,10 +169,11 @@ class Uploader:
         while not client.answered(seq):
             got = client.poll()
             if got is None:
-                if ticks_diff(ticks_ms(), t0) >= timeout_ms:
+                left = timeout_ms - ticks_diff(ticks_ms(), t0)
+                if left <= 0:
                     client.cancel(seq)
                     raise SMPTimeout("no response to image upload within %d ms" % timeout_ms)
-                sleep_ms(1)
+                client.transport.wait(left if left < 50 else 50)
             elif got != seq and got in later:
                 raise _Lost()
         return client.wait(seq)
@@ -203,8 +205,9 @@ class Uploader:
           None (the stream must then seek); ``False`` sends none (no resume).
         - ``progress(offset, total)`` is called after each confirmed chunk.
         - ``window``: requests in flight (default: up to 3, at most the
-          server's ``buf_count - 1``); any lost or broken response makes the
-          rest of the upload fall back to 1.
+          server's ``buf_count - 1``); a lost or broken response drops it to
+          1, and it grows back by one after every 8 clean answers in a row
+          (a single dropped line should not slow the whole upload down).
         - ``first_timeout_ms``: for the first chunk, which waits for the slot
           erase (default 30 s + 100 ms per 4 KiB); ``timeout_ms`` for the
           others (default: the client's).
@@ -261,10 +264,12 @@ class Uploader:
         self.match = None
         failures = 0
         total_retries = 0
-        seqs = [0] * window  # ring of requests in flight: seq and end offset
-        ends = [0] * window
+        ring = window  # ring of requests in flight: seq and end offset
+        seqs = [0] * ring
+        ends = [0] * ring
         head = 0
         count = 0
+        clean = 0  # answers in a row as expected, since the last loss
         try:
             # Offset 0 goes alone: its answer may be a resume offset, and it
             # waits for the slot erase.
@@ -286,7 +291,7 @@ class Uploader:
             while acked < size:
                 while count < window and next_off < size:
                     seq, end = self._send_chunk(next_off, False)
-                    i = (head + count) % window
+                    i = (head + count) % ring
                     seqs[i] = seq
                     ends[i] = end
                     count += 1
@@ -298,8 +303,8 @@ class Uploader:
                     # Lost or broken: forget what is in flight and go on one
                     # request at a time from the last confirmed offset.
                     for k in range(count):
-                        client.cancel(seqs[(head + k) % window])
-                    head = count = 0
+                        client.cancel(seqs[(head + k) % ring])
+                    head = count = clean = 0
                     window = 1
                     next_off = acked
                     failures += 1
@@ -310,7 +315,7 @@ class Uploader:
                         raise type(e)("upload failed at offset %d of %d after %d attempts: %s" % (acked, size, failures, e))
                     continue
                 end = ends[head]
-                head = (head + 1) % window
+                head = (head + 1) % ring
                 count -= 1
                 if off != end:
                     # The server wants another offset and drops what is still
@@ -321,12 +326,12 @@ class Uploader:
                             off = self._offset(self._wait(seqs[head], (), timeout_ms))
                         except (SMPTimeout, FrameError):
                             for k in range(count):
-                                client.cancel(seqs[(head + k) % window])
+                                client.cancel(seqs[(head + k) % ring])
                             count = 0
                             break
-                        head = (head + 1) % window
+                        head = (head + 1) % ring
                         count -= 1
-                    head = 0
+                    head = clean = 0
                     window = 1
                     next_off = off
                     if off <= acked:
@@ -336,12 +341,16 @@ class Uploader:
                             raise ProtocolError("upload stuck: the server keeps answering offset %d of %d" % (off, size))
                 else:
                     failures = 0
+                    clean += 1
+                    if window < ring and clean >= _REGROW_AFTER:
+                        window += 1
+                        clean = 0
                 acked = off
                 if progress:
                     progress(acked, size)
         finally:
             for k in range(count):
-                client.cancel(seqs[(head + k) % window])
+                client.cancel(seqs[(head + k) % ring])
             self._stream = None
         return UploadResult(size, self._sha, self.match, ticks_diff(ticks_ms(), t_start), self.chunks,
                             total_retries, resumed_from, window, self.chunk_size)
