@@ -1,0 +1,98 @@
+# smpdfu developer tasks.  `make test` is what CI runs (via .ci/run).
+#
+#   make venv      CPython venv in $(VENV) with smpdfu (editable) + dev deps
+#   make npm       node deps of the MicroPython harness (host_tests/mp)
+#   make test      pytest on CPython, then the portable tests on real MicroPython
+#   make test-py   only pytest            (PYTEST_ARGS="-k cbor -x" ...)
+#   make test-mp   only MicroPython tests (MP_ARGS="-k cbor" ...)
+#   make clean     remove the venv, node_modules, caches
+
+PYTHON ?= python3
+VENV = .venv
+VPY = $(VENV)/bin/python
+NODE ?= node
+NPM ?= npm
+MP_DIR = host_tests/mp
+PYTEST_ARGS ?=
+MP_ARGS ?=
+
+VENV_STAMP = $(VENV)/.installed.stamp
+NPM_STAMP = $(MP_DIR)/node_modules/.installed.stamp
+
+.PHONY: all help venv npm test test-py test-mp clean
+
+all: test
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml requirements-dev.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e . -r requirements-dev.txt
+	touch $@
+
+npm: $(NPM_STAMP)
+
+$(NPM_STAMP): $(MP_DIR)/package.json $(MP_DIR)/package-lock.json
+	cd $(MP_DIR) && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+# Both suites always run; the target fails if either fails (pytest's exit
+# status 5, "no tests collected", is a failure too).
+test: venv npm
+	@status=0; \
+	echo "== pytest (CPython)"; \
+	$(VPY) -m pytest $(PYTEST_ARGS) || status=1; \
+	echo "== portable tests on MicroPython ($(MP_DIR)/run_tests.mjs)"; \
+	$(NODE) $(MP_DIR)/run_tests.mjs $(MP_ARGS) || status=1; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED"; fi; \
+	exit $$status
+
+test-py: venv
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+test-mp: npm
+	$(NODE) $(MP_DIR)/run_tests.mjs $(MP_ARGS)
+
+clean:
+	rm -rf $(VENV) $(MP_DIR)/node_modules .pytest_cache .hypothesis build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
+
+# Upload throughput of smpdfu vs smpclient vs mcumgr-toolkit on the emulated
+# nRF (a benchmark, not a test).  BENCH_ARGS="--quick" for 1 Mbaud only.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: venv
+	$(VPY) host_tests/bench/bench_upload.py $(BENCH_ARGS)
+
+# ---- the on-board update app (docs/boards.md)
+#   make demo                                   the app on real MicroPython updates the emulated nRF
+#   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote (MPY=1: .mpy, DRYRUN=1: list only)
+#   make deploy-circuitpython BOARD=feather_nrf52840 DRIVE=/media/$$USER/CIRCUITPY   (DRYRUN=1 too)
+#   make mpy                                    compile the app's modules to build/mpy with mpy-cross
+BOARD ?= pico
+PORT ?= auto
+DRIVE ?=
+MPY ?=
+DRYRUN ?=
+DEMO_ARGS ?=
+.PHONY: demo deploy deploy-circuitpython mpy package-json
+
+demo: venv npm
+	$(VPY) -m smpdfu_host.demo $(DEMO_ARGS)
+
+deploy: venv
+	$(VPY) -m smpdfu_host.deploy micropython --board $(BOARD) --port $(PORT) $(if $(MPY),--mpy) $(if $(DRYRUN),--dry-run)
+
+deploy-circuitpython: venv
+	$(VPY) -m smpdfu_host.deploy circuitpython --board $(BOARD) --drive "$(DRIVE)" $(if $(DRYRUN),--dry-run)
+
+mpy: venv
+	$(VPY) -m smpdfu_host.deploy mpy
+
+package-json: venv
+	$(VPY) -m smpdfu_host.deploy package-json
