@@ -1,0 +1,702 @@
+"""``smpdfu``: the command line (CPython only).
+
+Follows the conventions of ``smpmgr`` and ``mcumgr``::
+
+    smpdfu --port /dev/ttyACM0 [--baud 115200] [--timeout 3] [--json] [-v] COMMAND
+    smpdfu --port PORT image upload app.signed.bin
+    smpdfu image info app.signed.bin          # offline: no --port needed
+    smpdfu emulate --baud 115200 ...          # the emulated nRF (its own options)
+
+Global options may also follow the command (``smpdfu image list --json``).
+Every command prints a readable table, or one JSON document with ``--json``.
+Errors print one line ``error: ...`` on stderr (and ``{"ok": false, ...}``
+on stdout with ``--json``) and exit with status 1; a traceback only with -v.
+Exit status 2 is a usage error, 130 an interrupt.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from smpdfu import mcuboot
+from smpdfu.errors import BadImage, DeviceError, FrameError, ProtocolError, SMPError, SMPTimeout
+
+from .progress import Progress
+
+DEFAULT_BAUD = 115200
+DEFAULT_TIMEOUT = 3.0
+ENV_PORT = "SMPDFU_PORT"
+# The client's largest packet; the upload asks the server for its own (buf_size).
+MAX_PACKET = 4096
+# bytes of an upload request besides the data, at most (header, CBOR keys,
+# offset, data head, plus the serial frame's length and CRC): --chunk N sets
+# the assumed server buffer to N + this, so no chunk carries more than N.
+_CHUNK_OVERHEAD = 26
+
+MODE_NAMES = {0: "single application", 1: "swap using scratch", 2: "overwrite only",
+              3: "swap without scratch", 4: "DirectXIP", 5: "DirectXIP with revert",
+              6: "RAM load", 7: "firmware loader", 8: "RAM load with network core"}
+
+TLV_NAMES = {}
+for _k in dir(mcuboot):
+    if _k.startswith("TLV_") and not _k.startswith(("TLV_INFO", "TLV_PROT", "TLV_SIZE")):
+        TLV_NAMES[getattr(mcuboot, _k)] = _k[4:]
+
+
+class CLIError(Exception):
+    """A failure to report as ``error: <message>`` (exit status ``code``)."""
+
+    def __init__(self, message, code=1):
+        Exception.__init__(self, message)
+        self.code = code
+
+
+# ---------------------------------------------------------------- arguments
+
+def _add_globals(p, top):
+    # On the top parser the defaults are set; on subcommands they are
+    # SUPPRESSed so that a later option only overrides when given.
+    d = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
+    g = p.add_argument_group("connection and output")
+    g.add_argument("-p", "--port", default=d(os.environ.get(ENV_PORT)),
+                   help="serial device or pyserial URL (socket://, rfc2217://, loop://); "
+                        "default $%s" % ENV_PORT)
+    g.add_argument("-b", "--baud", type=int, default=d(DEFAULT_BAUD),
+                   help="baud rate (default %d)" % DEFAULT_BAUD)
+    g.add_argument("-t", "--timeout", type=float, default=d(DEFAULT_TIMEOUT),
+                   help="seconds to wait for each response (default %g)" % DEFAULT_TIMEOUT)
+    g.add_argument("--line-gap", type=int, default=d(0), metavar="MS",
+                   help="pause between the lines of a frame, for servers with few line buffers")
+    g.add_argument("--json", action="store_true", default=d(False),
+                   help="print one JSON document (for scripts)")
+    g.add_argument("-v", "--verbose", action="store_true", default=d(False),
+                   help="more detail; tracebacks on errors")
+
+
+def _int0(s):
+    return int(s, 0)
+
+
+def build_parser():
+    """The argparse parser of ``smpdfu``."""
+    top = argparse.ArgumentParser(
+        prog="smpdfu",
+        description="Update the firmware of a Zephyr/MCUboot device over SMP (MCUmgr) on a serial line.")
+    _add_globals(top, True)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def cmd(parent, name, help, **kw):
+        p = parent.add_parser(name, help=help, description=help, **kw)
+        _add_globals(p, False)
+        return p
+
+    p = cmd(sub, "echo", "send text, print the device's echo")
+    p.add_argument("text")
+    cmd(sub, "params", "the device's SMP buffer size and count")
+    cmd(sub, "info", "OS/application info and bootloader info")
+    p = cmd(sub, "reset", "reset the device")
+    p.add_argument("--force", action="store_true", help="reset even if the device refuses (EBUSY)")
+
+    p = cmd(sub, "update", "upload FILE, test it, reset, wait for the device, confirm it")
+    _add_upload_args(p)
+    p.add_argument("--no-confirm", action="store_true",
+                   help="stop after the test boot (the device reverts at its next reset)")
+    p.add_argument("--permanent", action="store_true",
+                   help="mark the image permanent instead of test (no confirm step needed)")
+    p.add_argument("--boot-timeout", type=float, default=20.0, metavar="S",
+                   help="seconds to wait for the device after the reset (default 20)")
+
+    img = cmd(sub, "image", "image management (state list, upload, test, confirm, erase...)")
+    isub = img.add_subparsers(dest="image_command", metavar="IMAGE_COMMAND")
+    isub.required = True
+    cmd(isub, "list", "the image state list", aliases=["state"])
+    p = cmd(isub, "upload", "upload an MCUboot image to the secondary slot")
+    _add_upload_args(p)
+    p = cmd(isub, "test", "boot the image with HASH once, on the next reset")
+    p.add_argument("hash", help="image hash (hex), as `image list` or `image info` show it")
+    p = cmd(isub, "confirm", "confirm the running image, or make the image with HASH permanent")
+    p.add_argument("hash", nargs="?", help="image hash (hex); none confirms the running image")
+    p = cmd(isub, "erase", "erase a slot (default: the device's choice, slot 1)")
+    p.add_argument("slot", nargs="?", type=int)
+    cmd(isub, "slots", "slot sizes (slot info)")
+    p = cmd(isub, "info", "inspect and verify an image file (offline)")
+    p.add_argument("file")
+
+    p = cmd(sub, "emulate", "run the emulated nRF (its options follow; try `emulate --help`)",
+            add_help=False)
+    p.add_argument("emulator_args", nargs=argparse.REMAINDER)
+    return top
+
+
+def _add_upload_args(p):
+    p.add_argument("file", help="MCUboot image (imgtool sign output)")
+    p.add_argument("-n", "--image", type=int, default=0, help="image number (default 0)")
+    p.add_argument("-w", "--window", type=int, default=None,
+                   help="requests in flight (default: up to 3, as the device's buffers allow)")
+    p.add_argument("-c", "--chunk", type=int, default=None,
+                   help="at most N data bytes per request (default: as large as the device's buffer allows)")
+    p.add_argument("--buf-size", type=int, default=None,
+                   help="the device's SMP buffer size, for devices that cannot report it")
+    p.add_argument("--upgrade", action="store_true",
+                   help="let the device refuse an image older than the running one")
+    p.add_argument("--no-verify", action="store_true",
+                   help="send the file even if it fails the local MCUboot check")
+    p.add_argument("--progress", action="store_true",
+                   help="draw the progress bar even when stderr is not a terminal")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+
+
+# ---------------------------------------------------------------- output
+
+def hexs(b):
+    return b.hex() if b is not None else None
+
+
+def slot_flags(s):
+    """Words for the set flags of an ImageSlot: ``"active confirmed"``."""
+    words = [w for w, f in (("active", s.active), ("confirmed", s.confirmed),
+                            ("pending", s.pending), ("permanent", s.permanent)) if f]
+    if not s.bootable:
+        words.append("non-bootable")
+    return " ".join(words)
+
+
+def slot_dict(s):
+    return {"image": s.image, "slot": s.slot, "version": s.version, "hash": hexs(s.hash),
+            "bootable": s.bootable, "pending": s.pending, "confirmed": s.confirmed,
+            "active": s.active, "permanent": s.permanent, "flags": slot_flags(s)}
+
+
+def table(rows, headers):
+    """Left-aligned text table (a list of lines)."""
+    cols = [headers] + [[("" if c is None else str(c)) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cols) for i in range(len(headers))]
+    out = []
+    for r in cols:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return out
+
+
+def state_lines(slots):
+    if not slots:
+        return ["(no images)"]
+    rows = [(s.image, s.slot, s.version, slot_flags(s), hexs(s.hash)) for s in slots]
+    return table(rows, ["image", "slot", "version", "flags", "hash"])
+
+
+def kv_lines(pairs):
+    w = max(len(k) for k, _ in pairs)
+    return ["%s  %s" % (k.ljust(w), v) for k, v in pairs]
+
+
+class Out:
+    """Where results go: text lines, or one JSON document."""
+
+    def __init__(self, args, stdout=None, stderr=None):
+        self.json = args.json
+        self.verbose = args.verbose
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    def result(self, data, lines):
+        if self.json:
+            d = {"ok": True}
+            d.update(data)
+            self.stdout.write(json.dumps(d, indent=2) + "\n")
+        else:
+            for line in lines:
+                self.stdout.write(line + "\n")
+        self.stdout.flush()
+
+    def note(self, text):
+        """A progress note on stderr (never mixed into stdout's JSON)."""
+        if self.verbose or not self.json:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def debug(self, text):
+        if self.verbose:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+
+# ---------------------------------------------------------------- image files
+
+def imgtool_version(v):
+    """``1.2.3+4`` (imgtool's notation for major.minor.revision+build)."""
+    return "%d.%d.%d+%d" % v
+
+
+def tlv_name(t):
+    return TLV_NAMES.get(t, "0x%02x" % t)
+
+
+def inspect_image(path):
+    """``(ImageInfo or None, header ImageInfo or None, error text or None, file size)``."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            try:
+                return mcuboot.verify(f, bytearray(4096), size), None, None, size
+            except BadImage as e:
+                err = str(e)
+            f.seek(0)
+            head = f.read(mcuboot.IMAGE_HEADER_SIZE)
+        try:
+            hdr = mcuboot.parse_header(head)
+        except BadImage:
+            hdr = None
+        return None, hdr, err, size
+    except OSError as e:
+        raise CLIError("cannot read %s: %s" % (path, e.strerror or e))
+
+
+def image_info_dict(path, info, hdr, err, size):
+    h = info or hdr
+    d = {"file": path, "file_size": size, "valid": info is not None}
+    if err:
+        d["error"] = err
+    if h is not None:
+        d.update({
+            "version": imgtool_version(h.version), "version_state": h.version_str,
+            "load_addr": h.load_addr, "header_size": h.header_size, "image_size": h.image_size,
+            "protected_tlv_size": h.protected_tlv_size, "flags": h.flags,
+            "bootable": h.bootable, "encrypted": h.encrypted})
+    if info is not None:
+        d.update({
+            "tlv_size": info.tlv_size, "total_size": info.total_size,
+            "hash": info.hash_hex(), "file_sha256": info.file_sha_hex(),
+            "hash_verified": info.hash_verified, "signed": info.signed, "padded": info.padded,
+            "security_counter": info.security_counter,
+            "tlvs": [{"type": t, "name": tlv_name(t), "len": n} for t, n in info.tlvs],
+            "protected_tlvs": [{"type": t, "name": tlv_name(t), "len": n}
+                               for t, n in info.protected_tlvs]})
+    return d
+
+
+def image_info_lines(d):
+    pairs = [("file", "%s (%s bytes)" % (d["file"], "{:,}".format(d["file_size"])))]
+    if "version" in d:
+        pairs += [
+            ("version", "%s (the device lists %s)" % (d["version"], d["version_state"])),
+            ("header size", "%d" % d["header_size"]),
+            ("image size", "%d" % d["image_size"]),
+            ("load address", "0x%x" % d["load_addr"]),
+            ("flags", "0x%x%s%s" % (d["flags"], "" if d["bootable"] else " non-bootable",
+                                    " encrypted" if d["encrypted"] else ""))]
+    if d["valid"]:
+        pairs += [("protected TLVs", ", ".join("%s (%d)" % (t["name"], t["len"])
+                                               for t in d["protected_tlvs"]) or "none"),
+                  ("TLVs", ", ".join("%s (%d)" % (t["name"], t["len"]) for t in d["tlvs"])),
+                  ("total size", "%d%s" % (d["total_size"], " + trailer padding" if d["padded"] else "")),
+                  ("signed", ("yes (%s; not checked here)" % ", ".join(
+                      t["name"] for t in d["tlvs"] if t["name"] in
+                      ("RSA2048_PSS", "ECDSA224", "ECDSA_SIG", "RSA3072_PSS", "ED25519", "SIG_PURE")))
+                   if d["signed"] else "no")]
+        if d["security_counter"] is not None:
+            pairs.append(("security counter", "%d" % d["security_counter"]))
+        pairs += [("image hash", d["hash"]), ("file sha256", d["file_sha256"]),
+                  ("verify", "OK (image hash matches)" if d["hash_verified"]
+                   else "hash not checked (encrypted image)")]
+    else:
+        pairs.append(("verify", "FAILED: %s" % d["error"]))
+    return kv_lines(pairs)
+
+
+def load_image(path, out, no_verify=False):
+    """Verify ``path`` before anything is sent; returns (ImageInfo or None, size)."""
+    info, _hdr, err, size = inspect_image(path)
+    if err:
+        if not no_verify:
+            raise CLIError("bad image %s: %s" % (path, err))
+        out.note("warning: %s fails the local check (%s); sending it anyway (--no-verify)" % (path, err))
+    return info, size
+
+
+# ---------------------------------------------------------------- device
+
+def connect(args):
+    """Open the port; returns an SMPClient (attribute ``transport`` to close)."""
+    if not args.port:
+        raise CLIError("no port: give --port PORT (or set $%s)" % ENV_PORT, 2)
+    from smpdfu.client import SMPClient
+    from smpdfu.transport import SerialTransport
+    from smpdfu.uart import PySerialUART
+    try:
+        import serial
+    except ImportError:  # pragma: no cover
+        raise CLIError("pyserial is not installed (pip install pyserial)")
+    try:
+        uart = PySerialUART(args.port, baudrate=args.baud)
+    except (serial.SerialException, OSError, ValueError) as e:
+        raise CLIError("cannot open port %s: %s" % (args.port, _oserror_text(e)))
+    transport = SerialTransport(uart, max_packet=MAX_PACKET, line_gap_ms=args.line_gap)
+    transport.reset()  # drop boot logs and anything stale
+    return SMPClient(transport, timeout_ms=int(args.timeout * 1000))
+
+
+def _oserror_text(e):
+    # pyserial puts its whole sentence in strerror ("could not open port
+    # /dev/x: [Errno 2] No such file or directory: '/dev/x'"): use the errno.
+    errno = getattr(e, "errno", None)
+    if isinstance(errno, int) and errno > 0:
+        return os.strerror(errno)
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e)
+
+
+def cmd_echo(c, args, out):
+    r = c.echo(args.text)
+    out.result({"echo": r}, [r])
+
+
+def cmd_params(c, args, out):
+    p = c.params()
+    out.result({"buf_size": p.buf_size, "buf_count": p.buf_count},
+               kv_lines([("buf_size", str(p.buf_size)), ("buf_count", str(p.buf_count))]))
+
+
+def cmd_info(c, args, out):
+    d = {}
+    pairs = []
+    # Each query may be unsupported by a given server: report, don't fail.
+    for key, fn in (("os_info", lambda: c.os_info("a")),
+                    ("bootloader", lambda: c.bootloader_info()),
+                    ("mode", lambda: c.bootloader_info("mode"))):
+        try:
+            v = fn()
+        except DeviceError as e:
+            d[key] = None
+            d[key + "_error"] = "%s: %s" % (type(e).__name__, e)
+            pairs.append((key.replace("_", " "), "not supported (%s)" % e))
+            continue
+        if key == "os_info":
+            d[key] = v
+            pairs.append(("os info", v))
+        elif key == "bootloader":
+            d[key] = v.get("bootloader")
+            pairs.append(("bootloader", str(d[key])))
+        else:
+            m = v.get("mode")
+            d["mode"] = m
+            d["mode_name"] = MODE_NAMES.get(m)
+            pairs.append(("mode", "%s (%s)" % (m, MODE_NAMES.get(m, "unknown"))))
+            if "no-downgrade" in v:
+                d["no_downgrade"] = bool(v["no-downgrade"])
+                pairs.append(("no downgrade", "yes" if v["no-downgrade"] else "no"))
+    out.result(d, kv_lines(pairs))
+
+
+def cmd_reset(c, args, out):
+    c.reset(force=args.force)
+    out.result({"reset": True}, ["reset requested"])
+
+
+def cmd_image_list(c, args, out):
+    slots = c.image_state()
+    out.result({"images": [slot_dict(s) for s in slots]}, state_lines(slots))
+
+
+def cmd_image_test(c, args, out):
+    slots = c.image_test(_parse_hash(args.hash))
+    out.result({"images": [slot_dict(s) for s in slots]}, state_lines(slots))
+
+
+def cmd_image_confirm(c, args, out):
+    slots = c.image_confirm(_parse_hash(args.hash) if args.hash else None)
+    out.result({"images": [slot_dict(s) for s in slots]}, state_lines(slots))
+
+
+def cmd_image_erase(c, args, out):
+    c.image_erase(args.slot)
+    slot = 1 if args.slot is None else args.slot
+    out.result({"erased": slot}, ["slot %d erased" % slot])
+
+
+def cmd_image_slots(c, args, out):
+    images = c.slot_info()
+    rows = []
+    jimages = []
+    for im in images:
+        ji = {"image": im.get("image", 0), "slots": [],
+              "max_image_size": im.get("max_image_size")}
+        for s in im.get("slots", ()):
+            ji["slots"].append({"slot": s.get("slot"), "size": s.get("size"),
+                                "upload_image_id": s.get("upload_image_id")})
+            rows.append((ji["image"], s.get("slot"), s.get("size"),
+                         s.get("upload_image_id", ""), ji["max_image_size"] or ""))
+        jimages.append(ji)
+    out.result({"images": jimages},
+               table(rows, ["image", "slot", "size", "upload id", "max image size"]) if rows
+               else ["(no slots reported)"])
+
+
+def _parse_hash(h):
+    try:
+        b = bytes.fromhex(h)
+    except ValueError:
+        raise CLIError("bad hash %r: expected hex digits" % h, 2)
+    if not b:
+        raise CLIError("empty hash", 2)
+    return b
+
+
+def do_upload(c, args, out):
+    """Verify and upload ``args.file``; returns (ImageInfo or None, UploadResult)."""
+    info, size = args.image_info, args.image_size
+    buf_size = args.buf_size
+    buf_count = None
+    if buf_size is None or args.chunk is not None:
+        try:
+            p = c.params()
+            if buf_size is None:
+                buf_size = p.buf_size
+            buf_count = p.buf_count
+            out.debug("device buffers: buf_size %d, buf_count %d" % (p.buf_size, p.buf_count))
+        except DeviceError:
+            pass  # an old server: the upload falls back to its defaults
+    if args.chunk is not None:
+        if args.chunk < 32:
+            raise CLIError("--chunk must be at least 32 bytes", 2)
+        want = args.chunk + _CHUNK_OVERHEAD
+        buf_size = want if buf_size is None else min(buf_size, want)
+    mode = "off" if args.no_progress or args.json else ("bar" if args.progress else "auto")
+    prog = Progress(size, stream=out.stderr, mode=mode, label="upload")
+    kw = {}
+    if args.window is not None:
+        if args.window < 1:
+            raise CLIError("--window must be at least 1", 2)
+        kw["window"] = args.window
+    if buf_size is not None:
+        kw["buf_size"] = buf_size
+    if buf_count is not None:
+        kw["buf_count"] = buf_count
+    if args.upgrade:
+        kw["upgrade"] = True
+    sha = info.file_sha if info is not None else None
+    with open(args.file, "rb") as f:
+        try:
+            res = c.upload(f, size, image=args.image, sha=sha, progress=prog, **kw)
+        finally:
+            prog.finish()
+    return info, res
+
+
+def upload_dict(path, info, res):
+    secs = res.elapsed_ms / 1000.0
+    d = {"file": path, "size": res.size, "sha": hexs(res.sha), "match": res.match,
+         "seconds": round(secs, 3), "rate": round((res.size - res.resumed_from) / secs) if secs > 0 else None,
+         "chunks": res.chunks, "chunk_size": res.chunk_size, "window": res.window,
+         "retries": res.retries, "resumed_from": res.resumed_from}
+    if info is not None:
+        d["hash"] = info.hash_hex()
+        d["version"] = info.version_str
+    return d
+
+
+def upload_lines(d):
+    rate = d["rate"]
+    lines = ["uploaded %s: %s bytes in %.2f s (%s)" % (
+        d["file"], "{:,}".format(d["size"]), d["seconds"],
+        ("%.1f kB/s" % (rate / 1000.0)) if rate else "-")]
+    if d["resumed_from"]:
+        lines.append("resumed from offset %d" % d["resumed_from"])
+    if d.get("hash"):
+        lines.append("version %s, image hash %s" % (d["version"], d["hash"]))
+    lines.append("device hash check: %s" % {True: "match", False: "MISMATCH", None: "not reported"}[d["match"]])
+    return lines
+
+
+def cmd_image_upload(c, args, out):
+    info, res = do_upload(c, args, out)
+    d = upload_dict(args.file, info, res)
+    out.result(d, upload_lines(d))
+
+
+def cmd_update(c, args, out):
+    info, res = do_upload(c, args, out)
+    if info is None:
+        raise CLIError("update needs a valid image (its hash) to test and confirm; use image upload --no-verify")
+    h = info.hash
+    steps = {"upload": upload_dict(args.file, info, res)}
+    for line in upload_lines(steps["upload"]):
+        out.note(line)
+    if args.permanent:
+        c.image_confirm(h)
+        out.note("marked %s permanent" % info.hash_hex())
+    else:
+        c.image_test(h)
+        out.note("marked %s for test" % info.hash_hex())
+    c.reset()
+    out.note("reset; waiting for the device (up to %g s)" % args.boot_timeout)
+    slots = wait_for_boot(c, h, args.boot_timeout)
+    steps["boot_seconds"] = round(slots.pop(), 3)
+    if not args.permanent and not args.no_confirm:
+        slots = c.image_confirm()
+        out.note("confirmed")
+    steps["images"] = [slot_dict(s) for s in slots]
+    out.result(steps, state_lines(slots))
+
+
+def wait_for_boot(c, h, timeout_s):
+    """After a reset: wait until the device runs the image with hash ``h``.
+
+    Zephyr answers the reset command first and resets some time later
+    (CONFIG_MCUMGR_GRP_OS_RESET_MS, 250 ms by default), so an answer may still
+    come from the old firmware: while slot 1 still shows ``h`` pending, keep
+    probing. Returns the state list with the elapsed seconds appended.
+    """
+    t0 = time.monotonic()
+    while True:
+        left = timeout_s - (time.monotonic() - t0)
+        if left <= 0:
+            raise CLIError("device did not come back with the new image within %g s of the reset" % timeout_s)
+        time.sleep(0.1)
+        try:
+            c.wait_until_ready(max(int(left * 1000), 1))
+        except SMPTimeout:
+            raise CLIError("device did not answer within %g s of the reset" % timeout_s)
+        slots = c.image_state()
+        running = [s for s in slots if s.active]
+        if running and running[0].hash == h:
+            return slots + [time.monotonic() - t0]
+        if any(s.hash == h and s.pending for s in slots):
+            continue  # not reset yet
+        got = running[0] if running else None
+        raise CLIError("the device runs %s, not the new image %s (rejected or reverted by MCUboot?)"
+                       % ("%s %s" % (got.version, hexs(got.hash)) if got else "no active image", hexs(h)))
+
+
+def cmd_image_info(args, out):
+    info, hdr, err, size = inspect_image(args.file)
+    d = image_info_dict(args.file, info, hdr, err, size)
+    if err:
+        if out.json:
+            out.stdout.write(json.dumps(dict({"ok": False}, **d), indent=2) + "\n")
+        else:
+            for line in image_info_lines(d):
+                out.stdout.write(line + "\n")
+        out.stdout.flush()
+        raise CLIError("bad image %s: %s" % (args.file, err), code=1)
+    out.result(d, image_info_lines(d))
+
+
+DEVICE_COMMANDS = {
+    "echo": cmd_echo, "params": cmd_params, "info": cmd_info, "reset": cmd_reset,
+    "update": cmd_update,
+    ("image", "list"): cmd_image_list, ("image", "state"): cmd_image_list,
+    ("image", "upload"): cmd_image_upload, ("image", "test"): cmd_image_test,
+    ("image", "confirm"): cmd_image_confirm, ("image", "erase"): cmd_image_erase,
+    ("image", "slots"): cmd_image_slots,
+}
+
+
+def _command_words(args):
+    if args.command == "image":
+        return "image " + args.image_command
+    return args.command
+
+
+def error_message(e, args, words):
+    """The one-line message for an exception."""
+    if isinstance(e, CLIError):
+        return str(e)
+    if isinstance(e, SMPTimeout):
+        return "device did not answer within %g s (%s)%s" % (
+            args.timeout, words, "" if not args.verbose else ": %s" % e)
+    if isinstance(e, DeviceError):
+        return "%s: %s" % (type(e).__name__, e)
+    if isinstance(e, BadImage):
+        return "bad image %s: %s" % (getattr(args, "file", "?"), e)
+    if isinstance(e, (FrameError, ProtocolError)):
+        return "%s (%s): %s" % (type(e).__name__, words, e)
+    if isinstance(e, SMPError):
+        return "%s: %s" % (type(e).__name__, e)
+    if isinstance(e, OSError):
+        if e.filename:
+            return "%s: %s" % (e.filename, e.strerror)
+        return "I/O error (%s): %s" % (words, _oserror_text(e))
+    return "%s: %s" % (type(e).__name__, e)
+
+
+_VALUE_OPTIONS = ("-p", "--port", "-b", "--baud", "-t", "--timeout", "--line-gap")
+
+
+def _command_index(argv):
+    # Index of the command word (the first argument that is not a global option).
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a in _VALUE_OPTIONS:
+            skip = True
+        elif not a.startswith("-"):
+            return i
+    return None
+
+
+def run(argv=None, stdout=None, stderr=None):
+    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    # `emulate` hands everything after it to the emulator untouched.
+    i = _command_index(argv)
+    if i is not None and argv[i] == "emulate":
+        from .emulator import main as emulator_main
+        r = emulator_main(argv[i + 1:])
+        return r if isinstance(r, int) else 0
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    out = Out(args, stdout, stderr)
+    words = _command_words(args)
+    client = None
+    try:
+        if args.command == "image" and args.image_command == "info":
+            cmd_image_info(args, out)
+            return 0
+        fn = DEVICE_COMMANDS[args.command if args.command != "image" else ("image", args.image_command)]
+        if getattr(args, "file", None) is not None:
+            # Check the image before the port is even opened: nothing is sent
+            # for a bad file.
+            args.image_info, args.image_size = load_image(args.file, out, args.no_verify)
+        client = connect(args)
+        fn(client, args, out)
+        return 0
+    except KeyboardInterrupt:
+        stderr.write("error: interrupted\n")
+        return 130
+    except Exception as e:  # noqa: BLE001 - every failure becomes one line
+        if args.verbose:
+            import traceback
+            traceback.print_exc(file=stderr)
+        msg = error_message(e, args, words)
+        stderr.write("error: %s\n" % msg)
+        stderr.flush()
+        if args.json and not (isinstance(e, CLIError) and words == "image info"):
+            stdout.write(json.dumps({"ok": False, "error": msg, "type": type(e).__name__,
+                                     "command": words}) + "\n")
+            stdout.flush()
+        return e.code if isinstance(e, CLIError) else 1
+    finally:
+        if client is not None:
+            try:
+                client.transport.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def main(argv=None):
+    """Entry point of the ``smpdfu`` script: runs and exits with the status."""
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from smpdfu_host.cli import main
+
+main()
