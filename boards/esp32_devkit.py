@@ -1,0 +1,25 @@
+"""ESP32 DevKit (ESP32-WROOM-32 DevKitC / DOIT DevKit v1), MicroPython.
+Deploy: make deploy BOARD=esp32_devkit PORT=/dev/ttyUSB0
+
+UART2 on its usual pins (UART0 is the USB REPL, UART1's default pins are the flash):
+  ESP32 GPIO17 (UART2 TX) -> nRF UART RX
+  ESP32 GPIO16 (UART2 RX) <- nRF UART TX
+  ESP32 GND               -- nRF GND
+"""
+
+NAME = "ESP32 DevKit"
+UART_ID = 2
+UART_TX = 17
+UART_RX = 16
+BAUDRATE = 115200
+UART_RXBUF = 2048
+LED = 2  # the blue LED on GPIO2 of most DevKit v1 boards (DevKitC has none: set None)
+LED_ACTIVE_LOW = False
+
+IMAGE_PATH = "/update/app.bin"
+STATUS_PATH = "/update/status.json"
+
+CONNECT_MS = 5000
+TIMEOUT_MS = 3000
+RESET_WAIT_MS = 60000
+ALLOW_DOWNGRADE = False

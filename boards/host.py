@@ -1,0 +1,33 @@
+"""The host "board": the emulated nRF behind a pty (``make demo`` and the tests).
+
+Under MicroPython-on-node (host_tests/mp/demo.mjs) the UART is the harness's
+``hostserial.HostSerial`` over the pty; on CPython (tests) it is pyserial.
+The harness sets ``UART_PORT`` (the pty path) before the app runs:
+``import board_config; board_config.UART_PORT = "/dev/pts/N"``.
+"""
+
+NAME = "host (emulated nRF on a pty)"
+UART_PORT = None  # set by the harness
+BAUDRATE = 115200  # the emulator paces the pty at its own --baud
+LED = None
+
+IMAGE_PATH = "/update/app.bin"
+STATUS_PATH = "/update/status.json"
+
+CONNECT_MS = 5000
+TIMEOUT_MS = 3000
+RESET_WAIT_MS = 20000
+ALLOW_DOWNGRADE = False
+
+
+def make_uart():
+    """Open ``UART_PORT``: hostserial under node, pyserial on CPython."""
+    if not UART_PORT:
+        raise OSError("board 'host': UART_PORT is not set (run it through host_tests/mp/demo.mjs)")
+    try:
+        from hostserial import HostSerial
+    except ImportError:
+        from smpdfu.uart import PySerialUART
+
+        return PySerialUART(UART_PORT, BAUDRATE)
+    return HostSerial(UART_PORT)

@@ -1,0 +1,22 @@
+"""Raspberry Pi Pico W (RP2040 + CYW43), MicroPython. Deploy: make deploy BOARD=pico_w PORT=/dev/ttyACM0
+
+Same wiring as the Pico: GP0 (UART0 TX) -> nRF RX, GP1 (UART0 RX) <- nRF TX, GND -- GND.
+The Pico W's LED hangs off the wireless chip; MicroPython names it "LED" too.
+"""
+
+NAME = "Raspberry Pi Pico W"
+UART_ID = 0
+UART_TX = 0  # GP0
+UART_RX = 1  # GP1
+BAUDRATE = 115200
+UART_RXBUF = 2048
+LED = "LED"  # the CYW43's WL_GPIO0
+LED_ACTIVE_LOW = False
+
+IMAGE_PATH = "/update/app.bin"
+STATUS_PATH = "/update/status.json"
+
+CONNECT_MS = 5000
+TIMEOUT_MS = 3000
+RESET_WAIT_MS = 60000
+ALLOW_DOWNGRADE = False

@@ -1,0 +1,297 @@
+"""``make demo``: the on-board app updates an emulated nRF, on real MicroPython.
+
+    python -m smpdfu_host.demo [--baud 115200] [--version 1.1.0] [--size 40960]
+                               [--image FILE] [--no-neighbour] [--expect OUTCOME]
+
+1. starts the emulated nRF52840 (Zephyr MCUmgr + MCUboot, factory image 1.0.0)
+   on a pty paced at ``--baud``;
+2. makes a fresh MCUboot image with imgtool (``--version``, ``--size`` payload
+   bytes), unless ``--image`` names one;
+3. runs ``firmware/main.py`` on MicroPython (the npm WebAssembly build, under
+   node: ``host_tests/mp/demo.mjs``) with the ``host`` board config, its UART
+   bridged to the pty, and the image at ``/update/app.bin``;
+4. checks the board's status file and the emulator's own state list, and ends
+   with a one-line summary.
+
+Exit status 0 when the outcome is the expected one (``updated`` by default)
+and, for an update, the emulator really runs the new version, confirmed.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DEMO_MJS = os.path.join(REPO_ROOT, "host_tests", "mp", "demo.mjs")
+SLOT_SIZE = 0x76000
+
+
+def make_image(path, version="1.1.0", size=40 * 1024, seed=1):
+    """Write an imgtool-signed (hash-only) MCUboot image of ``size`` payload bytes; return path."""
+    import random
+
+    from click.testing import CliRunner
+    from imgtool.main import imgtool
+
+    raw = path + ".raw"
+    with open(raw, "wb") as f:
+        f.write(random.Random(seed).randbytes(size))
+    args = ["sign", "-v", version, "-H", "0x200", "--pad-header", "-S", str(SLOT_SIZE), raw, path]
+    try:
+        res = CliRunner().invoke(imgtool, args)
+    finally:
+        os.remove(raw)
+    if res.exit_code != 0:
+        raise RuntimeError("imgtool %s failed:\n%s%s" % (" ".join(args), res.output, res.exception or ""))
+    return path
+
+
+def _pump(stream, prefix, out, lines):
+    # Copy a child's output to ours, line by line, with a prefix.
+    for line in iter(stream.readline, ""):
+        line = line.rstrip("\n")
+        lines.append(line)
+        out.write(prefix + line + "\n")
+        out.flush()
+
+
+class EmulatorProcess:
+    """``python -m smpdfu_host.emulator`` as a child process, its events echoed with a prefix."""
+
+    def __init__(self, baud, flash, out, prefix="  nRF | ", extra=()):
+        cmd = [sys.executable, "-m", "smpdfu_host.emulator", "--baud", str(baud), "--flash", flash] + list(extra)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(REPO_ROOT, "lib"), os.path.join(REPO_ROOT, "host")]
+                                            + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self._t = None
+        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env)
+        first = self.proc.stdout.readline()
+        if not first.startswith("pty: "):
+            self.stop()
+            raise RuntimeError("the emulator did not start: %r" % first)
+        self.pty = first.split(None, 1)[1].strip()
+        self.lines = []
+        self._replies = []
+        self._cond = threading.Condition()
+        self.prefix = prefix
+        self.out = out
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self):
+        for line in iter(self.proc.stdout.readline, ""):
+            line = line.rstrip("\n")
+            with self._cond:
+                if line.startswith("ok") or line.startswith("error"):
+                    self._replies.append(line)
+                    self._cond.notify_all()
+                    continue
+                self.lines.append(line)
+            self.out.write(self.prefix + line + "\n")
+            self.out.flush()
+
+    def command(self, text, timeout=5.0):
+        """Send a control command (see ``smpdfu emulate``); return its reply line."""
+        with self._cond:
+            n = len(self._replies)
+            self.proc.stdin.write(text + "\n")
+            self.proc.stdin.flush()
+            if not self._cond.wait_for(lambda: len(self._replies) > n, timeout):
+                raise RuntimeError("the emulator did not answer %r" % text)
+            return self._replies[n]
+
+    def query_version(self):
+        r = self.command("version")
+        return r.split(None, 1)[1] if " " in r else None
+
+    def event_kinds(self):
+        with self._cond:
+            return [l.split()[0].rstrip(":") for l in self.lines if l]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._t is not None:
+            self._t.join(5)  # its last lines are out before anything printed after stop()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def start_emulator(baud, flash, out=None, extra=()):
+    """Start the emulated nRF on a pty at ``baud``; returns an :class:`EmulatorProcess`.
+
+    ``extra``: more ``smpdfu emulate`` options (e.g. ``["--flash-speed", "0"]``)."""
+    return EmulatorProcess(baud, flash, out or sys.stdout, extra=extra)
+
+
+def device_state(pty, baud):
+    """``(running version, confirmed)`` as the device itself reports over SMP."""
+    from smpdfu.client import SMPClient
+    from smpdfu.transport import SerialTransport
+    from smpdfu.uart import PySerialUART
+
+    t = SerialTransport(PySerialUART(pty, baud))
+    try:
+        c = SMPClient(t, timeout_ms=3000)
+        c.wait_until_ready(5000)
+        for s in c.image_state():
+            if s.active:
+                return s.version, s.confirmed
+        return None, False
+    finally:
+        t.close()
+
+
+def run_board(pty, image=None, out_dir=None, status=None, settings=None, timeout=120,
+              prefix="board | ", out=None, files=None):
+    """Run firmware/main.py on MicroPython (node) against ``pty``; returns (returncode, output lines).
+
+    ``files``: a file listing "SRC DEST" lines to install instead of the whole lib/."""
+    out = out or sys.stdout
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("node is not installed (needed to run MicroPython's WebAssembly build)")
+    cmd = [node, DEMO_MJS, "--pty", pty]
+    if files:
+        cmd += ["--files", files]
+    if image:
+        cmd += ["--image", image]
+    if status:
+        cmd += ["--status", status]
+    if out_dir:
+        cmd += ["--out", out_dir]
+    for k, v in (settings or {}).items():
+        cmd += ["--set", "%s=%s" % (k, json.dumps(v))]
+    p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    t = threading.Thread(target=_pump, args=(p.stdout, prefix, out, lines), daemon=True)
+    t.start()
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+        lines.append("demo: MicroPython did not finish within %d s" % timeout)
+    t.join(5)
+    return rc, lines
+
+
+def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighbour=False,
+             expect="updated", settings=None, out=None, workdir=None, emulator_args=()):
+    """Run the whole demo; return a dict: ``ok``, ``outcome``, ``status`` (the board's
+    status file), ``before``/``after`` (the emulator's running version), ``lines``
+    (the board's output), ``events`` (the emulator's event kinds), ``summary``."""
+    out = out or sys.stdout
+    lock = threading.Lock()
+
+    def say(text):
+        with lock:
+            out.write(text + "\n")
+            out.flush()
+
+    own_tmp = workdir is None
+    work = workdir or tempfile.mkdtemp(prefix="smpdfu-demo-")
+    emu = None
+    master = slave = None
+    try:
+        if image is None:
+            image = make_image(os.path.join(work, "app.bin"), version, size)
+            say("demo: made %s with imgtool: version %s, %d bytes" % (image, version, os.path.getsize(image)))
+        if no_neighbour:
+            master, slave = os.openpty()  # a UART with nobody on the other end
+            pty = os.ttyname(slave)
+            say("demo: no neighbour: %s has nothing behind it" % pty)
+            before = None
+        else:
+            emu = start_emulator(baud, os.path.join(work, "flash.bin"), out, emulator_args)
+            pty = emu.pty
+            before = emu.query_version()
+            say("demo: emulated nRF52840 on %s at %d baud, running %s" % (pty, baud, before))
+        out_dir = os.path.join(work, "board-update")
+        t0 = time.monotonic()
+        # the board gets exactly what `make deploy BOARD=host` would copy
+        from smpdfu_host.deploy import plan
+
+        files = os.path.join(work, "deploy-files.txt")
+        with open(files, "w") as f:
+            for src, dest in plan("host"):
+                f.write("%s %s\n" % (src, dest))
+        rc, lines = run_board(pty, image, out_dir, settings=settings, out=out, files=files)
+        wall = time.monotonic() - t0
+        status = {}
+        try:
+            with open(os.path.join(out_dir, "status.json")) as f:
+                status = json.load(f)
+        except (OSError, ValueError):
+            pass
+        outcome = status.get("outcome")
+        after = None
+        confirmed = False
+        if emu is not None:
+            after, confirmed = device_state(pty, baud)
+        ok = rc == 0 and outcome == expect
+        if ok and expect == "updated":
+            ok = after == status.get("image_version") and confirmed
+        if outcome in ("updated", "up-to-date", "reverted") or status.get("bytes"):
+            summary = "%s -> %s, %d bytes in %.1f s (%.1f kB/s upload)" % (
+                status.get("before") or before, after if emu is not None else "?", status.get("bytes", 0),
+                status.get("seconds", wall), status.get("bytes", 0) / 1000.0 / (status.get("upload_seconds") or 1e9))
+        else:
+            summary = status.get("message") or "no status from the board"
+        summary = "demo %s: %s: %s" % ("OK" if ok else "FAILED", outcome or "no outcome", summary)
+        events = emu.event_kinds() if emu is not None else []
+        if emu is not None:
+            emu.stop()  # first, so that the summary is the last line
+        say(summary)
+        return {"ok": ok, "outcome": outcome, "status": status, "before": before, "after": after,
+                "confirmed": confirmed, "lines": lines, "returncode": rc, "summary": summary,
+                "events": events}
+    finally:
+        if emu is not None:
+            emu.stop()
+        for fd in (master, slave):
+            if fd is not None:
+                os.close(fd)
+        if own_tmp:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m smpdfu_host.demo", description=__doc__.split("\n")[0])
+    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--version", default="1.1.0", help="version of the image to make (factory is 1.0.0)")
+    ap.add_argument("--size", type=int, default=40 * 1024, help="payload bytes of the image to make")
+    ap.add_argument("--image", help="use this image instead of making one")
+    ap.add_argument("--no-neighbour", action="store_true", help="nothing on the UART (an error case)")
+    ap.add_argument("--expect", default="updated", help="outcome that counts as success")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
+                    help="override a host board setting, e.g. CONNECT_MS=1500")
+    ap.add_argument("--emulator-arg", action="append", default=[], metavar="ARG",
+                    help="pass an option to the emulator, e.g. --emulator-arg=--flash-speed=0")
+    a = ap.parse_args(argv)
+    settings = {}
+    for s in a.set:
+        k, _, v = s.partition("=")
+        settings[k] = json.loads(v)
+    res = run_demo(a.baud, a.version, a.size, a.image, a.no_neighbour, a.expect, settings,
+                   emulator_args=a.emulator_arg)
+    return 0 if res["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

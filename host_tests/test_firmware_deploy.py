@@ -1,0 +1,134 @@
+"""What `make deploy` / `make deploy-circuitpython` copy, checked without hardware."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from smpdfu_host import deploy
+
+REPO = deploy.REPO_ROOT
+BOARDS = ("pico", "pico_w", "esp32_devkit", "feather_nrf52840", "host")
+
+
+def rel(p):
+    return os.path.relpath(p, REPO)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_board_configs_have_the_settings_the_app_needs(board):
+    ns = {}
+    exec(compile(open(os.path.join(REPO, "boards", board + ".py")).read(), board, "exec"), ns)
+    for key in ("NAME", "BAUDRATE", "LED", "IMAGE_PATH", "STATUS_PATH", "CONNECT_MS", "RESET_WAIT_MS"):
+        assert key in ns, "%s has no %s" % (board, key)
+    if board == "host":
+        assert callable(ns["make_uart"])
+    else:
+        assert ns["UART_TX"] is not None and ns["UART_RX"] is not None
+    assert ns["IMAGE_PATH"] == "/update/app.bin"
+
+
+def test_micropython_plan_is_app_closure_plus_entry_and_board():
+    files = deploy.plan("pico")
+    dests = [d for _, d in files]
+    assert len(dests) == len(set(dests))
+    assert ("firmware/main.py", "/main.py") in [(rel(s), d) for s, d in files]
+    assert ("boards/pico.py", "/board_config.py") in [(rel(s), d) for s, d in files]
+    assert "/lib/smpdfu_app.py" in dests and "/lib/smpdfu/updater.py" in dests
+    assert "/code.py" not in dests and "/boot.py" not in dests
+    # host-only code never goes: the CPython shim, host/, the emulator's server
+    assert "/lib/smpdfu/__main__.py" not in dests
+    assert os.path.isfile(os.path.join(REPO, "lib", "smpdfu", "__main__.py"))
+    assert not any(rel(s).startswith(("host/", "host_tests/")) for s, _ in files)
+    assert not any("server" in d for d in dests)
+    lib = sorted(d[len("/lib/"):] for d in dests if d.startswith("/lib/"))
+    assert lib == sorted(dest for dest, _ in deploy.package_json()["urls"])
+
+
+def test_circuitpython_plan_has_code_and_boot_and_no_mpy():
+    dests = [d for _, d in deploy.plan("feather_nrf52840", circuitpython=True)]
+    assert "/code.py" in dests and "/boot.py" in dests and "/main.py" not in dests
+    assert all(d.endswith(".py") for d in dests)
+    with pytest.raises(SystemExit):
+        deploy.plan("feather_nrf52840", circuitpython=True, mpy=True)
+
+
+def test_unknown_board_lists_the_boards():
+    with pytest.raises(SystemExit) as e:
+        deploy.plan("nosuchboard")
+    assert "pico" in str(e.value) and "feather_nrf52840" in str(e.value)
+
+
+def test_dry_run_prints_the_mpremote_command_and_copies_nothing():
+    r = subprocess.run([sys.executable, "-m", "smpdfu_host.deploy", "micropython", "--board", "pico",
+                        "--port", "/dev/ttyACM0", "--dry-run"], capture_output=True, text=True, cwd=REPO,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join([REPO + "/lib", REPO + "/host"])))
+    assert r.returncode == 0, r.stderr
+    assert "connect /dev/ttyACM0" in r.stdout
+    assert "fs cp firmware/main.py :/main.py" in r.stdout
+    assert "fs cp boards/pico.py :/board_config.py" in r.stdout
+    assert "__main__" not in r.stdout
+
+
+def test_mpremote_command_shape():
+    cmd = deploy.mpremote_command(deploy.plan("esp32_devkit"), "/dev/ttyUSB0")
+    assert cmd[1:5] == ["-m", "mpremote", "connect", "/dev/ttyUSB0"]
+    assert cmd[5] == "exec" and "os.mkdir" in cmd[6]
+    assert cmd[-2:] == ["+", "reset"]
+    cps = [cmd[i + 2:i + 5] for i in range(len(cmd)) if cmd[i] == "+" and cmd[i + 1] == "fs"]
+    assert ["cp", "boards/esp32_devkit.py", ":/board_config.py"] in cps
+    # the setup snippet itself is valid Python
+    compile(cmd[6], "exec", "exec")
+
+
+def test_deploy_circuitpython_copies_to_the_drive(tmp_path):
+    drive = tmp_path / "CIRCUITPY"
+    drive.mkdir()
+    assert deploy.deploy_circuitpython("feather_nrf52840", str(drive)) == 0
+    got = sorted(str(p.relative_to(drive)) for p in drive.rglob("*") if p.is_file())
+    want = sorted(d.lstrip("/") for _, d in deploy.plan("feather_nrf52840", circuitpython=True))
+    assert got == want
+    assert (drive / "update").is_dir()
+    assert (drive / "board_config.py").read_text() == open(os.path.join(REPO, "boards", "feather_nrf52840.py")).read()
+    assert not (drive / "lib" / "smpdfu" / "__main__.py").exists()
+
+
+def test_mpy_build_imports_on_real_micropython(tmp_path, run_micropython):
+    out = tmp_path / "mpy"
+    made = deploy.compile_mpy(str(out))
+    assert len(made) == len(deploy.app_modules())
+    assert all(m.endswith(".mpy") for m in made)
+    script = tmp_path / "imp.py"
+    script.write_text(
+        "import sys\n"
+        "sys.path.insert(0, '/mpylib')\n"
+        "import smpdfu_app, smpdfu.updater, smpdfu.upload\n"
+        "for m in (smpdfu_app, smpdfu.updater, smpdfu.upload):\n"
+        "    assert m.__file__.startswith('/mpylib/') and m.__file__.endswith('.mpy'), m.__file__\n"
+        "r = smpdfu.updater.UpdateResult('updated', 'x', '1.1.0')\n"
+        "r.bytes, r.upload_seconds, r.version_before, r.version_after = 8000, 2.0, '1.0.0', '1.1.0'\n"
+        "print(r.summary())\n")
+    r = run_micropython(script, copy=[(str(out), "/mpylib")])
+    assert r.returncode == 0, r.stderr
+    assert "updated: 1.0.0 -> 1.1.0, 8000 bytes" in r.stdout and "(4.0 kB/s)" in r.stdout
+
+
+@pytest.mark.parametrize("target,args,expect", [
+    ("deploy", ["BOARD=pico", "PORT=/dev/ttyACM0"], "fs cp boards/pico.py :/board_config.py"),
+    ("deploy", ["BOARD=esp32_devkit", "MPY=1"], "fs cp build/mpy/smpdfu/updater.mpy :/lib/smpdfu/updater.mpy"),
+    ("deploy-circuitpython", ["BOARD=feather_nrf52840", "DRIVE=/media/x/CIRCUITPY"],
+     "firmware/code.py                         -> /media/x/CIRCUITPY/code.py"),
+])
+def test_make_deploy_dryrun(target, args, expect):
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make")
+    # this interpreter instead of the venv's, and no venv set-up
+    r = subprocess.run([make, "-s", target, "DRYRUN=1", "VPY=" + sys.executable, "VENV_STAMP="] + args,
+                       capture_output=True, text=True, cwd=REPO, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join([REPO + "/lib", REPO + "/host"])))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert expect in r.stdout
+    assert "__main__" not in r.stdout and "server" not in r.stdout
