@@ -8,12 +8,16 @@ _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _PAD = 61  # "="
 
 
-def encode_into(src, dst, o):
-    """Write base64 of ``src`` into ``dst`` from index ``o``; return the end index."""
+def encode_into(src, start, end, dst, o):
+    """Write base64 of ``src[start:end]`` into ``dst`` from index ``o``; return the end index.
+
+    Indexes rather than a slice: a memoryview slice would be an allocation
+    per call, and this runs once per frame line.
+    """
     t = _ALPHABET
-    n = len(src)
-    i = 0
-    end3 = n - n % 3
+    n = end - start
+    i = start
+    end3 = start + n - n % 3
     while i < end3:
         v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2]
         dst[o] = t[v >> 18]
@@ -22,7 +26,7 @@ def encode_into(src, dst, o):
         dst[o + 3] = t[v & 63]
         o += 4
         i += 3
-    r = n - end3
+    r = end - end3
     if r:
         v = src[i] << 16
         if r == 2:

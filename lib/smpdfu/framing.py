@@ -87,7 +87,7 @@ class FrameEncoder:
                 out[o:o + k] = memoryview(b64)[:k]
                 o += k
             else:
-                o = _b64_into(self._raw_mv[src:end], out, o)
+                o = _b64_into(self._raw, src, end, out, o)
             out[o] = 10
             o += 1
             src = end

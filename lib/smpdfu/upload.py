@@ -101,13 +101,16 @@ class Uploader:
         """SHA-256 of the first ``size`` bytes of ``stream`` (one streaming pass)."""
         h = sha256()
         buf = self._scratch
+        full = len(buf)
         done = 0
         while done < size:
-            want = min(len(buf), size - done)
-            n = stream.readinto(buf[:want])
+            want = size - done
+            # Whole-buffer reads slice nothing: a memoryview slice is an
+            # allocation, and this loop runs once per block of the image.
+            n = stream.readinto(buf if want >= full else buf[:want])
             if not n:
                 raise ProtocolError("stream ended at %d bytes, before the %d announced" % (done, size))
-            h.update(buf[:n])
+            h.update(buf if n == full else buf[:n])
             done += n
         return h.digest()
 
