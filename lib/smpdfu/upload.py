@@ -193,6 +193,22 @@ class Uploader:
                     raise ProtocolError("image hash mismatch after upload")
         return off
 
+    def _start(self, timeout_ms, retries):
+        """Send offset 0 (with len and sha) alone; return (server's off, our end, failed attempts).
+
+        It goes alone because its answer may be a resume offset, and because
+        the device erases the slot before answering.
+        """
+        failures = 0
+        while True:
+            try:
+                seq, end = self._send_chunk(0, True)
+                return self._offset(self.client.wait(seq, timeout_ms)), end, failures
+            except (SMPTimeout, FrameError) as e:
+                failures += 1
+                if failures > retries:
+                    raise type(e)("upload failed at offset 0 after %d attempts: %s" % (failures, e))
+
     # ------------------------------------------------------------ upload
 
     def upload(self, stream, size=None, image=0, sha=None, progress=None, window=None,
@@ -274,20 +290,11 @@ class Uploader:
         count = 0
         clean = 0  # answers in a row as expected, since the last loss
         try:
-            # Offset 0 goes alone: its answer may be a resume offset, and it
-            # waits for the slot erase.
-            while True:
-                try:
-                    seq, first_end = self._send_chunk(0, True)
-                    acked = self._offset(client.wait(seq, first_timeout_ms))
-                    break
-                except (SMPTimeout, FrameError) as e:
-                    failures += 1
-                    total_retries += 1
-                    if failures > retries:
-                        raise type(e)("upload failed at offset 0 after %d attempts: %s" % (failures, e))
+            acked, first_end, failures = self._start(first_timeout_ms, retries)
+            total_retries += failures
             resumed_from = acked if acked != first_end else 0
             failures = 0
+            restarts = 0
             if progress:
                 progress(acked, size)
             next_off = acked
@@ -337,7 +344,16 @@ class Uploader:
                     head = clean = 0
                     window = 1
                     next_off = off
-                    if off <= acked:
+                    if off == 0 and acked > 0:
+                        # The device lost the upload (it reset: the state is in
+                        # its RAM). Start again, with len and sha at offset 0.
+                        restarts += 1
+                        if restarts > retries:
+                            raise ProtocolError("upload restarted %d times: the device keeps losing it (reset?)" % restarts)
+                        off, _end, n = self._start(first_timeout_ms, retries)
+                        total_retries += 1 + n
+                        next_off = off
+                    elif off <= acked:
                         failures += 1
                         total_retries += 1
                         if failures > retries:
