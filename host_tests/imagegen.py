@@ -1,7 +1,8 @@
 """Build and inspect real MCUboot images with PyPI ``imgtool``, for host tests.
 
-imgtool runs in-process (through its click commands) to stay fast: tests build
-many images. Keys are generated once per process and cached.
+imgtool runs in-process (through its click commands, via the host module
+``smpdfu_host.imgtool_image``) to stay fast: tests build many images. Keys are
+generated once per process and cached.
 
 Typical use::
 
@@ -13,43 +14,18 @@ Typical use::
 
 import atexit
 import os
-import random
 import re
 import shutil
 import tempfile
 
-from click.testing import CliRunner
-from imgtool.main import imgtool as _imgtool_cli
+from smpdfu_host import imgtool_image
+from smpdfu_host.imgtool_image import ImgtoolError, run_imgtool  # noqa: F401  (part of this API)
 
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "ed25519", "x25519")
 DEFAULT_SLOT_SIZE = 0x60000
 
 _key_dir = None
 _keys = {}
-
-
-class ImgtoolError(Exception):
-    """imgtool exited non-zero; ``output`` holds what it printed."""
-
-    def __init__(self, args, code, output):
-        self.args_ = args
-        self.code = code
-        self.output = output
-        Exception.__init__(self, "imgtool %s -> exit %s:\n%s" % (" ".join(args), code, output))
-
-
-def run_imgtool(*args, check=True):
-    """Run ``imgtool ARGS`` in-process; returns ``(exit_code, output_text)``."""
-    args = [str(a) for a in args]
-    res = CliRunner().invoke(_imgtool_cli, args, catch_exceptions=True)
-    code = res.exit_code
-    out = res.output
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        out += "\n%s: %s" % (type(res.exception).__name__, res.exception)
-        code = code or 1
-    if check and code != 0:
-        raise ImgtoolError(args, code, out)
-    return code, out
 
 
 def key_path(kind):
@@ -70,7 +46,7 @@ def key_path(kind):
 
 def payload_bytes(size, seed=0):
     """``size`` pseudo-random bytes, the same for the same ``seed``."""
-    return random.Random(seed).randbytes(size)
+    return imgtool_image.payload(size, seed)
 
 
 def make_image(path, version="1.2.3", size=4096, header_size=0x200, pad_header=True,
@@ -92,16 +68,10 @@ def make_image(path, version="1.2.3", size=4096, header_size=0x200, pad_header=T
     ("x25519", "ecdsa-p256", "rsa-2048") to AES-encrypt the body for. ``extra_args`` go to imgtool
     as-is.
     """
-    path = str(path)
     body = payload if payload is not None else payload_bytes(size, seed)
     if not pad_header:
         body = bytes(header_size) + body
-    src = path + ".raw"
-    with open(src, "wb") as f:
-        f.write(body)
-    args = ["sign", "-v", version, "-H", header_size, "-S", slot_size]
-    if pad_header:
-        args.append("--pad-header")
+    args = []
     if key is not None:
         args += ["-k", key_path(key)]
     if confirm:
@@ -128,13 +98,8 @@ def make_image(path, version="1.2.3", size=4096, header_size=0x200, pad_header=T
         args += ["-E", key_path(encrypt)]
     for tag, value in custom_tlvs:
         args += ["--custom-tlv", tag, value]
-    args += list(extra_args)
-    args += [src, path]
-    try:
-        run_imgtool(*args)
-    finally:
-        os.remove(src)
-    return path
+    return imgtool_image.make_image(path, version, slot_size=slot_size, header_size=header_size,
+                                    pad_header=pad_header, body=body, extra_args=args + list(extra_args))
 
 
 class VerifyResult:

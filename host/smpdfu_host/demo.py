@@ -27,29 +27,11 @@ import tempfile
 import threading
 import time
 
+from smpdfu_host.emulator.process import EmulatorProcess
+from smpdfu_host.imgtool_image import make_image
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEMO_MJS = os.path.join(REPO_ROOT, "host_tests", "mp", "demo.mjs")
-SLOT_SIZE = 0x76000
-
-
-def make_image(path, version="1.1.0", size=40 * 1024, seed=1):
-    """Write an imgtool-signed (hash-only) MCUboot image of ``size`` payload bytes; return path."""
-    import random
-
-    from click.testing import CliRunner
-    from imgtool.main import imgtool
-
-    raw = path + ".raw"
-    with open(raw, "wb") as f:
-        f.write(random.Random(seed).randbytes(size))
-    args = ["sign", "-v", version, "-H", "0x200", "--pad-header", "-S", str(SLOT_SIZE), raw, path]
-    try:
-        res = CliRunner().invoke(imgtool, args)
-    finally:
-        os.remove(raw)
-    if res.exit_code != 0:
-        raise RuntimeError("imgtool %s failed:\n%s%s" % (" ".join(args), res.output, res.exception or ""))
-    return path
 
 
 def _pump(stream, prefix, out, lines):
@@ -59,84 +41,6 @@ def _pump(stream, prefix, out, lines):
         lines.append(line)
         out.write(prefix + line + "\n")
         out.flush()
-
-
-class EmulatorProcess:
-    """``python -m smpdfu_host.emulator`` as a child process, its events echoed with a prefix."""
-
-    def __init__(self, baud, flash, out, prefix="  nRF | ", extra=()):
-        cmd = [sys.executable, "-m", "smpdfu_host.emulator", "--baud", str(baud), "--flash", flash] + list(extra)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([os.path.join(REPO_ROOT, "lib"), os.path.join(REPO_ROOT, "host")]
-                                            + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        self._t = None
-        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env)
-        first = self.proc.stdout.readline()
-        if not first.startswith("pty: "):
-            self.stop()
-            raise RuntimeError("the emulator did not start: %r" % first)
-        self.pty = first.split(None, 1)[1].strip()
-        self.lines = []
-        self._replies = []
-        self._cond = threading.Condition()
-        self.prefix = prefix
-        self.out = out
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self):
-        for line in iter(self.proc.stdout.readline, ""):
-            line = line.rstrip("\n")
-            with self._cond:
-                if line.startswith("ok") or line.startswith("error"):
-                    self._replies.append(line)
-                    self._cond.notify_all()
-                    continue
-                self.lines.append(line)
-            self.out.write(self.prefix + line + "\n")
-            self.out.flush()
-
-    def command(self, text, timeout=5.0):
-        """Send a control command (see ``smpdfu emulate``); return its reply line."""
-        with self._cond:
-            n = len(self._replies)
-            self.proc.stdin.write(text + "\n")
-            self.proc.stdin.flush()
-            if not self._cond.wait_for(lambda: len(self._replies) > n, timeout):
-                raise RuntimeError("the emulator did not answer %r" % text)
-            return self._replies[n]
-
-    def query_version(self):
-        r = self.command("version")
-        return r.split(None, 1)[1] if " " in r else None
-
-    def event_kinds(self):
-        with self._cond:
-            return [l.split()[0].rstrip(":") for l in self.lines if l]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._t is not None:
-            self._t.join(5)  # its last lines are out before anything printed after stop()
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-
-def start_emulator(baud, flash, out=None, extra=()):
-    """Start the emulated nRF on a pty at ``baud``; returns an :class:`EmulatorProcess`.
-
-    ``extra``: more ``smpdfu emulate`` options (e.g. ``["--flash-speed", "0"]``)."""
-    return EmulatorProcess(baud, flash, out or sys.stdout, extra=extra)
 
 
 def device_state(pty, baud):
@@ -218,9 +122,10 @@ def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighb
             say("demo: no neighbour: %s has nothing behind it" % pty)
             before = None
         else:
-            emu = start_emulator(baud, os.path.join(work, "flash.bin"), out, emulator_args)
-            pty = emu.pty
-            before = emu.query_version()
+            emu = EmulatorProcess(emulator_args, baud=baud, flash=os.path.join(work, "flash.bin"),
+                                  echo=out, prefix="  nRF | ", merge_stderr=True)
+            pty = emu.path
+            before = emu.running_version()
             say("demo: emulated nRF52840 on %s at %d baud, running %s" % (pty, baud, before))
         out_dir = os.path.join(work, "board-update")
         t0 = time.monotonic()

@@ -27,15 +27,15 @@ import tracemalloc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-for p in (os.path.join(REPO, "lib"), os.path.join(REPO, "host"), os.path.join(REPO, "host_tests"), HERE):
+for p in (os.path.join(REPO, "lib"), os.path.join(REPO, "host"), os.path.join(REPO, "host_tests")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from emuproc import Emulator  # noqa: E402
 from imagegen import imgtool_verify, make_image  # noqa: E402
 
 from smpdfu import mcuboot  # noqa: E402
 from smpdfu.client import SMPClient  # noqa: E402
+from smpdfu_host.emulator.process import EmulatorProcess  # noqa: E402
 from smpdfu.transport import SerialTransport  # noqa: E402
 from smpdfu.uart import PySerialUART  # noqa: E402
 
@@ -128,13 +128,13 @@ def one_run(name, baud, buf_size, path, digest, workdir, emu_args, trace=False):
     extra_args = list(emu_args)
     if buf_size:
         extra_args += ["--buf-size", str(buf_size)]
-    emu = Emulator(flash, baud=baud, extra=extra_args, via_cli=True)
+    emu = EmulatorProcess(extra_args, baud=baud, flash=flash, via_cli=True)
     try:
         if trace:
-            dt, extra = run_smpdfu(emu.port, baud, path, trace=True)
+            dt, extra = run_smpdfu(emu.path, baud, path, trace=True)
         else:
-            dt, extra = RUNNERS[name](emu.port, baud, path)
-        h = slot1_hash(emu.port, baud)
+            dt, extra = RUNNERS[name](emu.path, baud, path)
+        h = slot1_hash(emu.path, baud)
         extra["ok"] = h == digest
         if h != digest:
             extra["error"] = "slot 1 hash %s, expected %s" % (h, digest)
@@ -142,7 +142,8 @@ def one_run(name, baud, buf_size, path, digest, workdir, emu_args, trace=False):
     except Exception as e:  # noqa: BLE001 - a failing client is a row, not a crash
         return None, {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
     finally:
-        err = emu.stop()
+        emu.stop()
+        err = emu.stderr_text()
         try:
             os.remove(flash)
         except OSError:

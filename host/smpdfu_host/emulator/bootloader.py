@@ -17,9 +17,7 @@ the flash's speed.
 """
 
 import io
-import os
 import struct
-import tempfile
 
 from smpdfu import mcuboot
 from smpdfu.errors import BadImage
@@ -121,43 +119,17 @@ _factory_cache = {}
 
 
 def make_factory_image(version="1.0.0", size=48 * 1024, slot_size=None, seed=1):
-    """Cached :func:`_make_factory_image` (imgtool takes a while)."""
+    """Bytes of a real ``imgtool sign`` image (unsigned: SHA-256 TLV only) of ``size``
+    deterministic pseudo-random payload bytes; cached (imgtool takes a while).
+
+    Made by :func:`smpdfu_host.imgtool_image.image_bytes`."""
     key = (version, size, slot_size, seed)
     if key not in _factory_cache:
-        _factory_cache[key] = _make_factory_image(version, size, slot_size, seed)
+        from smpdfu_host.imgtool_image import SLOT_SIZE, image_bytes
+
+        _factory_cache[key] = image_bytes(version, size, seed, slot_size or SLOT_SIZE,
+                                          extra_args=["--align", "4"])
     return _factory_cache[key]
-
-
-def _make_factory_image(version="1.0.0", size=48 * 1024, slot_size=None, seed=1):
-    """Bytes of a real ``imgtool sign`` image (unsigned: SHA-256 TLV only).
-
-    The payload is ``size`` deterministic pseudo-random bytes. imgtool runs
-    in-process through its click command.
-    """
-    import random
-
-    from imgtool.main import imgtool as imgtool_cli
-
-    d = tempfile.mkdtemp(prefix="smpdfu-emu-")
-    src = os.path.join(d, "app.bin")
-    dst = os.path.join(d, "app.signed.bin")
-    try:
-        with open(src, "wb") as f:
-            f.write(random.Random(seed).randbytes(size))
-        args = ["sign", "-v", version, "-H", "0x200", "--pad-header", "--align", "4",
-                "-S", str(slot_size or 0x76000), src, dst]
-        try:
-            imgtool_cli.main(args=args, standalone_mode=False)
-        except SystemExit as e:  # click may still exit on errors
-            if e.code:
-                raise RuntimeError("imgtool sign failed: exit %s" % e.code)
-        with open(dst, "rb") as f:
-            return f.read()
-    finally:
-        for p in (src, dst):
-            if os.path.exists(p):
-                os.remove(p)
-        os.rmdir(d)
 
 
 def install_factory(flash, image):
