@@ -89,25 +89,21 @@ class Encoder:
         else:
             self.head(_MAJ_UINT, n)
 
-    def bytes(self, data):
-        """Write a byte string from any bytes-like object, memoryviews included."""
+    def _string(self, major, data):
         n = len(data)
-        self.head(_MAJ_BYTES, n)
+        self.head(major, n)
         self._need(n)
         p = self.pos
-        self.buf[p:p + n] = data
+        self.buf[p:p + n] = data  # one copy, straight from the caller's buffer
         self.pos = p + n
+
+    def bytes(self, data):
+        """Write a byte string from any bytes-like object, memoryviews included."""
+        self._string(_MAJ_BYTES, data)
 
     def text(self, s):
         """Write a text string; ``s`` is a ``str`` or already UTF-8 ``bytes``."""
-        if isinstance(s, str):
-            s = s.encode()
-        n = len(s)
-        self.head(_MAJ_TEXT, n)
-        self._need(n)
-        p = self.pos
-        self.buf[p:p + n] = s
-        self.pos = p + n
+        self._string(_MAJ_TEXT, s.encode() if isinstance(s, str) else s)
 
     def array(self, n):
         """Write the head of an array of ``n`` items (the caller writes them)."""
