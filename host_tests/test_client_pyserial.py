@@ -88,11 +88,12 @@ def test_fake_over_pty_upload_with_console_noise_and_drop(pty_fake):
     SMPClient(SerialTransport(dry)).upload(PatternStream(30000), progress=lambda o, t: seen.append(o))
     pty_fake.dev.console = b"<inf> app: tick\r\n"
     pty_fake.dev.drop_upload_offsets = [seen[4]]
-    c = _client(pty_fake.path, timeout_ms=300)
+    c = _client(pty_fake.path, timeout_ms=1000)
     try:
         seen = []
         r = c.upload(PatternStream(30000), progress=lambda o, t: seen.append(o))
-        assert r.match is True and seen[-1] == 30000 and r.retries == 1
+        # at least the dropped chunk was retried (a slow VM may add a timeout)
+        assert r.match is True and seen[-1] == 30000 and r.retries >= 1
         assert pty_fake.dev.last_upload_digest == pattern_sha(30000)
     finally:
         c.transport.close()
