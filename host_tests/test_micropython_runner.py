@@ -247,7 +247,11 @@ def test_pty_bridge_echoes_every_byte_value(tmp_path, start_micropython):
 
 
 def _main_thread_states(proc, samples=12, every=0.1):
-    """Scheduler states ('S' sleeping, 'R' running) of proc's main thread."""
+    """Scheduler states ('S' sleeping, 'R' running) of proc's main thread.
+
+    12 samples 0.1 s apart fit well inside the 4 s sleep even when this VM
+    oversleeps some of them.
+    """
     states = []
     for _ in range(samples):
         with open("/proc/%d/stat" % proc.pid) as f:
@@ -270,9 +274,9 @@ def test_sleep_ms_blocks_without_spinning(tmp_path, start_micropython, sleeper, 
         import hostio, time
         t0 = hostio.now_ms()
         print("sleeping")
-        %s(2500)
+        %s(4000)
         dt = hostio.now_ms() - t0
-        assert 2400 <= dt < 30000, dt
+        assert 3900 <= dt < 30000, dt
         print("slept", dt)
         """
         % sleeper,
