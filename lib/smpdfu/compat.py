@@ -23,8 +23,13 @@ except ImportError:
 
 try:
     from hashlib import sha256  # noqa: F401
-except ImportError:  # pragma: no cover - some small ports ship uhashlib only
-    from uhashlib import sha256  # noqa: F401
+except ImportError:  # pragma: no cover - ports without a C hashlib
+    try:
+        from uhashlib import sha256  # noqa: F401  (older MicroPython ports)
+    except ImportError:
+        # CircuitPython builds without CIRCUITPY_HASHLIB: the pure-Python
+        # library from the Adafruit bundle (circup install adafruit_hashlib).
+        from adafruit_hashlib import sha256  # noqa: F401
 
 import time as _time
 
