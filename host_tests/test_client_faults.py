@@ -71,21 +71,16 @@ def _slot1(client, info):
     return slots[1]
 
 
-def test_dropped_request_line_is_recovered(dev, image):
+@pytest.mark.parametrize("fault, counter", [
+    ("drop_rx_lines", "rx_lines_dropped_fault"),  # a request line vanishes on the way
+    ("corrupt_rx_lines", "frames_bad"),  # Zephyr drops the frame (bad CRC or base64)
+])
+def test_lost_or_corrupted_request_line_is_recovered(dev, image, fault, counter):
     emu, client = dev
     data, info = image
-    r = _upload(client, data, info, 6, lambda: emu.drop_rx_lines(1))
+    r = _upload(client, data, info, 6, lambda: getattr(emu, fault)(1))
     assert r.match is True and r.retries >= 1
-    assert emu.counters()["rx_lines_dropped_fault"] == 1
-    _slot1(client, info)
-
-
-def test_corrupted_request_line_is_recovered(dev, image):
-    emu, client = dev
-    data, info = image
-    r = _upload(client, data, info, 6, lambda: emu.corrupt_rx_lines(1))
-    assert r.match is True and r.retries >= 1
-    assert emu.counters()["frames_bad"] == 1  # Zephyr dropped the frame (bad CRC or base64)
+    assert emu.counters()[counter] == 1
     _slot1(client, info)
 
 
