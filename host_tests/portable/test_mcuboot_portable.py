@@ -12,6 +12,8 @@ from smpdfu import mcuboot
 from smpdfu.compat import sha256
 from smpdfu.errors import BadImage
 
+from mcuimg import build
+
 # Made once with PyPI imgtool 2.5.0 (host_tests/imagegen.py):
 #   make_image(p, version="1.2.3+4", size=256, header_size=0x20, key="ecdsa-p256",
 #              security_counter="auto", seed=1, slot_size=0x10000)
@@ -45,31 +47,6 @@ def _raises(fn, *words):
             assert w in msg, "%r not in %r" % (w, msg)
         return msg
     raise AssertionError("no BadImage raised (wanted %r)" % (words,))
-
-
-def _tlv(t, value):
-    return struct.pack("<HH", t, len(value)) + value
-
-
-def build(version=(1, 2, 3, 0), body_len=100, hdr_size=32, prot=(), tlvs=(), flags=0,
-          hash_tlv=True, fill=0x5A):
-    """A minimal valid MCUboot image: header, body, protected TLVs, TLVs with SHA256."""
-    body = bytes([(fill + i) & 0xFF for i in range(body_len)])
-    prot_area = b""
-    if prot:
-        entries = b"".join([_tlv(t, v) for t, v in prot])
-        prot_area = struct.pack("<HH", 0x6908, 4 + len(entries)) + entries
-    hdr = struct.pack("<IIHHIIBBHI", 0x96F3B83D, 0, hdr_size, len(prot_area), body_len,
-                      flags, version[0], version[1], version[2], version[3])
-    hdr += bytes(4)  # _pad1
-    hashed = hdr + bytes(hdr_size - 32) + body + prot_area
-    h = sha256()
-    h.update(hashed)
-    entries = b""
-    if hash_tlv:
-        entries = _tlv(0x10, h.digest())
-    entries += b"".join([_tlv(t, v) for t, v in tlvs])
-    return hashed + struct.pack("<HH", 0x6907, 4 + len(entries)) + entries
 
 
 def _v(data, **kw):
