@@ -1,6 +1,6 @@
 """The client over a real pty through PySerialUART (CPython).
 
-First against the tiny fake device (a thread moves bytes between the pty and
+First against the in-memory SMP device (a thread moves bytes between the pty and
 it), then against the emulated nRF (Zephyr SMP server + MCUboot behind a
 paced pty) with a real imgtool image: upload, test, reset, confirm.
 """
@@ -13,7 +13,7 @@ import tty
 
 import pytest
 
-from fakedev import FakeDevice
+from smpdev import SMPDevice
 from imagegen import make_image
 from streams import PatternStream, pattern_sha
 
@@ -27,7 +27,7 @@ pytest.importorskip("serial")
 
 
 class PtyDevice:
-    """A FakeDevice on the master side of a pty, served by a thread."""
+    """An in-memory SMPDevice on the master side of a pty, served by a thread."""
 
     def __init__(self, dev):
         self.dev = dev
@@ -62,7 +62,7 @@ class PtyDevice:
 
 @pytest.fixture
 def pty_fake():
-    p = PtyDevice(FakeDevice())
+    p = PtyDevice(SMPDevice())
     yield p
     p.close()
 
@@ -83,7 +83,7 @@ def test_fake_over_pty_commands(pty_fake):
 
 def test_fake_over_pty_upload_with_console_noise_and_drop(pty_fake):
     # the offset of the 5th chunk, from an in-memory dry run
-    dry = FakeDevice()
+    dry = SMPDevice()
     seen = []
     SMPClient(SerialTransport(dry)).upload(PatternStream(30000), progress=lambda o, t: seen.append(o))
     pty_fake.dev.console = b"<inf> app: tick\r\n"
@@ -94,7 +94,7 @@ def test_fake_over_pty_upload_with_console_noise_and_drop(pty_fake):
         r = c.upload(PatternStream(30000), progress=lambda o, t: seen.append(o))
         # at least the dropped chunk was retried (a slow VM may add a timeout)
         assert r.match is True and seen[-1] == 30000 and r.retries >= 1
-        assert pty_fake.dev.last_upload_digest == pattern_sha(30000)
+        assert pty_fake.dev.slot_sha(1, 30000) == pattern_sha(30000)
     finally:
         c.transport.close()
 

@@ -1,4 +1,4 @@
-"""SMPClient against the in-memory fake device, through the real serial framing.
+"""SMPClient against the in-memory SMP device (the portable server), through the real serial framing.
 
 Portable: pytest on CPython and the MicroPython runner.
 """
@@ -12,12 +12,13 @@ from smpdfu.messages import ImageSlot, McuMgrParams
 from smpdfu.transport import SerialTransport
 
 from _portable import raises
-from fakedev import FakeDevice
+from mcuimg import build, image_hash
+from smpdev import SMPDevice
 
 
 def _client(dev=None, timeout_ms=300, **kw):
     if dev is None:
-        dev = FakeDevice()
+        dev = SMPDevice()
     return dev, SMPClient(SerialTransport(dev, **kw), timeout_ms=timeout_ms)
 
 
@@ -36,31 +37,30 @@ def test_long_echo_spans_several_frame_lines():
 
 
 def test_v1_answers_are_accepted():
-    dev, c = _client()
-    dev.v1 = True
+    dev, c = _client(SMPDevice(v1=True))
     assert c.echo("v1") == "v1"
     p = c.params()
     assert p.buf_size == 384
 
 
 def test_params():
-    dev, c = _client(FakeDevice(buf_size=1024, buf_count=6))
+    dev, c = _client(SMPDevice(buf_size=1024, buf_count=6))
     p = c.params()
     assert isinstance(p, McuMgrParams)
     assert (p.buf_size, p.buf_count) == (1024, 6)
 
 
 def test_params_missing_is_mgmt_error_enotsup():
-    dev, c = _client()
-    dev.has_params = False
+    dev, c = _client(SMPDevice(params=False))
     e = raises(MgmtError, c.params)
     assert e.rc == 8 and e.name == "ENOTSUP"
 
 
 def test_image_state_parses_slots():
     dev, c = _client()
-    dev.slot1 = {"image": 0, "slot": 1, "version": "2.0.0", "hash": b"\x22" * 32,
-                 "bootable": True, "pending": True}
+    img = build(version=(2, 0, 0, 0))
+    dev.put_image(1, img)
+    dev.mark_pending()
     slots = c.image_state()
     assert len(slots) == 2
     s0, s1 = slots
@@ -69,8 +69,9 @@ def test_image_state_parses_slots():
     assert s0.confirmed and s0.active and s0.bootable and not s0.pending
     assert s0.flags == "BCA"
     assert s1.slot == 1 and s1.pending and not s1.confirmed and not s1.permanent
-    assert s1.hash == b"\x22" * 32
-    assert s1.hash_hex == "22" * 32
+    assert s1.version == "2.0.0"
+    assert s1.hash == image_hash(img)
+    assert s1.hash_hex == "".join(["%02x" % b for b in image_hash(img)])
 
 
 def test_v2_group_error_becomes_image_error():
@@ -198,34 +199,47 @@ def test_console_text_and_split_reads():
 
 def test_other_commands():
     dev, c = _client()
-    assert c.os_info() == "Zephyr fakedev 3.7.0"
+    assert c.os_info("s") == "Zephyr"
+    assert c.os_info("v") == "1.0.0"  # the running image's version
+    assert c.os_info().split()[:5] == ["Zephyr", "unknown", "v3.7.0", "1.0.0", "Mon"]
     assert c.bootloader_info() == {"bootloader": "MCUboot"}
-    assert c.bootloader_info("mode") == {"mode": 1}
+    assert c.bootloader_info("mode") == {"mode": 3}  # swap using move
     c.reset()
     assert dev.resets == 1
     c.image_erase()
     assert dev.erases == 1
     info = c.slot_info()
     assert info[0]["slots"][1]["slot"] == 1
-    assert info[0]["slots"][1]["size"] == dev.slot_size
+    assert info[0]["slots"][1]["size"] == dev.flash.slot_size(1) == 1 << 20
 
 
 def test_image_test_and_confirm():
     dev, c = _client()
-    h = b"\x5a" * 32
-    dev.slot1 = {"image": 0, "slot": 1, "version": "2.0.0", "hash": h, "bootable": True}
-    slots = c.image_test("5a" * 32)  # hex accepted as well as bytes
+    h = image_hash(build(version=(2, 0, 0, 0)))
+    dev.put_image(1, build(version=(2, 0, 0, 0)))
+    slots = c.image_test("".join(["%02x" % b for b in h]))  # hex accepted as well as bytes
     assert slots[1].pending and not slots[1].permanent
-    slots = c.image_confirm(h)
-    assert slots[1].pending and slots[1].permanent
     # an unknown hash: the image group's HASH_NOT_FOUND
     e = raises(ImageError, c.image_test, b"\x01" * 32)
     assert e.name == "HASH_NOT_FOUND"
-    # erase refused while slot 1 is pending (rc form)
-    e = raises(MgmtError, c.image_erase, 1)
+    # erase refused while slot 1 is pending
+    e = raises(ImageError, c.image_erase, 1)
+    assert e.name == "NO_FREE_SLOT"
+    # same refusal in the rc form for a v1 client (Zephyr translates it to EBADSTATE)
+    dev1, c1 = _client(SMPDevice(v1=True))
+    dev1.put_image(1, build(version=(2, 0, 0, 0)))
+    c1.image_test(h)
+    e = raises(MgmtError, c1.image_erase, 1)
     assert e.name == "EBADSTATE"
-    c.image_confirm()
-    assert c.image_state()[0].confirmed
+    # confirming the running image is refused while a test swap is pending
+    e = raises(ImageError, c.image_confirm)
+    assert e.name == "IMAGE_ALREADY_PENDING"
+    # nothing pending: confirm the running image, then slot 1 by hash (permanent)
+    dev2, c2 = _client()
+    dev2.put_image(1, build(version=(2, 0, 0, 0)))
+    assert c2.image_confirm()[0].confirmed
+    slots = c2.image_confirm(h)
+    assert slots[1].pending and slots[1].permanent
 
 
 def test_unknown_command_is_enotsup():

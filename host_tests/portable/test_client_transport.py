@@ -7,7 +7,7 @@ from smpdfu.transport import SerialTransport
 from smpdfu.uart import BusioUART, MachineUART, PySerialUART, StreamUART, pipe_pair, wrap
 
 from _portable import raises
-from fakedev import FakeDevice
+from smpdev import SMPDevice
 
 
 class _MachineLike:
@@ -64,7 +64,7 @@ class _BusioLike:
 def test_wrap_picks_adapter_by_duck_typing():
     assert isinstance(wrap(_MachineLike()), MachineUART)
     assert isinstance(wrap(_BusioLike()), BusioUART)
-    dev = FakeDevice()
+    dev = SMPDevice()
     assert wrap(dev) is dev  # already has read_available
     raises(TypeError, wrap, 42)
 
@@ -140,7 +140,7 @@ def test_transport_raises_frame_error_and_reset_drops_partial_frames():
 def test_client_over_machine_like_uart_with_device_in_between():
     # a MachineUART whose other end is the fake device, moved by hand
     m = _MachineLike(per_write=50)
-    dev = FakeDevice()
+    dev = SMPDevice()
 
     class Link:
         def write(self, buf):

@@ -24,7 +24,7 @@ from smpdfu.client import SMPClient
 from smpdfu.transport import SerialTransport
 
 from _portable import on_micropython, skip
-from fakedev import SkimDevice
+from smpdev import SMPDevice
 from streams import PatternStream
 
 _BUF_SIZE = 2048  # fewer, larger chunks keep the 1 MB run short
@@ -61,7 +61,7 @@ class _NullUART:
 
 
 class _MeteredDevice:
-    """A FakeDevice whose own allocations are counted apart from the client's."""
+    """A test device whose own allocations are counted apart from the client's."""
 
     def __init__(self, dev):
         self.dev = dev
@@ -153,7 +153,7 @@ class _MeteredStream:
 
 
 def _upload_profile(size):
-    dev = _MeteredDevice(SkimDevice())
+    dev = _MeteredDevice(SMPDevice(buf_size=_BUF_SIZE, skim=True))
     c = SMPClient(SerialTransport(dev, max_packet=_BUF_SIZE), timeout_ms=5000)
     n_max = size // 1000 + 8
     marks = [0] * n_max  # client-side allocation at each progress call (preallocated)
