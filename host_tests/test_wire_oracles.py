@@ -11,9 +11,10 @@ from smp import image_management as smpimg
 from smp import os_management as smpos
 from smp import packet as smppacket
 
-from smpdfu import cbor, errors
+from smpdfu import cbor, errcodes, errors, proto
 from smpdfu.framing import FrameDecoder, FrameEncoder
-from smpdfu.header import HEADER_SIZE, OP_READ, OP_WRITE, pack_header, unpack_header
+from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
+from smpdfu.proto import OP_READ, OP_WRITE
 
 # --- serial framing ----------------------------------------------------------
 
@@ -94,16 +95,43 @@ def test_smp_responses_parse_with_our_header_and_cbor():
 
 def test_error_names_match_smp_enums():
     for rc in smpimg.IMG_MGMT_ERR:
-        if rc.value < len(errors.IMG_ERR_NAMES):
-            assert errors.IMG_ERR_NAMES[rc.value] == rc.name, rc
-    assert len(errors.IMG_ERR_NAMES) >= max(smpimg.IMG_MGMT_ERR) + 1
+        if rc.value < len(errcodes.IMG_ERR_NAMES):
+            assert errcodes.IMG_ERR_NAMES[rc.value] == rc.name, rc
+    assert len(errcodes.IMG_ERR_NAMES) >= max(smpimg.IMG_MGMT_ERR) + 1
     for rc in smpos.OS_MGMT_RET_RC:
-        assert errors.OS_ERR_NAMES[rc.value] == rc.name
+        assert errcodes.OS_ERR_NAMES[rc.value] == rc.name
     from smp.error import MGMT_ERR
 
     for rc in MGMT_ERR:
-        if rc.value < len(errors.MGMT_ERR_NAMES):
-            assert errors.MGMT_ERR_NAMES[rc.value] == rc.name, rc
+        if rc.value < len(errcodes.MGMT_ERR_NAMES):
+            assert errcodes.MGMT_ERR_NAMES[rc.value] == rc.name, rc
+
+
+def _codes(prefix):
+    return dict((k[len(prefix):], getattr(errcodes, k)) for k in dir(errcodes) if k.startswith(prefix) and k[-1] != "S")
+
+
+def test_protocol_numbers_match_smp_enums():
+    # every number in smpdfu.proto and smpdfu.errcodes is the one PyPI smp has under the same name
+    from smp.error import MGMT_ERR
+
+    ours = _codes("MGMT_ERR_")
+    assert ours == dict((k, MGMT_ERR[k].value) for k in ours)
+    ours = _codes("IMG_ERR_")
+    assert ours and ours == dict((k, smpimg.IMG_MGMT_ERR[k].value) for k in ours)
+    ours = _codes("OS_ERR_")
+    assert ours and ours == dict((k, smpos.OS_MGMT_RET_RC[k].value) for k in ours)
+    ops = smphdr.OP
+    assert (proto.OP_READ, proto.OP_READ_RSP, proto.OP_WRITE, proto.OP_WRITE_RSP) == (
+        ops.READ, ops.READ_RSP, ops.WRITE, ops.WRITE_RSP)
+    assert (proto.SMP_V1, proto.SMP_V2) == (smphdr.Version.V1, smphdr.Version.V2)
+    assert proto.GROUP_OS == smphdr.GroupId.OS_MANAGEMENT
+    assert proto.GROUP_IMAGE == smphdr.GroupId.IMAGE_MANAGEMENT
+    osc = smphdr.CommandId.OSManagement
+    assert (proto.OS_ECHO, proto.OS_RESET, proto.OS_PARAMS, proto.OS_INFO, proto.OS_BOOTLOADER_INFO) == (
+        osc.ECHO, osc.RESET, osc.MCUMGR_PARAMETERS, osc.OS_APPLICATION_INFO, osc.BOOTLOADER_INFO)
+    img = smphdr.CommandId.ImageManagement
+    assert (proto.IMG_STATE, proto.IMG_UPLOAD, proto.IMG_ERASE) == (img.STATE, img.UPLOAD, img.ERASE)
 
 
 def test_both_error_forms_become_named_exceptions():

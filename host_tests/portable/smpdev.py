@@ -23,17 +23,14 @@ from smpdfu.cbor import Encoder, dumps, loads
 from smpdfu.compat import a2b_base64, sha256, ticks_diff, ticks_ms
 from smpdfu.errors import FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
-from smpdfu.header import HEADER_SIZE, OP_WRITE, SMP_V1, pack_header, unpack_header
+from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
+from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, MODE_SWAP_MOVE, OP_WRITE, OS_PARAMS, SMP_V1
 from smpdfu.server import SMPServer
 from smpdfu.server_image import ImageGroup, set_pending
-from smpdfu.server_os import MODE_SWAP_MOVE, OSGroup
+from smpdfu.server_os import OSGroup
 
 from mcuimg import build
 
-_GROUP_OS = 0
-_GROUP_IMAGE = 1
-_CMD_PARAMS = 6
-_CMD_UPLOAD = 1
 # A serial frame's length and CRC share the server's net_buf with the packet.
 _FRAME_OVERHEAD = 4
 
@@ -170,7 +167,7 @@ class SMPDevice:
         self.os = OSGroup(version_fn=self._running_version, reset_fn=self._reset_cmd,
                           bootloader_mode=bootloader_mode)
         if not params:
-            del self.os.handlers[_CMD_PARAMS]
+            del self.os.handlers[OS_PARAMS]
         # skim: the flash keeps nothing, so there is nothing to check a hash against
         self.image = ImageGroup(self.flash, image_check=image_check and not skim, listener=self._event)
         self.server.register(self.os)
@@ -313,7 +310,7 @@ class SMPDevice:
                 body["len"] = length
                 body["sha"] = bytes(sha)
                 body["image"] = 0
-            rsp = self.request(OP_WRITE, _GROUP_IMAGE, _CMD_UPLOAD, body)
+            rsp = self.request(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD, body)
             if rsp.get("off") != off + len(body["data"]):
                 raise ValueError("start_upload: the server answered %r" % (rsp,))
             off = rsp["off"]
@@ -391,7 +388,7 @@ class SMPDevice:
         op, _ver, _flags, length, group, _seq, cmd = unpack_header(pkt)
         corrupt = False
         self._chunk = 0
-        if group == _GROUP_IMAGE and cmd == _CMD_UPLOAD and op == OP_WRITE:
+        if group == GROUP_IMAGE and cmd == IMG_UPLOAD and op == OP_WRITE:
             self.upload_requests += 1
             body = loads(memoryview(pkt)[HEADER_SIZE:HEADER_SIZE + length], True) if length else {}
             if not isinstance(body, dict):
@@ -499,7 +496,7 @@ class SMPDevice:
 
 def _is_upload(raw):
     # raw: BE16 length + SMP header (+ start of the body)
-    return raw[2] & 7 == OP_WRITE and raw[6] == 0 and raw[7] == _GROUP_IMAGE and raw[9] == _CMD_UPLOAD
+    return raw[2] & 7 == OP_WRITE and raw[6] == 0 and raw[7] == GROUP_IMAGE and raw[9] == IMG_UPLOAD
 
 
 def _cbor_head(raw, p):

@@ -3,11 +3,12 @@
 Portable: pytest on CPython and the MicroPython runner.
 """
 
-from smpdfu.client import SMPClient, command_name
+from smpdfu.client import SMPClient
+from smpdfu.errcodes import command_name
 from smpdfu.compat import ticks_diff, ticks_ms
 from smpdfu.errors import (CBORError, FrameError, ImageError, MgmtError, OSGroupError,
                            ProtocolError, SMPTimeout)
-from smpdfu.header import GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE, OP_WRITE_RSP
+from smpdfu.proto import GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE, OP_WRITE_RSP, OS_ECHO, OS_INFO
 from smpdfu.messages import ImageSlot, McuMgrParams
 from smpdfu.transport import SerialTransport
 
@@ -85,19 +86,19 @@ def test_v2_group_error_becomes_image_error():
 
 def test_v2_os_group_error_becomes_os_group_error():
     dev, c = _client()
-    dev.errors[(GROUP_OS, 7)] = {"err": {"group": 0, "rc": 2}}
+    dev.errors[(GROUP_OS, OS_INFO)] = {"err": {"group": 0, "rc": 2}}
     e = raises(OSGroupError, c.os_info)
     assert e.name == "INVALID_FORMAT"
 
 
 def test_v1_rc_error_becomes_mgmt_error_with_reason():
     dev, c = _client()
-    dev.errors[(GROUP_OS, 0)] = {"rc": 3, "rsn": "bad echo"}
+    dev.errors[(GROUP_OS, OS_ECHO)] = {"rc": 3, "rsn": "bad echo"}
     e = raises(MgmtError, c.echo, "x")
     assert e.rc == 3 and e.name == "EINVAL"
     assert "bad echo" in str(e)
     # a success with "rc": 0 is not an error
-    dev.errors[(GROUP_OS, 0)] = {"rc": 0, "r": "ok"}
+    dev.errors[(GROUP_OS, OS_ECHO)] = {"rc": 0, "r": "ok"}
     assert c.echo("x") == "ok"
 
 

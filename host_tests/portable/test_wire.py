@@ -7,7 +7,8 @@ from smpdfu import cbor
 from smpdfu.crc16 import crc16
 from smpdfu.errors import CBORError, FrameError
 from smpdfu.framing import MAX_LINE, FrameDecoder, FrameEncoder, framed_size
-from smpdfu.header import OP_WRITE, SMP_V1, SMP_V2, pack_header, unpack_header
+from smpdfu.header import pack_header, unpack_header
+from smpdfu.proto import OP_WRITE, SMP_V1, SMP_V2
 
 from _portable import raises
 

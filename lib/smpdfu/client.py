@@ -3,33 +3,19 @@
 from binascii import unhexlify
 
 from . import cbor
-from .compat import const, sleep_ms, ticks_diff, ticks_ms
+from .compat import sleep_ms, ticks_diff, ticks_ms
 from .errors import FrameError, ProtocolError, SMPTimeout, error_from_response
-from .header import (GROUP_IMAGE, GROUP_OS, HEADER_SIZE, OP_READ, OP_WRITE,
-                     pack_header, unpack_header)
+from .header import HEADER_SIZE, pack_header, unpack_header
 from .messages import ImageSlot, McuMgrParams
-
-# OS group (0) commands
-_OS_ECHO = const(0)
-_OS_RESET = const(5)
-_OS_PARAMS = const(6)
-_OS_INFO = const(7)
-_OS_BOOTLOADER = const(8)
-# Image group (1) commands
-_IMG_STATE = const(0)
-_IMG_UPLOAD = const(1)
-_IMG_ERASE = const(5)
-_IMG_SLOT_INFO = const(6)
-
-_GROUP_NAMES = {0: "OS", 1: "image", 2: "stat", 3: "settings", 4: "log", 8: "fs", 9: "shell", 63: "zephyr"}
+from .proto import (GROUP_IMAGE, GROUP_OS, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE,
+                    OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET)
 
 
-def command_name(group, cmd):
-    """``"group 1 (image) command 1"``: for messages."""
-    g = _GROUP_NAMES.get(group)
-    if g:
-        return "group %d (%s) command %d" % (group, g, cmd)
-    return "group %d command %d" % (group, cmd)
+def _command_name(group, cmd):
+    # For messages only: the names module is loaded when an error is built.
+    from .errcodes import command_name
+
+    return command_name(group, cmd)
 
 
 def _as_hash(h):
@@ -164,7 +150,7 @@ class SMPClient:
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
-                    raise SMPTimeout("no response to %s within %d ms" % (command_name(expect[1], expect[2]), timeout_ms))
+                    raise SMPTimeout("no response to %s within %d ms" % (_command_name(expect[1], expect[2]), timeout_ms))
                 self.transport.wait(left if left < 50 else 50)
         pkt = stash.pop(seq)
         del self._pending[seq]
@@ -175,12 +161,12 @@ class SMPClient:
         rop, rgroup, rcmd = expect
         if op != rop or group != rgroup or cmd != rcmd:
             raise ProtocolError("response op %d %s does not match request op %d %s" % (
-                op, command_name(group, cmd), rop, command_name(rgroup, rcmd)))
+                op, _command_name(group, cmd), rop, _command_name(rgroup, rcmd)))
         if length != len(pkt) - HEADER_SIZE:
             raise ProtocolError("response header says %d body bytes, packet has %d" % (length, len(pkt) - HEADER_SIZE))
         body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if length else {}
         if not isinstance(body, dict):
-            raise ProtocolError("response body of %s is not a CBOR map" % command_name(group, cmd))
+            raise ProtocolError("response body of %s is not a CBOR map" % _command_name(group, cmd))
         err = error_from_response(body, group)
         if err is not None:
             raise err
@@ -194,20 +180,20 @@ class SMPClient:
         try:
             return rsp[key]
         except KeyError:
-            raise ProtocolError("response to %s has no %r" % (command_name(group, cmd), key))
+            raise ProtocolError("response to %s has no %r" % (_command_name(group, cmd), key))
 
     # ------------------------------------------------------------ OS group
 
     def echo(self, text, timeout_ms=None):
         """Echo ``text`` through the device; return what came back."""
-        rsp = self.request(OP_WRITE, GROUP_OS, _OS_ECHO, {"d": text}, timeout_ms)
-        return self._field(rsp, "r", GROUP_OS, _OS_ECHO)
+        rsp = self.request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": text}, timeout_ms)
+        return self._field(rsp, "r", GROUP_OS, OS_ECHO)
 
     def reset(self, force=False, boot_mode=None, settle_ms=300):
         """Ask the device to reset; returns once it has gone down.
 
         The device answers first and resets a little later (Zephyr's
-        ``CONFIG_MCUMGR_GRP_OS_RESET_MS``, 250 ms by default), so this waits
+        ``CONFIG_MCUMGR_GRPOS_RESET_MS``, 250 ms by default), so this waits
         ``settle_ms`` after the answer: a :meth:`wait_until_ready` right after
         then talks to the rebooted device, not to the old one.
         ``force`` overrides a refusal (EBUSY); ``boot_mode`` (0 normal,
@@ -218,23 +204,23 @@ class SMPClient:
             body["force"] = True
         if boot_mode is not None:
             body["boot_mode"] = boot_mode
-        self.request(OP_WRITE, GROUP_OS, _OS_RESET, body)
+        self.request(OP_WRITE, GROUP_OS, OS_RESET, body)
         if settle_ms:
             sleep_ms(settle_ms)
 
     def params(self):
         """The server's buffer size and count as :class:`~smpdfu.messages.McuMgrParams`."""
-        return McuMgrParams.from_response(self.request(OP_READ, GROUP_OS, _OS_PARAMS))
+        return McuMgrParams.from_response(self.request(OP_READ, GROUP_OS, OS_PARAMS))
 
     def os_info(self, fmt="a"):
         """``uname``-like info; ``fmt`` letters from ``snrvbmpioa`` (``a`` = all)."""
-        rsp = self.request(OP_READ, GROUP_OS, _OS_INFO, {"format": fmt})
-        return self._field(rsp, "output", GROUP_OS, _OS_INFO)
+        rsp = self.request(OP_READ, GROUP_OS, OS_INFO, {"format": fmt})
+        return self._field(rsp, "output", GROUP_OS, OS_INFO)
 
     def bootloader_info(self, query=None):
         """Bootloader info: ``{"bootloader": "MCUboot"}``, or ``{"mode": n}`` for query ``"mode"``."""
         body = {"query": query} if query is not None else None
-        return self.request(OP_READ, GROUP_OS, _OS_BOOTLOADER, body)
+        return self.request(OP_READ, GROUP_OS, OS_BOOTLOADER_INFO, body)
 
     def wait_until_ready(self, timeout_ms=10000, attempt_ms=500):
         """Echo until the device answers (e.g. after a reset); drop garbage meanwhile.
@@ -257,11 +243,11 @@ class SMPClient:
 
     def image_state(self):
         """The image state list: a list of :class:`~smpdfu.messages.ImageSlot`."""
-        return ImageSlot.list_from_response(self.request(OP_READ, GROUP_IMAGE, _IMG_STATE))
+        return ImageSlot.list_from_response(self.request(OP_READ, GROUP_IMAGE, IMG_STATE))
 
     def image_test(self, hash):
         """Mark the image with ``hash`` (bytes or hex) for a test boot; return the new state list."""
-        rsp = self.request(OP_WRITE, GROUP_IMAGE, _IMG_STATE, {"hash": _as_hash(hash), "confirm": False})
+        rsp = self.request(OP_WRITE, GROUP_IMAGE, IMG_STATE, {"hash": _as_hash(hash), "confirm": False})
         return ImageSlot.list_from_response(rsp)
 
     def image_confirm(self, hash=None):
@@ -269,7 +255,7 @@ class SMPClient:
         body = {"confirm": True}
         if hash is not None:
             body["hash"] = _as_hash(hash)
-        rsp = self.request(OP_WRITE, GROUP_IMAGE, _IMG_STATE, body)
+        rsp = self.request(OP_WRITE, GROUP_IMAGE, IMG_STATE, body)
         return ImageSlot.list_from_response(rsp)
 
     def image_erase(self, slot=None, timeout_ms=None):
@@ -277,12 +263,12 @@ class SMPClient:
         body = {"slot": slot} if slot is not None else None
         if timeout_ms is None:
             timeout_ms = max(self.timeout_ms, 30000)  # a whole-slot erase takes seconds
-        self.request(OP_WRITE, GROUP_IMAGE, _IMG_ERASE, body, timeout_ms)
+        self.request(OP_WRITE, GROUP_IMAGE, IMG_ERASE, body, timeout_ms)
 
     def slot_info(self):
         """Slot sizes: the ``images`` list of the slot info response (dicts)."""
-        rsp = self.request(OP_READ, GROUP_IMAGE, _IMG_SLOT_INFO)
-        return self._field(rsp, "images", GROUP_IMAGE, _IMG_SLOT_INFO)
+        rsp = self.request(OP_READ, GROUP_IMAGE, IMG_SLOT_INFO)
+        return self._field(rsp, "images", GROUP_IMAGE, IMG_SLOT_INFO)
 
     def upload(self, stream, size=None, image=0, sha=None, progress=None, **kwargs):
         """Upload an image from ``stream`` (anything with ``readinto``).

@@ -4,20 +4,9 @@ import struct
 
 from .compat import const
 from .errors import ProtocolError
+from .proto import SMP_V2
 
 HEADER_SIZE = const(8)
-
-OP_READ = const(0)
-OP_READ_RSP = const(1)
-OP_WRITE = const(2)
-OP_WRITE_RSP = const(3)
-
-# Version field (bits 3-4 of byte 0): SMP v1 (legacy) and v2 (group error form).
-SMP_V1 = const(0)
-SMP_V2 = const(1)
-
-GROUP_OS = const(0)
-GROUP_IMAGE = const(1)
 
 _FMT = ">BBHHBB"
 

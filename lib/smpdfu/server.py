@@ -26,25 +26,11 @@ with ``cbor.loads(views=True)``: byte strings are memoryviews into the packet.
 """
 
 from .cbor import Encoder, loads
-from .compat import const
 from .errors import CBORError
-from .header import HEADER_SIZE, OP_READ, OP_WRITE, SMP_V1, SMP_V2, pack_header, unpack_header
-
-# MGMT_ERR_* (mgmt_defines.h)
-EOK = const(0)
-EUNKNOWN = const(1)
-ENOMEM = const(2)
-EINVAL = const(3)
-ETIMEOUT = const(4)
-ENOENT = const(5)
-EBADSTATE = const(6)
-EMSGSIZE = const(7)
-ENOTSUP = const(8)
-ECORRUPT = const(9)
-EBUSY = const(10)
-EACCESSDENIED = const(11)
-UNSUPPORTED_TOO_OLD = const(12)
-UNSUPPORTED_TOO_NEW = const(13)
+from .header import HEADER_SIZE, pack_header, unpack_header
+from .errcodes import (MGMT_ERR_ECORRUPT, MGMT_ERR_EINVAL, MGMT_ERR_EMSGSIZE, MGMT_ERR_ENOTSUP,
+                       MGMT_ERR_EUNKNOWN, MGMT_ERR_UNSUPPORTED_TOO_NEW)
+from .proto import OP_READ, OP_WRITE, SMP_V1, SMP_V2
 
 
 class MgmtStatus(Exception):
@@ -81,7 +67,7 @@ def field(body, key, kind, default=None):
     """``body[key]`` checked against ``kind`` ("uint", "bool", "text", "bytes").
 
     Missing keys give ``default``; a value of the wrong type raises
-    ``MgmtStatus(EINVAL)``, as zcbor_map_decode_bulk failing does in Zephyr.
+    ``MgmtStatus(MGMT_ERR_EINVAL)``, as zcbor_map_decode_bulk failing does in Zephyr.
     """
     if key not in body:
         return default
@@ -95,7 +81,7 @@ def field(body, key, kind, default=None):
     else:
         ok = isinstance(v, (bytes, bytearray, memoryview))
     if not ok:
-        raise MgmtStatus(EINVAL)
+        raise MgmtStatus(MGMT_ERR_EINVAL)
     return v
 
 
@@ -130,11 +116,11 @@ class SMPServer:
         out = []
         while pos < n:
             if n - pos < HEADER_SIZE:
-                break  # ECORRUPT without a valid header: nothing is sent
+                break  # MGMT_ERR_ECORRUPT without a valid header: nothing is sent
             op, version, _flags, length, group, seq, cmd = unpack_header(mv, pos)
             pos += HEADER_SIZE
             if n - pos < length:
-                out.append(self._error(op, version, group, seq, cmd, ECORRUPT))
+                out.append(self._error(op, version, group, seq, cmd, MGMT_ERR_ECORRUPT))
                 break
             body = mv[pos:pos + length]
             pos += length
@@ -147,22 +133,22 @@ class SMPServer:
     def _one(self, op, version, group, seq, cmd, body):
         self.requests += 1
         if op != OP_READ and op != OP_WRITE:
-            return self._error(op, version, group, seq, cmd, ENOTSUP), True
+            return self._error(op, version, group, seq, cmd, MGMT_ERR_ENOTSUP), True
         if version > SMP_V2:
-            return self._error(op, version, group, seq, cmd, UNSUPPORTED_TOO_NEW), True
+            return self._error(op, version, group, seq, cmd, MGMT_ERR_UNSUPPORTED_TOO_NEW), True
         g = self.groups.get(group)
         fns = g.handlers.get(cmd) if g is not None else None
         fn = None
         if fns is not None:
             fn = fns[0] if op == OP_READ else fns[1]
         if fn is None:
-            return self._error(op, version, group, seq, cmd, ENOTSUP), True
+            return self._error(op, version, group, seq, cmd, MGMT_ERR_ENOTSUP), True
         try:
             req_body = loads(body, True) if len(body) else {}
         except CBORError:
             req_body = None
         if not isinstance(req_body, dict):
-            return self._error(op, version, group, seq, cmd, EINVAL), True
+            return self._error(op, version, group, seq, cmd, MGMT_ERR_EINVAL), True
         req = Request(self, op, version, group, seq, cmd, req_body)
         try:
             rsp = fn(req)
@@ -171,13 +157,13 @@ class SMPServer:
         except GroupStatus as e:
             if version == SMP_V1 or self.rc_errors:
                 gg = self.groups.get(e.group)
-                rc = gg.translate(e.rc) if gg is not None else EUNKNOWN
+                rc = gg.translate(e.rc) if gg is not None else MGMT_ERR_EUNKNOWN
                 return self._error(op, version, group, seq, cmd, rc), True
             rsp = {"err": {"group": e.group, "rc": e.rc}}
         try:
             return self._encode(op, version, group, seq, cmd, rsp), False
         except CBORError:
-            return self._error(op, version, group, seq, cmd, EMSGSIZE), True
+            return self._error(op, version, group, seq, cmd, MGMT_ERR_EMSGSIZE), True
 
     def _encode(self, op, version, group, seq, cmd, rsp):
         buf = self._rsp

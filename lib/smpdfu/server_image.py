@@ -25,56 +25,29 @@ import struct
 
 from .compat import const, sha256
 from .mcuboot import IMAGE_MAGIC, IMAGE_F_NON_BOOTABLE, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC, TLV_SHA256, version_str
-from .server import EBADSTATE, EINVAL, ENOENT, ENOMEM, EUNKNOWN, EOK, GroupStatus, field
-
-GROUP_IMAGE = const(1)
-
-_STATE = const(0)
-_UPLOAD = const(1)
-_ERASE = const(5)
-_SLOT_INFO = const(6)
-
-# IMG_MGMT_ERR_* (img_mgmt.h)
-ERR_UNKNOWN = const(1)
-ERR_FLASH_CONFIG_QUERY_FAIL = const(2)
-ERR_NO_IMAGE = const(3)
-ERR_NO_TLVS = const(4)
-ERR_INVALID_TLV = const(5)
-ERR_TLV_MULTIPLE_HASHES_FOUND = const(6)
-ERR_TLV_INVALID_SIZE = const(7)
-ERR_HASH_NOT_FOUND = const(8)
-ERR_NO_FREE_SLOT = const(9)
-ERR_FLASH_OPEN_FAILED = const(10)
-ERR_FLASH_READ_FAILED = const(11)
-ERR_FLASH_WRITE_FAILED = const(12)
-ERR_FLASH_ERASE_FAILED = const(13)
-ERR_INVALID_SLOT = const(14)
-ERR_NO_FREE_MEMORY = const(15)
-ERR_INVALID_PAGE_OFFSET = const(19)
-ERR_INVALID_OFFSET = const(20)
-ERR_INVALID_LENGTH = const(21)
-ERR_INVALID_IMAGE_HEADER = const(22)
-ERR_INVALID_IMAGE_HEADER_MAGIC = const(23)
-ERR_INVALID_HASH = const(24)
-ERR_INVALID_FLASH_ADDRESS = const(25)
-ERR_VERSION_GET_FAILED = const(26)
-ERR_CURRENT_VERSION_IS_NEWER = const(27)
-ERR_IMAGE_ALREADY_PENDING = const(28)
-ERR_INVALID_IMAGE_VECTOR_TABLE = const(29)
-ERR_INVALID_IMAGE_TOO_LARGE = const(30)
-ERR_INVALID_IMAGE_DATA_OVERRUN = const(31)
-ERR_IMAGE_CONFIRMATION_DENIED = const(32)
-ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED = const(33)
+from .errcodes import (IMG_ERR_CURRENT_VERSION_IS_NEWER, IMG_ERR_HASH_NOT_FOUND,
+                       IMG_ERR_IMAGE_ALREADY_PENDING, IMG_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED,
+                       IMG_ERR_INVALID_FLASH_ADDRESS, IMG_ERR_INVALID_HASH,
+                       IMG_ERR_INVALID_IMAGE_DATA_OVERRUN, IMG_ERR_INVALID_IMAGE_HEADER,
+                       IMG_ERR_INVALID_IMAGE_HEADER_MAGIC, IMG_ERR_INVALID_IMAGE_TOO_LARGE,
+                       IMG_ERR_INVALID_IMAGE_VECTOR_TABLE, IMG_ERR_INVALID_LENGTH, IMG_ERR_INVALID_OFFSET,
+                       IMG_ERR_INVALID_PAGE_OFFSET, IMG_ERR_INVALID_SLOT, IMG_ERR_INVALID_TLV,
+                       IMG_ERR_NO_FREE_MEMORY, IMG_ERR_NO_FREE_SLOT, IMG_ERR_NO_IMAGE, IMG_ERR_NO_TLVS,
+                       IMG_ERR_TLV_INVALID_SIZE, IMG_ERR_TLV_MULTIPLE_HASHES_FOUND,
+                       IMG_ERR_VERSION_GET_FAILED, MGMT_ERR_EBADSTATE, MGMT_ERR_EINVAL, MGMT_ERR_ENOENT,
+                       MGMT_ERR_ENOMEM, MGMT_ERR_EOK, MGMT_ERR_EUNKNOWN)
+from .proto import GROUP_IMAGE, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, IMG_UPLOAD
+from .server import GroupStatus, field
 
 # img_mgmt_translate_error_code: what a v1 client sees instead.
 _TRANSLATE = {
-    ERR_NO_IMAGE: ENOENT, ERR_NO_TLVS: ENOENT,
-    ERR_NO_FREE_SLOT: EBADSTATE, ERR_CURRENT_VERSION_IS_NEWER: EBADSTATE,
-    ERR_IMAGE_ALREADY_PENDING: EBADSTATE,
-    ERR_NO_FREE_MEMORY: ENOMEM,
-    ERR_INVALID_SLOT: EINVAL, ERR_INVALID_PAGE_OFFSET: EINVAL, ERR_INVALID_OFFSET: EINVAL,
-    ERR_INVALID_LENGTH: EINVAL, ERR_INVALID_IMAGE_HEADER: EINVAL, ERR_INVALID_HASH: EINVAL,
-    ERR_INVALID_FLASH_ADDRESS: EINVAL,
+    IMG_ERR_NO_IMAGE: MGMT_ERR_ENOENT, IMG_ERR_NO_TLVS: MGMT_ERR_ENOENT,
+    IMG_ERR_NO_FREE_SLOT: MGMT_ERR_EBADSTATE, IMG_ERR_CURRENT_VERSION_IS_NEWER: MGMT_ERR_EBADSTATE,
+    IMG_ERR_IMAGE_ALREADY_PENDING: MGMT_ERR_EBADSTATE,
+    IMG_ERR_NO_FREE_MEMORY: MGMT_ERR_ENOMEM,
+    IMG_ERR_INVALID_SLOT: MGMT_ERR_EINVAL, IMG_ERR_INVALID_PAGE_OFFSET: MGMT_ERR_EINVAL, IMG_ERR_INVALID_OFFSET: MGMT_ERR_EINVAL,
+    IMG_ERR_INVALID_LENGTH: MGMT_ERR_EINVAL, IMG_ERR_INVALID_IMAGE_HEADER: MGMT_ERR_EINVAL, IMG_ERR_INVALID_HASH: MGMT_ERR_EINVAL,
+    IMG_ERR_INVALID_FLASH_ADDRESS: MGMT_ERR_EINVAL,
 }
 
 # MCUboot swap types (bootutil_public.h BOOT_SWAP_TYPE_*)
@@ -187,7 +160,7 @@ def set_pending(store, permanent):
     if magic == MAGIC_BAD:
         # "The image slot is corrupt. There is no way to recover, so erase the slot."
         store.erase(1, 0, store.slot_size(1))
-        return ERR_INVALID_IMAGE_HEADER_MAGIC
+        return IMG_ERR_INVALID_IMAGE_HEADER_MAGIC
     write_magic(store, 1)
     if permanent:
         write_image_ok(store, 1)
@@ -201,7 +174,7 @@ def set_confirmed(store):
     if magic == MAGIC_UNSET:
         return 0  # no trailer: programmed image, already confirmed
     if magic == MAGIC_BAD:
-        return ERR_INVALID_IMAGE_VECTOR_TABLE  # BOOT_EBADVECT
+        return IMG_ERR_INVALID_IMAGE_VECTOR_TABLE  # BOOT_EBADVECT
     if ok == FLAG_UNSET:
         write_image_ok(store, 0)
     return 0
@@ -214,30 +187,30 @@ def read_info(store, slot):
     error, NO_TLVS or HASH_NOT_FOUND, like Zephyr.
     """
     if slot < 0 or slot > 1:
-        raise GroupStatus(GROUP_IMAGE, ERR_INVALID_SLOT)
+        raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_SLOT)
     hdr = bytearray(32)
     store.read(slot, 0, hdr)
     magic, _load, hdr_size, prot_size, img_size, flags = struct.unpack_from("<IIHHII", hdr, 0)
     if magic != IMAGE_MAGIC:
         if magic == 0xFFFFFFFF:
-            raise GroupStatus(GROUP_IMAGE, ERR_NO_IMAGE)
-        raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_HEADER_MAGIC)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_IMAGE)
+        raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_HEADER_MAGIC)
     version = (hdr[20], hdr[21], hdr[22] | (hdr[23] << 8), struct.unpack_from("<I", hdr, 24)[0])
     size = store.slot_size(slot)
     off = hdr_size + img_size
     info = bytearray(4)
     if off + 4 > size:
-        raise GroupStatus(GROUP_IMAGE, ERR_NO_TLVS)
+        raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_TLVS)
     store.read(slot, off, info)
     m, tot = struct.unpack_from("<HH", info, 0)
     if m == TLV_PROT_INFO_MAGIC:
         off += tot
         if off + 4 > size:
-            raise GroupStatus(GROUP_IMAGE, ERR_NO_TLVS)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_TLVS)
         store.read(slot, off, info)
         m, tot = struct.unpack_from("<HH", info, 0)
     if m != TLV_INFO_MAGIC:
-        raise GroupStatus(GROUP_IMAGE, ERR_NO_TLVS)
+        raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_TLVS)
     end = off + tot
     off += 4
     found = None
@@ -246,20 +219,20 @@ def read_info(store, slot):
         store.read(slot, off, tlv)
         t, n = struct.unpack_from("<HH", tlv, 0)
         if t == 0xFF and n == 0xFFFF:
-            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_TLV)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_TLV)
         if t != TLV_SHA256 or n != 32:
             off += 4 + n
             continue
         if found is not None:
-            raise GroupStatus(GROUP_IMAGE, ERR_TLV_MULTIPLE_HASHES_FOUND)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_TLV_MULTIPLE_HASHES_FOUND)
         off += 4
         if off + 32 > end:
-            raise GroupStatus(GROUP_IMAGE, ERR_TLV_INVALID_SIZE)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_TLV_INVALID_SIZE)
         found = bytearray(32)
         store.read(slot, off, found)
         found = bytes(found)
     if found is None:
-        raise GroupStatus(GROUP_IMAGE, ERR_HASH_NOT_FOUND)
+        raise GroupStatus(GROUP_IMAGE, IMG_ERR_HASH_NOT_FOUND)
     return version, found, flags
 
 
@@ -291,15 +264,15 @@ class ImageGroup:
         self.listener = listener
         self.legacy_rc = False
         self.handlers = {
-            _STATE: (self.state_read, self.state_write),
-            _UPLOAD: (None, self.upload),
-            _ERASE: (None, self.erase),
-            _SLOT_INFO: (self.slot_info, None),
+            IMG_STATE: (self.state_read, self.state_write),
+            IMG_UPLOAD: (None, self.upload),
+            IMG_ERASE: (None, self.erase),
+            IMG_SLOT_INFO: (self.slot_info, None),
         }
         self.reset_upload()
 
     def translate(self, rc):
-        return _TRANSLATE.get(rc, EUNKNOWN)
+        return _TRANSLATE.get(rc, MGMT_ERR_EUNKNOWN)
 
     def reset_upload(self):
         """Forget the upload in progress (img_mgmt_reset_upload; also what a reset does)."""
@@ -376,10 +349,10 @@ class ImageGroup:
         h = field(req.body, "hash", "bytes")
         if h is None or len(h) == 0:
             if not confirm:
-                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_HASH)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_HASH)
             slot = _ACTIVE
         elif len(h) != 32:
-            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_HASH)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_HASH)
         else:
             slot = -1
             for s in (0, 1):
@@ -390,7 +363,7 @@ class ImageGroup:
                 except GroupStatus:
                     pass
             if slot < 0:
-                raise GroupStatus(GROUP_IMAGE, ERR_HASH_NOT_FOUND)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_HASH_NOT_FOUND)
         rc = self._set_next_boot_slot(slot, confirm)
         if rc:
             raise GroupStatus(GROUP_IMAGE, rc)
@@ -399,21 +372,21 @@ class ImageGroup:
     def _set_next_boot_slot(self, slot, confirm):
         nbs, t = self.next_boot()
         if not confirm and slot == _ACTIVE:
-            return ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED
+            return IMG_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED
         if t == _TEST:
             if not confirm and slot == nbs:
                 return 0
-            return ERR_IMAGE_ALREADY_PENDING
+            return IMG_ERR_IMAGE_ALREADY_PENDING
         if t == _NORMAL:
             if confirm and slot == nbs:
                 return 0
             if (slot == _ACTIVE and nbs != _ACTIVE) or (not confirm and slot != _ACTIVE and slot == nbs):
-                return ERR_IMAGE_ALREADY_PENDING
+                return IMG_ERR_IMAGE_ALREADY_PENDING
         if t == _REVERT:
             if confirm and slot == nbs:
                 return 0
             if not confirm:
-                return ERR_IMAGE_ALREADY_PENDING
+                return IMG_ERR_IMAGE_ALREADY_PENDING
         if slot == _ACTIVE:
             rc = set_confirmed(self.store)
             if not rc:
@@ -429,16 +402,16 @@ class ImageGroup:
     def _inspect(self, body, off, size, data, sha, upgrade):
         """img_mgmt_upload_inspect: ``(proceed, area)`` or raise GroupStatus."""
         if off is None:
-            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_OFFSET)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_OFFSET)
         if off == 0:
             if data is None or len(data) < 32:
-                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_HEADER)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_HEADER)
             if size is None:
-                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_LENGTH)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_LENGTH)
             if struct.unpack_from("<I", data, 0)[0] != IMAGE_MAGIC:
-                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_HEADER_MAGIC)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_HEADER_MAGIC)
             if sha is not None and len(sha) > 32:
-                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_HASH)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_HASH)
             if sha is not None and len(sha) and self.area != -1 and bytes(sha) == self.data_sha:
                 return False, self.area  # resume: answer the current offset
             area = -1
@@ -447,22 +420,22 @@ class ImageGroup:
                     area = s
                     break
             if area < 0:
-                raise GroupStatus(GROUP_IMAGE, ERR_NO_FREE_SLOT)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_FREE_SLOT)
             if size > self.store.slot_size(area):
-                raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_TOO_LARGE)
+                raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_TOO_LARGE)
             if upgrade:
                 try:
                     cur = read_info(self.store, _ACTIVE)[0]
                 except GroupStatus:
-                    raise GroupStatus(GROUP_IMAGE, ERR_VERSION_GET_FAILED)
+                    raise GroupStatus(GROUP_IMAGE, IMG_ERR_VERSION_GET_FAILED)
                 new = (data[20], data[21], data[22] | (data[23] << 8))
                 if _vercmp(cur, new) >= 0:
-                    raise GroupStatus(GROUP_IMAGE, ERR_CURRENT_VERSION_IS_NEWER)
+                    raise GroupStatus(GROUP_IMAGE, IMG_ERR_CURRENT_VERSION_IS_NEWER)
             return True, area
         if off != self.off:
             return False, self.area  # wrong offset: drop the data, tell the expected one
         if off + (len(data) if data is not None else 0) > self.size:
-            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_IMAGE_DATA_OVERRUN)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_DATA_OVERRUN)
         return True, self.area
 
     def _is_erased(self, slot):
@@ -578,7 +551,7 @@ class ImageGroup:
     def _good(self, match=None):
         rsp = {}
         if req_legacy(self):
-            rsp["rc"] = EOK
+            rsp["rc"] = MGMT_ERR_EOK
         rsp["off"] = self.off
         if match is not None:
             rsp["match"] = match
@@ -595,14 +568,14 @@ class ImageGroup:
         except GroupStatus:
             valid = False
         if valid and self.slot_in_use(slot):
-            raise GroupStatus(GROUP_IMAGE, ERR_NO_FREE_SLOT)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_FREE_SLOT)
         if slot > 1:
-            raise GroupStatus(GROUP_IMAGE, ERR_INVALID_SLOT)
+            raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_SLOT)
         if not self._is_erased(slot):
             self.store.erase(slot, 0, self.store.slot_size(slot))
         self.reset_upload()
         self._event("erase", slot=slot)
-        return {"rc": EOK} if req_legacy(self) else {}
+        return {"rc": MGMT_ERR_EOK} if req_legacy(self) else {}
 
     def slot_info(self, req):
         return {"images": [{"image": 0, "slots": [

@@ -9,25 +9,11 @@ device CONFIG_MCUMGR_GRP_OS_RESET_MS later).
 """
 
 from .compat import const
-from .server import EBUSY, EINVAL, EUNKNOWN, MgmtStatus, GroupStatus, field
-
-GROUP_OS = const(0)
-
-_ECHO = const(0)
-_RESET = const(5)
-_PARAMS = const(6)
-_INFO = const(7)
-_BOOTLOADER = const(8)
-
-# os_mgmt.h OS_MGMT_ERR_*
-OS_ERR_INVALID_FORMAT = const(2)
-OS_ERR_QUERY_YIELDS_NO_ANSWER = const(3)
-
-# MCUboot modes reported by bootloader info "mode" (boot_status.h).
-MODE_SINGLE = const(0)
-MODE_SWAP_SCRATCH = const(1)
-MODE_OVERWRITE = const(2)
-MODE_SWAP_MOVE = const(3)
+from .errcodes import (MGMT_ERR_EBUSY, MGMT_ERR_EINVAL, MGMT_ERR_EMSGSIZE, MGMT_ERR_ENOENT,
+                       MGMT_ERR_EUNKNOWN, OS_ERR_INVALID_FORMAT, OS_ERR_QUERY_YIELDS_NO_ANSWER,
+                       OS_ERR_RTC_NOT_SET)
+from .proto import GROUP_OS, MODE_SWAP_MOVE, OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET
+from .server import GroupStatus, MgmtStatus, field
 
 _INFO_MAX = const(128)  # CONFIG_MCUMGR_GRP_OS_INFO_MAX_RESPONSE_SIZE
 _ORDER = "snrvbmpio"  # Zephyr appends the fields in this order, whatever the request's order
@@ -57,20 +43,20 @@ class OSGroup:
             "m": machine, "p": processor, "i": platform, "o": "Zephyr",
         }
         self.handlers = {
-            _ECHO: (self.echo, self.echo),
-            _RESET: (None, self.reset),
-            _PARAMS: (self.params, None),
-            _INFO: (self.info, None),
-            _BOOTLOADER: (self.bootloader_info, None),
+            OS_ECHO: (self.echo, self.echo),
+            OS_RESET: (None, self.reset),
+            OS_PARAMS: (self.params, None),
+            OS_INFO: (self.info, None),
+            OS_BOOTLOADER_INFO: (self.bootloader_info, None),
         }
 
     def translate(self, rc):
         """os_mgmt_translate_error_code: group rc -> MGMT_ERR for v1 clients."""
         if rc == OS_ERR_INVALID_FORMAT:
-            return EINVAL
-        if rc == OS_ERR_QUERY_YIELDS_NO_ANSWER or rc == 4:
-            return 5  # ENOENT
-        return EUNKNOWN
+            return MGMT_ERR_EINVAL
+        if rc == OS_ERR_QUERY_YIELDS_NO_ANSWER or rc == OS_ERR_RTC_NOT_SET:
+            return MGMT_ERR_ENOENT
+        return MGMT_ERR_EUNKNOWN
 
     def echo(self, req):
         return {"r": field(req.body, "d", "text", "")}
@@ -79,7 +65,7 @@ class OSGroup:
         # Zephyr ignores decode errors here ("core command") and resets.
         force = req.body.get("force") is True
         if self.reset_busy and not force:
-            raise MgmtStatus(EBUSY)
+            raise MgmtStatus(MGMT_ERR_EBUSY)
         if self.reset_fn is not None:
             self.reset_fn()
         return {}
@@ -108,7 +94,7 @@ class OSGroup:
                     parts.append(self._fields[c])
         out = " ".join(parts)
         if len(out) >= _INFO_MAX:
-            raise MgmtStatus(7)  # EMSGSIZE: snprintf would not fit the buffer
+            raise MgmtStatus(MGMT_ERR_EMSGSIZE)  # snprintf would not fit the buffer
         return {"output": out}
 
     def bootloader_info(self, req):

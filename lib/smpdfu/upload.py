@@ -13,7 +13,7 @@ idempotent, which makes retrying and pipelining safe.
 
 from .compat import const, sha256, ticks_diff, ticks_ms
 from .errors import DeviceError, FrameError, ProtocolError, SMPTimeout
-from .header import GROUP_IMAGE, OP_WRITE
+from .proto import GROUP_IMAGE, OP_WRITE
 from .messages import DEFAULT_BUF_SIZE, UploadResult
 
 _IMG_UPLOAD = const(1)

@@ -14,7 +14,8 @@ import time
 import tty
 
 from smpdfu.header import HEADER_SIZE, unpack_header
-from smpdfu.server import ENOMEM, SMPServer
+from smpdfu.errcodes import MGMT_ERR_ENOMEM
+from smpdfu.server import SMPServer
 from smpdfu.server_image import ImageGroup
 from smpdfu.server_os import OSGroup
 
@@ -365,7 +366,7 @@ class Emulator:
                 rsp = []  # smp_alloc_rsp failed: MGMT_ERR_ENOMEM answered in the request buffer
                 if len(pkt) >= HEADER_SIZE:
                     op, ver, _f, _l, grp, seq, cmd = unpack_header(pkt)
-                    rsp = [self.server._error(op, ver, grp, seq, cmd, ENOMEM)]
+                    rsp = [self.server._error(op, ver, grp, seq, cmd, MGMT_ERR_ENOMEM)]
                 held = 1
             if self._crash or epoch != self.epoch:
                 self.pool.free(held)

@@ -1,0 +1,44 @@
+"""SMP (MCUmgr) protocol numbers a client needs: ops, versions, groups, command ids.
+
+Sources: Zephyr ``smp/smp.h`` (ops, versions), ``mgmt/mgmt_defines.h``
+(groups), ``grp/os_mgmt/os_mgmt.h`` and ``grp/img_mgmt/img_mgmt.h`` (command
+ids), checked against PyPI ``smp`` in ``host_tests/test_wire_oracles.py``.
+
+Every public name here costs heap on a board (a global per name), so this
+module holds only what the client and the servers both use. The return codes
+(MGMT_ERR, the OS and image group rc values) and their names live in
+:mod:`smpdfu.errcodes`, which a client loads only when it builds an error.
+"""
+
+from .compat import const
+
+# SMP header op (bits 0-2 of byte 0) and version (bits 3-4).
+OP_READ = const(0)
+OP_READ_RSP = const(1)
+OP_WRITE = const(2)
+OP_WRITE_RSP = const(3)
+SMP_V1 = const(0)  # legacy: errors in the rc form
+SMP_V2 = const(1)  # group errors as err {group, rc}
+
+# Management groups.
+GROUP_OS = const(0)
+GROUP_IMAGE = const(1)
+
+# OS group (0) commands.
+OS_ECHO = const(0)
+OS_RESET = const(5)
+OS_PARAMS = const(6)
+OS_INFO = const(7)
+OS_BOOTLOADER_INFO = const(8)
+
+# Image group (1) commands.
+IMG_STATE = const(0)
+IMG_UPLOAD = const(1)
+IMG_ERASE = const(5)
+IMG_SLOT_INFO = const(6)
+
+# MCUboot mode in the bootloader info "mode" answer (boot_status.h).
+MODE_SINGLE = const(0)
+MODE_SWAP_SCRATCH = const(1)
+MODE_OVERWRITE = const(2)
+MODE_SWAP_MOVE = const(3)
