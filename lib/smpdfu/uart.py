@@ -123,69 +123,6 @@ class PySerialUART:
         self.serial.close()
 
 
-class Pipe:
-    """One direction of an in-memory link: ``write`` appends, ``read_available`` takes.
-
-    ``max_read`` limits how much one ``read_available`` returns, to imitate a
-    UART handing data over in small pieces.
-    """
-
-    def __init__(self, max_read=0):
-        self._buf = bytearray()
-        self.max_read = max_read
-
-    def write(self, buf):
-        self._buf.extend(buf)
-        return len(buf)
-
-    def read_available(self):
-        n = len(self._buf)
-        if not n:
-            return None
-        if self.max_read and n > self.max_read:
-            n = self.max_read
-        data = bytes(self._buf[:n])
-        self._buf[:n] = b""
-        return data
-
-    def close(self):
-        pass
-
-
-class StreamUART:
-    """A UART made of a ``reader`` and a ``writer`` (tests, pipes, sockets).
-
-    ``reader`` has ``read_available()`` or a non-blocking ``read(n)``;
-    ``writer`` has ``write(buf)``.
-    """
-
-    def __init__(self, reader, writer):
-        self.reader = reader
-        self.writer = writer
-        self._read_available = getattr(reader, "read_available", None)
-
-    def write(self, buf):
-        _write_all(self.writer.write, buf)
-
-    def read_available(self):
-        if self._read_available:
-            return self._read_available()
-        return self.reader.read(4096) or None
-
-    def close(self):
-        for obj in (self.reader, self.writer):
-            f = getattr(obj, "close", None)
-            if f:
-                f()
-
-
-def pipe_pair(max_read=0):
-    """Two connected in-memory UART ends ``(a, b)``: what ``a`` writes ``b`` reads."""
-    ab = Pipe(max_read)
-    ba = Pipe(max_read)
-    return StreamUART(ba, ab), StreamUART(ab, ba)
-
-
 def wrap(obj):
     """The adapter for ``obj``, chosen by the methods it has.
 
