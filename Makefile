@@ -1,7 +1,7 @@
 # smpdfu developer tasks.  `make test` is what CI runs (via .ci/run).
 #
 #   make venv      CPython venv in $(VENV) with smpdfu (editable) + dev deps
-#   make npm       node deps of the MicroPython harness (host_tests/mp)
+#   make npm       node deps of real MicroPython under node (host/smpdfu_host/mpy)
 #   make test      pytest on CPython, then the portable tests on real MicroPython
 #   make test-py   only pytest            (PYTEST_ARGS="-k cbor -x" ...)
 #   make test-mp   only MicroPython tests (MP_ARGS="-k cbor" ...)
@@ -12,12 +12,13 @@ VENV = .venv
 VPY = $(VENV)/bin/python
 NODE ?= node
 NPM ?= npm
-MP_DIR = host_tests/mp
+MPY_DIR = host/smpdfu_host/mpy
+MP_RUNNER = host_tests/mp/run_tests.mjs
 PYTEST_ARGS ?=
 MP_ARGS ?=
 
 VENV_STAMP = $(VENV)/.installed.stamp
-NPM_STAMP = $(MP_DIR)/node_modules/.installed.stamp
+NPM_STAMP = $(MPY_DIR)/node_modules/.installed.stamp
 
 .PHONY: all help venv npm test test-py test-mp clean
 
@@ -36,8 +37,8 @@ $(VENV_STAMP): pyproject.toml requirements-dev.txt
 
 npm: $(NPM_STAMP)
 
-$(NPM_STAMP): $(MP_DIR)/package.json $(MP_DIR)/package-lock.json
-	cd $(MP_DIR) && $(NPM) ci --no-audit --no-fund
+$(NPM_STAMP): $(MPY_DIR)/package.json $(MPY_DIR)/package-lock.json
+	cd $(MPY_DIR) && $(NPM) ci --no-audit --no-fund
 	touch $@
 
 # Both suites always run; the target fails if either fails (pytest's exit
@@ -46,8 +47,8 @@ test: venv npm
 	@status=0; \
 	echo "== pytest (CPython)"; \
 	$(VPY) -m pytest $(PYTEST_ARGS) || status=1; \
-	echo "== portable tests on MicroPython ($(MP_DIR)/run_tests.mjs)"; \
-	$(NODE) $(MP_DIR)/run_tests.mjs $(MP_ARGS) || status=1; \
+	echo "== portable tests on MicroPython ($(MP_RUNNER))"; \
+	$(NODE) $(MP_RUNNER) $(MP_ARGS) || status=1; \
 	if [ $$status -ne 0 ]; then echo "make test: FAILED"; fi; \
 	exit $$status
 
@@ -55,10 +56,10 @@ test-py: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 test-mp: npm
-	$(NODE) $(MP_DIR)/run_tests.mjs $(MP_ARGS)
+	$(NODE) $(MP_RUNNER) $(MP_ARGS)
 
 clean:
-	rm -rf $(VENV) $(MP_DIR)/node_modules .pytest_cache .hypothesis build dist
+	rm -rf $(VENV) $(MPY_DIR)/node_modules .pytest_cache .hypothesis build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
 

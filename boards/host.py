@@ -1,6 +1,6 @@
 """The host "board": the emulated nRF behind a pty (``make demo`` and the tests).
 
-Under MicroPython-on-node (host_tests/mp/demo.mjs) the UART is the harness's
+Under MicroPython-on-node (host/smpdfu_host/mpy/demo.mjs) the UART is the harness's
 ``hostserial.HostSerial`` over the pty; on CPython (tests) it is pyserial.
 The harness sets ``UART_PORT`` (the pty path) before the app runs:
 ``import board_config; board_config.UART_PORT = "/dev/pts/N"``.
@@ -23,7 +23,7 @@ ALLOW_DOWNGRADE = False
 def make_uart():
     """Open ``UART_PORT``: hostserial under node, pyserial on CPython."""
     if not UART_PORT:
-        raise OSError("board 'host': UART_PORT is not set (run it through host_tests/mp/demo.mjs)")
+        raise OSError("board 'host': UART_PORT is not set (run it through host/smpdfu_host/mpy/demo.mjs)")
     try:
         from hostserial import HostSerial
     except ImportError:

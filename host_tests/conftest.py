@@ -19,7 +19,8 @@ import sys
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-MP_DIR = REPO_ROOT / "host_tests" / "mp"
+MPY_DIR = REPO_ROOT / "host" / "smpdfu_host" / "mpy"  # real MicroPython under node (a tool)
+MP_RUNNER = REPO_ROOT / "host_tests" / "mp" / "run_tests.mjs"  # the portable-test runner
 
 for _p in (REPO_ROOT / "host_tests" / "portable", REPO_ROOT / "host", REPO_ROOT / "lib"):
     if str(_p) not in sys.path:
@@ -37,22 +38,22 @@ def node_command():
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not installed (see .ci/run / `make npm`)")
-    pkg = MP_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+    pkg = MPY_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
     if not pkg.is_dir():
         pytest.fail("MicroPython wasm package missing: run `make npm`")
     return [node]
 
 
 def run_micropython(script, *args, copy=(), out=(), timeout=60, **popen_kw):
-    """Run ``script`` (a path) on real MicroPython via host_tests/mp/mpy.mjs.
+    """Run ``script`` (a path) on real MicroPython via host/smpdfu_host/mpy/mpy.mjs.
 
     The repo's lib/ is at /lib and the harness helpers (``hostio``,
-    ``hostserial``, ``_portable``) are importable. ``copy``: (host, mp) path
+    ``hostserial``) are importable. ``copy``: (host, mp) path
     pairs copied in first; ``out``: (mp, host) pairs copied back after. Returns
     the subprocess.CompletedProcess (text mode, stdout/stderr captured); its
     returncode is non-zero when the script raised.
     """
-    cmd = node_command() + [str(MP_DIR / "mpy.mjs")]
+    cmd = node_command() + [str(MPY_DIR / "mpy.mjs")]
     for h, m in copy:
         cmd += ["--copy", "%s:%s" % (h, m)]
     for m, h in out:
@@ -65,7 +66,7 @@ def run_micropython(script, *args, copy=(), out=(), timeout=60, **popen_kw):
 
 def start_micropython(script, *args, copy=(), **popen_kw):
     """Like run_micropython but returns the running subprocess.Popen."""
-    cmd = node_command() + [str(MP_DIR / "mpy.mjs")]
+    cmd = node_command() + [str(MPY_DIR / "mpy.mjs")]
     for h, m in copy:
         cmd += ["--copy", "%s:%s" % (h, m)]
     cmd += [str(script)] + [str(a) for a in args]
@@ -95,5 +96,5 @@ def run_mp_tests_fixture():
 
 def run_mp_tests(*argv, timeout=300):
     """Run host_tests/mp/run_tests.mjs with ``argv``; CompletedProcess (text)."""
-    cmd = node_command() + [str(MP_DIR / "run_tests.mjs")] + [str(a) for a in argv]
+    cmd = node_command() + [str(MP_RUNNER)] + [str(a) for a in argv]
     return subprocess.run(cmd, timeout=timeout, cwd=str(REPO_ROOT), capture_output=True, text=True)

@@ -8,7 +8,7 @@
 2. makes a fresh MCUboot image with imgtool (``--version``, ``--size`` payload
    bytes), unless ``--image`` names one;
 3. runs ``firmware/main.py`` on MicroPython (the npm WebAssembly build, under
-   node: ``host_tests/mp/demo.mjs``) with the ``host`` board config, its UART
+   node: ``host/smpdfu_host/mpy/demo.mjs``) with the ``host`` board config, its UART
    bridged to the pty, and the image at ``/update/app.bin``;
 4. checks the board's status file and the emulator's own state list, and ends
    with a one-line summary.
@@ -31,7 +31,7 @@ from smpdfu_host.emulator.process import EmulatorProcess
 from smpdfu_host.imgtool_image import make_image
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DEMO_MJS = os.path.join(REPO_ROOT, "host_tests", "mp", "demo.mjs")
+DEMO_MJS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpy", "demo.mjs")
 
 
 def _pump(stream, prefix, out, lines):

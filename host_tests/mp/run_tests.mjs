@@ -25,10 +25,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
-import { REPO_ROOT, DEFAULT_HEAPSIZE, startMicroPython, installRepo, copyTreeIn, pyStr } from "./mpy.mjs";
+import { REPO_ROOT, DEFAULT_HEAPSIZE, startMicroPython, installRepo, copyTreeIn, pyStr } from "../../host/smpdfu_host/mpy/mpy.mjs";
 
 const SELF = fileURLToPath(import.meta.url);
 const DEFAULT_DIR = path.join(REPO_ROOT, "host_tests", "portable");
+const PORTABLE_HELPERS = path.join(DEFAULT_DIR, "_portable.py"); // skip / raises / on_micropython
 
 // ------------------------------------------------------------ worker side
 
@@ -82,7 +83,7 @@ async function workerMain({ file, ksub, heapsize, label }) {
       post({ kind: status, name, detail });
     },
   });
-  installRepo(mp);
+  installRepo(mp, [PORTABLE_HELPERS]);
   copyTreeIn(mp, path.dirname(file), "/tests");
   const src = fs.readFileSync(file, "utf8");
   const order = [...src.matchAll(/^(?:async\s+)?def\s+(test_\w+)\s*\(/gm)].map((m) => m[1]);

@@ -2,7 +2,7 @@
 // WebAssembly build) with the `host` board config, its UART bridged to a pty
 // (normally the emulated nRF's, see host/smpdfu_host/demo.py).
 //
-//   node host_tests/mp/demo.mjs --pty /dev/pts/N --image app.bin [options]
+//   node host/smpdfu_host/mpy/demo.mjs --pty /dev/pts/N --image app.bin [options]
 //
 // The MicroPython filesystem is laid out as on a board (docs/boards.md):
 //   /main.py, /board_config.py (boards/host.py), /lib/smpdfu_app.py, /lib/smpdfu/,

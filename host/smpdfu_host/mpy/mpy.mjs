@@ -10,11 +10,11 @@
 // Command line (runs one script, exit status set from the Python outcome, which
 // the package's own CLI does not do):
 //
-//   node host_tests/mp/mpy.mjs [--heapsize N] [--copy HOST:MP]... [--out MP:HOST]...
+//   node host/smpdfu_host/mpy/mpy.mjs [--heapsize N] [--copy HOST:MP]... [--out MP:HOST]...
 //                              [--path MPDIR]... script.py [args...]
 //
 // The repo's lib/ is always copied to /lib and the harness helpers
-// (hostserial.py, _portable.py) to /harness (on sys.path). `--copy` copies more host trees in,
+// (hostserial.py) to /harness (on sys.path). `--copy` copies more host trees in,
 // `--out` copies MicroPython-side trees/files back out after the run, `--path`
 // prepends a directory to sys.path. sys.argv is [script, args...].
 //
@@ -31,7 +31,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = path.resolve(HERE, "..", "..");
+export const REPO_ROOT = path.resolve(HERE, "..", "..", "..");
 export const DEFAULT_HEAPSIZE = 4 * 1024 * 1024;
 
 // ---------------------------------------------------------------- sleeping
@@ -260,20 +260,17 @@ export function copyTreeOut(mp, mpPath, hostPath) {
 }
 
 /** Files from this directory that MicroPython code can import (from /harness). */
-export const HARNESS_FILES = [
-  path.join(HERE, "hostserial.py"),
-  path.join(REPO_ROOT, "host_tests", "portable", "_portable.py"),
-];
+export const HARNESS_FILES = [path.join(HERE, "hostserial.py")];
 
 /**
  * The usual setup: repo lib/ -> /lib (already on sys.path), harness helpers
- * (hostserial, _portable) -> /harness, appended to sys.path.
+ * (hostserial, and the host files in `extra`) -> /harness, appended to sys.path.
  */
-export function installRepo(mp) {
+export function installRepo(mp, extra = []) {
   const lib = path.join(REPO_ROOT, "lib");
   if (fs.existsSync(lib)) copyTreeIn(mp, lib, "/lib");
   mkdirs(mp, "/harness");
-  for (const f of HARNESS_FILES) {
+  for (const f of HARNESS_FILES.concat(extra)) {
     if (fs.existsSync(f)) copyTreeIn(mp, f, "/harness/" + path.basename(f));
   }
   mp.runPython("import sys\nif '/harness' not in sys.path: sys.path.append('/harness')\n");
