@@ -27,8 +27,8 @@ def run(*argv):
 
 
 def run_sub(*argv, timeout=20):
-    """Run ``python -m smpdfu`` as a subprocess."""
-    return subprocess.run([sys.executable, "-m", "smpdfu"] + [str(a) for a in argv],
+    """Run ``python -m smpdfu_host`` (the CLI) as a subprocess."""
+    return subprocess.run([sys.executable, "-m", "smpdfu_host"] + [str(a) for a in argv],
                           capture_output=True, text=True, timeout=timeout, env=ENV, cwd=REPO)
 
 

@@ -20,8 +20,8 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "lib"), os
 
 
 def smpdfu(port, *argv, baud=1000000, timeout=60, check=True):
-    """Run ``python -m smpdfu --port PORT --baud BAUD ARGV``; CompletedProcess (text)."""
-    r = subprocess.run([sys.executable, "-m", "smpdfu", "--port", port, "--baud", str(baud)]
+    """Run ``python -m smpdfu_host --port PORT --baud BAUD ARGV``; CompletedProcess (text)."""
+    r = subprocess.run([sys.executable, "-m", "smpdfu_host", "--port", port, "--baud", str(baud)]
                        + [str(a) for a in argv], capture_output=True, text=True,
                        timeout=timeout, env=ENV, cwd=REPO)
     if check and r.returncode != 0:

@@ -38,9 +38,7 @@ def test_micropython_plan_is_app_closure_plus_entry_and_board():
     assert ("boards/pico.py", "/board_config.py") in [(rel(s), d) for s, d in files]
     assert "/lib/smpdfu_app.py" in dests and "/lib/smpdfu/updater.py" in dests
     assert "/code.py" not in dests and "/boot.py" not in dests
-    # host-only code never goes: the CPython shim, host/, the emulator's server
-    assert "/lib/smpdfu/__main__.py" not in dests
-    assert os.path.isfile(os.path.join(REPO, "lib", "smpdfu", "__main__.py"))
+    # host-only code never goes: host/, the emulator's server
     assert not any(rel(s).startswith(("host/", "host_tests/")) for s, _ in files)
     assert not any("server" in d for d in dests)
     lib = sorted(d[len("/lib/"):] for d in dests if d.startswith("/lib/"))
@@ -92,7 +90,6 @@ def test_deploy_circuitpython_copies_to_the_drive(tmp_path):
     assert got == want
     assert (drive / "update").is_dir()
     assert (drive / "board_config.py").read_text() == open(os.path.join(REPO, "boards", "feather_nrf52840.py")).read()
-    assert not (drive / "lib" / "smpdfu" / "__main__.py").exists()
 
 
 def test_mpy_build_imports_on_real_micropython(tmp_path, run_micropython):

@@ -7,9 +7,8 @@
 
 Only what the app imports is deployed: the import closure of ``firmware/main.py``
 over ``lib/`` and ``firmware/``, found by parsing the imports (``ast``, including
-imports inside functions). Host-only files (:data:`HOST_ONLY`, e.g. the CPython
-``python -m smpdfu`` shim ``__main__.py``) are never copied, even if something
-imported them.
+imports inside functions). ``lib/`` holds only portable code (host code lives
+in ``host/``, which ``lib/`` never imports), so the closure is all board code.
 
 Board layout (MicroPython and CircuitPython alike)::
 
@@ -29,9 +28,6 @@ import subprocess
 import sys
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PACKAGE = "smpdfu"
-# Files under lib/smpdfu that must never reach a board.
-HOST_ONLY = ("__main__.py",)
 ENTRY = os.path.join("firmware", "main.py")
 SEARCH = ("lib", "firmware")  # where the app's own modules live, relative to the repo
 
@@ -117,7 +113,7 @@ def app_modules(mpy=False):
             if f.startswith(root):
                 rel = f[len(root):].replace(os.sep, "/")
                 break
-        if rel is None or os.path.basename(f) in HOST_ONLY and rel.startswith(PACKAGE + "/"):
+        if rel is None:
             continue
         if mpy:
             out.append((os.path.join(REPO_ROOT, "build", "mpy", rel[:-3] + ".mpy"), rel[:-3] + ".mpy"))
@@ -146,9 +142,6 @@ def plan(board, circuitpython=False, mpy=False):
         files.append((os.path.join(fw, "boot.py"), "/boot.py"))
     else:
         files.append((os.path.join(fw, "main.py"), "/main.py"))
-    for src, dest in files:
-        if os.path.basename(src) in HOST_ONLY and "/smpdfu/" in dest:
-            raise AssertionError("host-only file in the plan: %s" % src)
     return files
 
 

@@ -1,0 +1,93 @@
+"""Nothing imports upward: lib/ never imports host code, host/ never reaches into host_tests/.
+
+The imports are read with ``ast`` (every level, including imports inside
+functions); node tools are checked for their import paths, Python files for
+path strings naming host_tests (docstrings aside).
+"""
+
+import ast
+import os
+import re
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _files(top, ext):
+    for d, dirs, files in os.walk(os.path.join(REPO, top)):
+        dirs[:] = [x for x in dirs if x not in ("node_modules", "__pycache__")]
+        for f in files:
+            if f.endswith(ext):
+                yield os.path.join(d, f)
+
+
+def _top_modules(top):
+    # Top-level module names a file under ``top`` defines (x.py, packages).
+    names = set()
+    for d, dirs, files in os.walk(os.path.join(REPO, top)):
+        dirs[:] = [x for x in dirs if x not in ("node_modules", "__pycache__")]
+        names.update(f[:-3] for f in files if f.endswith(".py") and f != "__init__.py")
+        names.update(x for x in dirs if os.path.isfile(os.path.join(d, x, "__init__.py")))
+    return names
+
+
+def _imports(path):
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield node.lineno, a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            yield node.lineno, node.module.split(".")[0]
+
+
+def _docstrings(tree):
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def _rel(p):
+    return os.path.relpath(p, REPO)
+
+
+def test_lib_imports_no_host_or_test_code():
+    lib = _top_modules("lib")
+    upward = (_top_modules("host") | _top_modules("host_tests")) - lib
+    assert "smpdfu_host" in upward and "smpdev" in upward and "hostserial" in upward
+    bad = ["%s:%d imports %s" % (_rel(p), n, m) for p in _files("lib", ".py")
+           for n, m in _imports(p) if m in upward]
+    assert not bad, bad
+
+
+def test_host_imports_nothing_from_host_tests():
+    tests = _top_modules("host_tests") - _top_modules("host") - _top_modules("lib")
+    assert "smpdev" in tests and "_portable" in tests and "imagegen" in tests
+    bad = []
+    for p in _files("host", ".py"):
+        bad += ["%s:%d imports %s" % (_rel(p), n, m) for n, m in _imports(p) if m in tests]
+        with open(p) as f:
+            tree = ast.parse(f.read(), p)
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+                    and re.search(r"(^|[/\\])host_tests($|[/\\])", node.value)):
+                bad.append("%s:%d names host_tests in %r" % (_rel(p), node.lineno, node.value))
+    for p in _files("host", ".mjs"):
+        with open(p) as f:
+            for n, line in enumerate(f, 1):
+                code = line.split("//", 1)[0]
+                if re.search(r"""(from\s+|import\s*\(|["'])[^"']*host_tests""", code):
+                    bad.append("%s:%d reaches into host_tests: %s" % (_rel(p), n, line.strip()))
+    assert not bad, bad
+
+
+def test_the_scan_sees_a_violation(tmp_path):
+    # the checks above would catch an upward import (the scanner is not blind)
+    p = tmp_path / "x.py"
+    p.write_text("def f():\n    from smpdfu_host.cli import main\n    import smpdev.thing\n")
+    assert [m for _, m in _imports(str(p))] == ["smpdfu_host", "smpdev"]

@@ -1,3 +1,0 @@
-from smpdfu_host.cli import main
-
-main()
