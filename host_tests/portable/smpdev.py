@@ -21,10 +21,10 @@ nothing. Everything else (offset 0, other commands) is decoded fully.
 
 from smpdfu.cbor import Encoder, dumps, loads
 from smpdfu.compat import a2b_base64, sha256, ticks_diff, ticks_ms
-from smpdfu.errors import FrameError
+from smpdfu.errors import CBORError, FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
 from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
-from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, MODE_SWAP_MOVE, OP_WRITE, OS_PARAMS, SMP_V1
+from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, MODE_SWAP_MOVE, OP_WRITE, OS_PARAMS, SMP_V1, SMP_V2
 from smpdfu.server import SMPServer
 from smpdfu.server_image import ImageGroup, set_pending
 from smpdfu.server_os import OSGroup
@@ -266,11 +266,7 @@ class SMPDevice:
 
     def inject(self, op, group, cmd, seq, body, version=1):
         """Send an unsolicited packet (e.g. a stray or late response)."""
-        raw = dumps(body)
-        pkt = bytearray(HEADER_SIZE + len(raw))
-        pack_header(pkt, 0, op, len(raw), group, seq, cmd, version)
-        pkt[HEADER_SIZE:] = raw
-        self._out.extend(self._enc.encode_packet(pkt))
+        self._out.extend(self._enc.encode_packet(_packet(op, group, cmd, seq, body, version)))
 
     def inject_raw(self, data):
         """Put raw bytes on the line (garbage, partial frames)."""
@@ -289,11 +285,7 @@ class SMPDevice:
 
     def request(self, op, group, cmd, body, seq=0):
         """Give one request straight to the server (no link, no faults); the decoded answer."""
-        raw = dumps(body)
-        pkt = bytearray(HEADER_SIZE + len(raw))
-        pack_header(pkt, 0, op, len(raw), group, seq, cmd)
-        pkt[HEADER_SIZE:] = raw
-        rsp = self.server.process(pkt)[0]
+        rsp = self.server.process(_packet(op, group, cmd, seq, body))[0]
         return loads(memoryview(rsp)[HEADER_SIZE:])
 
     def start_upload(self, length, sha, data_prefix, chunk=256):
@@ -385,37 +377,16 @@ class SMPDevice:
         if self.drop_requests:
             self.drop_requests -= 1
             return
-        op, _ver, _flags, length, group, _seq, cmd = unpack_header(pkt)
+        op, ver, _flags, length, group, seq, cmd = unpack_header(pkt)
         corrupt = False
         self._chunk = 0
         if group == GROUP_IMAGE and cmd == IMG_UPLOAD and op == OP_WRITE:
-            self.upload_requests += 1
-            body = loads(memoryview(pkt)[HEADER_SIZE:HEADER_SIZE + length], True) if length else {}
-            if not isinstance(body, dict):
-                body = {}
-            off = body.get("off")
-            data = body.get("data")
-            self._chunk = len(data) if data is not None else 0
-            if off in self.drop_upload_offsets:
-                self.drop_upload_offsets.remove(off)
+            corrupt = self._upload_faults(memoryview(pkt)[HEADER_SIZE:HEADER_SIZE + length])
+            if corrupt is None:
                 return
-            if self.reset_at is not None and off is not None and off >= self.reset_at:
-                self.reset_at = None
-                self.reset()
-                return
-            if off in self.corrupt_upload_offsets:
-                self.corrupt_upload_offsets.remove(off)
-                corrupt = True
-            if off == 0:
-                self.first_chunk = dict((k, bytes(body[k]) if isinstance(body[k], memoryview) else body[k])
-                                        for k in body if k != "data")
         override = self.errors.get((group, cmd))
         if override is not None:
-            rsp = dumps(override)
-            out = bytearray(HEADER_SIZE + len(rsp))
-            pack_header(out, 0, op | 1, len(rsp), group, _seq, cmd, SMP_V1 if self.server.v1_only else _ver)
-            out[HEADER_SIZE:] = rsp
-            answers = [out]
+            answers = [_packet(op | 1, group, cmd, seq, override, SMP_V1 if self.server.v1_only else ver)]
         else:
             answers = self.server.process(pkt)
         if self.corrupt_responses:
@@ -429,6 +400,34 @@ class SMPDevice:
             if self.console:
                 self._queue(self.console)
             self._queue(framed)
+
+    def _upload_faults(self, raw):
+        # The fault hooks for one upload request: None when it is lost (dropped,
+        # or the device resets), else whether its answer is to be broken.
+        self.upload_requests += 1
+        try:
+            body = loads(raw, True) if len(raw) else {}
+        except CBORError:
+            body = None  # the server answers EINVAL
+        if not isinstance(body, dict):
+            return False
+        off = body.get("off")
+        data = body.get("data")
+        self._chunk = len(data) if data is not None else 0
+        if off in self.drop_upload_offsets:
+            self.drop_upload_offsets.remove(off)
+            return None
+        if self.reset_at is not None and off is not None and off >= self.reset_at:
+            self.reset_at = None
+            self.reset()
+            return None
+        if off == 0:
+            self.first_chunk = dict((k, bytes(v) if isinstance(v, memoryview) else v)
+                                    for k, v in body.items() if k != "data")
+        if off in self.corrupt_upload_offsets:
+            self.corrupt_upload_offsets.remove(off)
+            return True
+        return False
 
     def _queue(self, data):
         self._unread += 1
@@ -492,6 +491,15 @@ class SMPDevice:
         op, ver, _f, _len, group, seq, cmd = unpack_header(raw, 2)
         pack_header(pkt, 0, op, enc.pos - HEADER_SIZE, group, seq, cmd, ver)
         return memoryview(pkt)[:enc.pos]
+
+
+def _packet(op, group, cmd, seq, body, version=SMP_V2):
+    """An SMP packet (header + CBOR of ``body``)."""
+    raw = dumps(body)
+    pkt = bytearray(HEADER_SIZE + len(raw))
+    pack_header(pkt, 0, op, len(raw), group, seq, cmd, version)
+    pkt[HEADER_SIZE:] = raw
+    return pkt
 
 
 def _is_upload(raw):
