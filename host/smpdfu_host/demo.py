@@ -95,6 +95,38 @@ def run_board(pty, image=None, out_dir=None, status=None, settings=None, timeout
     return rc, lines
 
 
+def _deploy_list(work):
+    # The board gets exactly what `make deploy BOARD=host` would copy: "src dest" lines.
+    from smpdfu_host.deploy import plan
+
+    files = os.path.join(work, "deploy-files.txt")
+    with open(files, "w") as f:
+        for src, dest in plan("host"):
+            f.write("%s %s\n" % (src, dest))
+    return files
+
+
+def _read_status(out_dir):
+    # The board's status file (the app writes it at the end), or {}.
+    try:
+        with open(os.path.join(out_dir, "status.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _summary(ok, status, before, after, wall):
+    """The demo's last line: outcome, versions, bytes and upload speed."""
+    outcome = status.get("outcome")
+    if outcome in ("updated", "up-to-date", "reverted") or status.get("bytes"):
+        text = "%s -> %s, %d bytes in %.1f s (%.1f kB/s upload)" % (
+            status.get("before") or before, after, status.get("bytes", 0), status.get("seconds", wall),
+            status.get("bytes", 0) / 1000.0 / (status.get("upload_seconds") or 1e9))
+    else:
+        text = status.get("message") or "no status from the board"
+    return "demo %s: %s: %s" % ("OK" if ok else "FAILED", outcome or "no outcome", text)
+
+
 def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighbour=False,
              expect="updated", settings=None, out=None, workdir=None, emulator_args=()):
     """Run the whole demo; return a dict: ``ok``, ``outcome``, ``status`` (the board's
@@ -129,21 +161,10 @@ def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighb
             say("demo: emulated nRF52840 on %s at %d baud, running %s" % (pty, baud, before))
         out_dir = os.path.join(work, "board-update")
         t0 = time.monotonic()
-        # the board gets exactly what `make deploy BOARD=host` would copy
-        from smpdfu_host.deploy import plan
-
-        files = os.path.join(work, "deploy-files.txt")
-        with open(files, "w") as f:
-            for src, dest in plan("host"):
-                f.write("%s %s\n" % (src, dest))
+        files = _deploy_list(work)
         rc, lines = run_board(pty, image, out_dir, settings=settings, out=out, files=files)
         wall = time.monotonic() - t0
-        status = {}
-        try:
-            with open(os.path.join(out_dir, "status.json")) as f:
-                status = json.load(f)
-        except (OSError, ValueError):
-            pass
+        status = _read_status(out_dir)
         outcome = status.get("outcome")
         after = None
         confirmed = False
@@ -152,13 +173,7 @@ def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighb
         ok = rc == 0 and outcome == expect
         if ok and expect == "updated":
             ok = after == status.get("image_version") and confirmed
-        if outcome in ("updated", "up-to-date", "reverted") or status.get("bytes"):
-            summary = "%s -> %s, %d bytes in %.1f s (%.1f kB/s upload)" % (
-                status.get("before") or before, after if emu is not None else "?", status.get("bytes", 0),
-                status.get("seconds", wall), status.get("bytes", 0) / 1000.0 / (status.get("upload_seconds") or 1e9))
-        else:
-            summary = status.get("message") or "no status from the board"
-        summary = "demo %s: %s: %s" % ("OK" if ok else "FAILED", outcome or "no outcome", summary)
+        summary = _summary(ok, status, before, after if emu is not None else "?", wall)
         events = emu.event_kinds() if emu is not None else []
         if emu is not None:
             emu.stop()  # first, so that the summary is the last line
