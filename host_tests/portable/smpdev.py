@@ -19,6 +19,7 @@ their frame: header, ``off`` and the data length); the server sees them as
 nothing. Everything else (offset 0, other commands) is decoded fully.
 """
 
+from smpdfu.bootutil import set_pending
 from smpdfu.cbor import Encoder, dumps, loads
 from smpdfu.compat import a2b_base64, sha256, ticks_diff, ticks_ms
 from smpdfu.errors import CBORError, FrameError
@@ -26,7 +27,7 @@ from smpdfu.framing import FrameDecoder, FrameEncoder
 from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
 from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, MODE_SWAP_MOVE, OP_WRITE, OS_PARAMS, SMP_V1, SMP_V2
 from smpdfu.server import SMPServer
-from smpdfu.server_image import ImageGroup, set_pending
+from smpdfu.server_image import ImageGroup
 from smpdfu.server_os import OSGroup
 
 from mcuimg import build

@@ -1,7 +1,7 @@
 """What MCUboot does at reset, over a :class:`~.flash.FlashFile`.
 
 From MCUboot ``docs/design.md`` (swap types, image trailer, states I-IV) and
-``bootutil_public.c`` (the swap-type tables in :func:`smpdfu.server_image.swap_type`):
+``bootutil_public.c`` (the swap-type tables in :func:`smpdfu.bootutil.swap_type`):
 
 - swap type TEST or PERM: the image in slot 1 is validated (header, TLVs,
   SHA-256 TLV); an invalid one is erased and never booted. A valid one is
@@ -21,7 +21,7 @@ import struct
 
 from smpdfu import mcuboot
 from smpdfu.errors import BadImage
-from smpdfu.server_image import (
+from smpdfu.bootutil import (
     SWAP_NAMES, SWAP_NONE, SWAP_PERM, SWAP_REVERT, SWAP_TEST, TRAILER_SIZE,
     swap_type, write_copy_done, write_image_ok, write_magic, write_swap_info,
 )
