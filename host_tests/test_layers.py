@@ -91,3 +91,21 @@ def test_the_scan_sees_a_violation(tmp_path):
     p = tmp_path / "x.py"
     p.write_text("def f():\n    from smpdfu_host.cli import main\n    import smpdev.thing\n")
     assert [m for _, m in _imports(str(p))] == ["smpdfu_host", "smpdev"]
+
+
+def test_error_names_load_only_when_an_error_is_built():
+    # A board's update path imports the numbers (proto), not the names (errcodes).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import smpdfu.client, smpdfu.updater, smpdfu.upload, smpdfu.transport, smpdfu.errors\n"
+        "assert 'smpdfu.proto' in sys.modules\n"
+        "assert 'smpdfu.errcodes' not in sys.modules, 'errcodes loaded at import'\n"
+        "e = smpdfu.errors.ImageError(9, 1)\n"
+        "assert 'smpdfu.errcodes' in sys.modules and e.name == 'NO_FREE_SLOT', e.name\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "lib"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
