@@ -120,7 +120,7 @@ class SMPServer:
             op, version, _flags, length, group, seq, cmd = unpack_header(mv, pos)
             pos += HEADER_SIZE
             if n - pos < length:
-                out.append(self._error(op, version, group, seq, cmd, MGMT_ERR_ECORRUPT))
+                out.append(self.error_packet(op, version, group, seq, cmd, MGMT_ERR_ECORRUPT))
                 break
             body = mv[pos:pos + length]
             pos += length
@@ -133,37 +133,37 @@ class SMPServer:
     def _one(self, op, version, group, seq, cmd, body):
         self.requests += 1
         if op != OP_READ and op != OP_WRITE:
-            return self._error(op, version, group, seq, cmd, MGMT_ERR_ENOTSUP), True
+            return self.error_packet(op, version, group, seq, cmd, MGMT_ERR_ENOTSUP), True
         if version > SMP_V2:
-            return self._error(op, version, group, seq, cmd, MGMT_ERR_UNSUPPORTED_TOO_NEW), True
+            return self.error_packet(op, version, group, seq, cmd, MGMT_ERR_UNSUPPORTED_TOO_NEW), True
         g = self.groups.get(group)
         fns = g.handlers.get(cmd) if g is not None else None
         fn = None
         if fns is not None:
             fn = fns[0] if op == OP_READ else fns[1]
         if fn is None:
-            return self._error(op, version, group, seq, cmd, MGMT_ERR_ENOTSUP), True
+            return self.error_packet(op, version, group, seq, cmd, MGMT_ERR_ENOTSUP), True
         try:
             req_body = loads(body, True) if len(body) else {}
         except CBORError:
             req_body = None
         if not isinstance(req_body, dict):
-            return self._error(op, version, group, seq, cmd, MGMT_ERR_EINVAL), True
+            return self.error_packet(op, version, group, seq, cmd, MGMT_ERR_EINVAL), True
         req = Request(self, op, version, group, seq, cmd, req_body)
         try:
             rsp = fn(req)
         except MgmtStatus as e:
-            return self._error(op, version, group, seq, cmd, e.rc), True
+            return self.error_packet(op, version, group, seq, cmd, e.rc), True
         except GroupStatus as e:
             if version == SMP_V1 or self.rc_errors:
                 gg = self.groups.get(e.group)
                 rc = gg.translate(e.rc) if gg is not None else MGMT_ERR_EUNKNOWN
-                return self._error(op, version, group, seq, cmd, rc), True
+                return self.error_packet(op, version, group, seq, cmd, rc), True
             rsp = {"err": {"group": e.group, "rc": e.rc}}
         try:
             return self._encode(op, version, group, seq, cmd, rsp), False
         except CBORError:
-            return self._error(op, version, group, seq, cmd, MGMT_ERR_EMSGSIZE), True
+            return self.error_packet(op, version, group, seq, cmd, MGMT_ERR_EMSGSIZE), True
 
     def _encode(self, op, version, group, seq, cmd, rsp):
         buf = self._rsp
@@ -174,5 +174,6 @@ class SMPServer:
         pack_header(buf, 0, op | 1, enc.pos - HEADER_SIZE, group, seq, cmd, version)
         return bytes(buf[:enc.pos])
 
-    def _error(self, op, version, group, seq, cmd, rc):
+    def error_packet(self, op, version, group, seq, cmd, rc):
+        """The response packet carrying MGMT_ERR ``rc`` (rc form) to a request with this header."""
         return self._encode(OP_READ if op == OP_READ else OP_WRITE, version if version <= SMP_V2 else SMP_V2, group, seq, cmd, {"rc": rc})

@@ -366,7 +366,7 @@ class Emulator:
                 rsp = []  # smp_alloc_rsp failed: MGMT_ERR_ENOMEM answered in the request buffer
                 if len(pkt) >= HEADER_SIZE:
                     op, ver, _f, _l, grp, seq, cmd = unpack_header(pkt)
-                    rsp = [self.server._error(op, ver, grp, seq, cmd, MGMT_ERR_ENOMEM)]
+                    rsp = [self.server.error_packet(op, ver, grp, seq, cmd, MGMT_ERR_ENOMEM)]
                 held = 1
             if self._crash or epoch != self.epoch:
                 self.pool.free(held)
