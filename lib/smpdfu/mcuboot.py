@@ -206,106 +206,277 @@ def parse_header(buf):
                      (major, minor, rev, build))
 
 
-class _Reader:
-    """Sequential reads of an image through one buffer, hashing as it goes.
+# ImageVerifier states: what the bytes being fed are.
+_S_HEADER = const(0)  # the 32-byte header (collected)
+_S_BODY = const(1)  # header padding + image body (passed through, hashed)
+_S_PINFO = const(2)  # protected TLV info (collected)
+_S_PTLV = const(3)  # a protected TLV entry header (collected)
+_S_PVAL = const(4)  # the SEC_CNT value (collected)
+_S_PSKIP = const(5)  # another protected TLV value (passed)
+_S_TINFO = const(6)  # TLV info (collected)
+_S_TLV = const(7)  # a TLV entry header (collected)
+_S_TVAL = const(8)  # the SHA256 TLV value (collected)
+_S_TSKIP = const(9)  # another TLV value (passed)
+_S_TRAIL = const(10)  # after the TLV area: slot padding or garbage
+_S_FAILED = const(11)
 
-    ``file_hash`` sees every byte; ``img_hash`` only while it is not None
-    (header + image + protected TLVs).
+_STATE_NAMES = ("image header", "image body", "protected TLV info", "protected TLV entry",
+                "SEC_CNT", "protected TLV", "TLV info", "TLV entry", "SHA256 TLV", "TLV")
+
+
+class ImageVerifier:
+    """Push-style MCUboot image check: :meth:`feed` bytes as they come, in any split.
+
+    The one header/TLV walker of the package (the file check, the streaming
+    upload, the portable server and the emulated bootloader all use it). It
+    keeps a 32-byte buffer for the header and TLV fields and a 16-byte tail,
+    whatever the image size: nothing is allocated per :meth:`feed` except
+    memoryview slices.
+
+    ``size``: the file length when known (more bytes is an error, fewer is
+    reported by :meth:`finish`); ``allow_trailing``: accept bytes after the
+    TLV area that are not an MCUboot trailer. A problem found while feeding is
+    kept in :attr:`error` (parsing stops; the whole-file SHA-256 goes on) and
+    raised by :meth:`finish`.
     """
 
-    def __init__(self, stream, buf, limit):
-        self.stream = stream
-        self.buf = buf
-        self.mv = memoryview(buf)
-        self.pos = 0
-        self.limit = limit  # the file size when known, else None
-        self.file_hash = sha256()
-        self.img_hash = sha256()
+    def __init__(self, size=None, allow_trailing=False):
+        self._buf = bytearray(IMAGE_HEADER_SIZE)
+        self._tail = bytearray(16)
+        self.start(size, allow_trailing)
 
-    def _fill(self, n):
-        # Read up to n bytes into buf[0:n]; returns how many (fewer only at EOF).
-        got = 0
-        mv = self.mv
-        if n == len(self.buf):
-            # Whole-buffer reads (the image body) pass buf itself: no memoryview
-            # slice is allocated per chunk, so the GC stays quiet on boards.
-            got = self.stream.readinto(self.buf) or 0
-        while got < n:
-            r = self.stream.readinto(mv[got:n])
-            if not r:
+    def start(self, size=None, allow_trailing=False):
+        """Forget everything fed so far: check a new image with the same buffers."""
+        self.size = size
+        self.allow_trailing = allow_trailing
+        self.info = None
+        self.error = None
+        self.pos = 0  # bytes fed
+        self._state = _S_HEADER
+        self._need = IMAGE_HEADER_SIZE  # collect: bytes wanted; pass: bytes left
+        self._have = 0
+        self._end = 0  # end offset of the TLV area being walked
+        self._other_hash = None
+        self._extra = 0
+        self._digest = None
+        self._file_hash = sha256()
+        self._img_hash = sha256()  # None once past the hashed part
+
+    @property
+    def complete(self):
+        """True once the TLV area has been read whole and found good."""
+        return self._state == _S_TRAIL and self.error is None
+
+    def feed(self, buf):
+        """Check the next ``len(buf)`` bytes of the image (``buf`` is not kept)."""
+        n = len(buf)
+        if not n:
+            return
+        self._file_hash.update(buf)
+        if self.size is not None and self.pos + n > self.size and self.error is None:
+            self.error = BadImage("file is longer than the given size %d" % self.size)
+            self._state = _S_FAILED
+        i = 0
+        mv = None
+        while i < n:
+            st = self._state
+            if st == _S_FAILED:
                 break
-            got += r
-        if got:
-            chunk = self.buf if got == len(self.buf) else mv[:got]
-            self.file_hash.update(chunk)
-            if self.img_hash is not None:
-                self.img_hash.update(chunk)
-        self.pos += got
-        return got
-
-    def _take(self, n, what):
-        # Fill buf[0:n] with the next n bytes, or raise BadImage (truncated).
-        if self.limit is not None and self.pos + n > self.limit:
-            raise BadImage("truncated image: %s needs %d bytes at offset %d, "
-                           "file is %d bytes" % (what, n, self.pos, self.limit))
-        got = self._fill(n)
-        if got < n:
-            raise BadImage("truncated image: %s at offset %d needs %d bytes, "
-                           "file ends after %d" % (what, self.pos - got, n, got))
-
-    def read(self, n, what):
-        """buf[0:n] (a memoryview) filled with the next n bytes (n <= len(buf))."""
-        self._take(n, what)
-        return self.mv[:n]
-
-    def skip(self, n, what):
-        """Consume (and hash) the next n bytes."""
-        size = len(self.buf)
-        while n > 0:
-            k = size if n > size else n
-            self._take(k, what)
-            n -= k
-
-    def drain(self, tail):
-        """Read to the end (or to ``limit``); returns bytes read.
-
-        ``tail`` (16 bytes) receives the last 16 bytes read.
-        """
-        total = 0
-        size = len(self.buf)
-        mv = self.mv
-        while True:
-            k = size
-            if self.limit is not None:
-                left = self.limit - self.pos
-                if left <= 0:
-                    break
+            k = n - i
+            collect = st != _S_BODY and st != _S_PSKIP and st != _S_TSKIP and st != _S_TRAIL
+            if st != _S_TRAIL:
+                left = self._need - self._have if collect else self._need
                 if k > left:
                     k = left
-            got = self._fill(k)
-            if not got:
-                if self.limit is not None:
-                    raise BadImage("truncated image: file ends at offset %d, "
-                                   "expected %d bytes" % (self.pos, self.limit))
-                break
-            total += got
-            if got >= 16:
-                tail[:] = mv[got - 16:got]
+            if i == 0 and k == n:
+                piece = buf
             else:
-                tail[0:16 - got] = tail[got:16]
-                tail[16 - got:16] = mv[0:got]
-        return total
+                if mv is None:
+                    mv = memoryview(buf)
+                piece = mv[i:i + k]
+            if self._img_hash is not None:
+                self._img_hash.update(piece)
+            i += k
+            self.pos += k
+            if st == _S_TRAIL:
+                self._keep_tail(piece, k)
+                continue
+            if collect:
+                self._buf[self._have:self._have + k] = piece
+                self._have += k
+                if self._have < self._need:
+                    continue
+                self._have = 0
+            else:
+                self._need -= k
+                if self._need:
+                    continue
+            try:
+                self._advance(st)
+            except BadImage as e:
+                self.error = e
+                self._state = _S_FAILED
 
+    def _keep_tail(self, piece, k):
+        # The last 16 bytes after the TLV area tell slot padding from garbage.
+        tail = self._tail
+        self._extra += k
+        if k >= 16:
+            tail[:] = piece[k - 16:k]
+        else:
+            tail[0:16 - k] = tail[k:16]
+            tail[16 - k:16] = piece
 
-def _read_tlv_info(rd, expect_magic, what):
-    v = rd.read(TLV_INFO_SIZE, what + " info")
-    magic, tot = struct.unpack_from("<HH", v, 0)
-    if magic != expect_magic:
-        raise BadImage("bad %s magic 0x%04x at offset %d (expected 0x%04x)"
-                       % (what, magic, rd.pos - TLV_INFO_SIZE, expect_magic))
-    if tot < TLV_INFO_SIZE:
-        raise BadImage("bad %s size %d at offset %d" % (what, tot, rd.pos - TLV_INFO_SIZE))
-    return tot
+    def _collect(self, state, n):
+        self._state = state
+        self._need = n
+        self._have = 0
+
+    def _pass(self, state, n):
+        # Pass n bytes (a body or a TLV value); with n == 0 go on at once.
+        self._state = state
+        self._need = n
+        if not n:
+            self._advance(state)
+
+    def _advance(self, st):
+        # A region is complete: check it and say what comes next.
+        buf = self._buf
+        info = self.info
+        if st == _S_HEADER:
+            self.info = info = parse_header(buf)
+            self._pass(_S_BODY, info.header_size - IMAGE_HEADER_SIZE + info.image_size)
+        elif st == _S_BODY:
+            self._after_body()
+        elif st == _S_PINFO or st == _S_TINFO:
+            self._area(st == _S_PINFO)
+        elif st == _S_PTLV or st == _S_TLV:
+            self._entry(st == _S_PTLV)
+        elif st == _S_PVAL:
+            info.security_counter = struct.unpack_from("<I", buf, 0)[0]
+            self._next_entry(True)
+        elif st == _S_TVAL:
+            info.hash = bytes(buf)
+            self._next_entry(False)
+        else:  # _S_PSKIP, _S_TSKIP
+            self._next_entry(st == _S_PSKIP)
+
+    def _after_body(self):
+        if self.info.protected_tlv_size:
+            self._collect(_S_PINFO, TLV_INFO_SIZE)
+        else:
+            self._end_hashed()
+
+    def _end_hashed(self):
+        self._digest = self._img_hash.digest()
+        self._img_hash = None
+        self._collect(_S_TINFO, TLV_INFO_SIZE)
+
+    def _area(self, prot):
+        info = self.info
+        at = self.pos - TLV_INFO_SIZE
+        magic, tot = struct.unpack_from("<HH", self._buf, 0)
+        if prot:
+            if magic != TLV_PROT_INFO_MAGIC:
+                raise BadImage("bad protected TLV magic 0x%04x at offset %d (expected 0x%04x)"
+                               % (magic, at, TLV_PROT_INFO_MAGIC))
+            if tot < TLV_INFO_SIZE:
+                raise BadImage("bad protected TLV size %d at offset %d" % (tot, at))
+            if tot != info.protected_tlv_size:
+                raise BadImage("protected TLV area size %d does not match header's %d"
+                               % (tot, info.protected_tlv_size))
+        else:
+            if magic == TLV_PROT_INFO_MAGIC and not info.protected_tlv_size:
+                raise BadImage("protected TLV area at offset %d but the header says "
+                               "protected_tlv_size 0" % at)
+            if magic != TLV_INFO_MAGIC:
+                raise BadImage("bad TLV info magic 0x%04x at offset %d (expected 0x%04x)"
+                               % (magic, at, TLV_INFO_MAGIC))
+            if tot < TLV_INFO_SIZE:
+                raise BadImage("bad TLV area size %d" % tot)
+            info.tlv_size = tot
+        self._end = at + tot
+        self._next_entry(prot)
+
+    def _next_entry(self, prot):
+        end = self._end
+        if self.pos < end:
+            if self.pos + TLV_SIZE > end:
+                raise BadImage("%s entry header at offset %d overruns the area (ends at %d)"
+                               % ("protected TLV" if prot else "TLV", self.pos, end))
+            self._collect(_S_PTLV if prot else _S_TLV, TLV_SIZE)
+        elif prot:
+            self._end_hashed()
+        else:
+            self._check_hash()
+            self._state = _S_TRAIL
+
+    def _entry(self, prot):
+        info = self.info
+        t, n = struct.unpack_from("<HH", self._buf, 0)
+        if self.pos + n > self._end:
+            raise BadImage("%s 0x%02x of length %d at offset %d overruns the area (ends at %d)"
+                           % ("protected TLV" if prot else "TLV", t, n, self.pos - TLV_SIZE, self._end))
+        if prot:
+            info.protected_tlvs.append((t, n))
+            if t == TLV_SEC_CNT and n == 4:
+                self._collect(_S_PVAL, 4)
+            else:
+                self._pass(_S_PSKIP, n)
+            return
+        info.tlvs.append((t, n))
+        if t == TLV_SHA256:
+            if info.hash is not None:
+                raise BadImage("more than one SHA256 TLV")
+            if n != _HASH_SIZE:
+                raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
+            self._collect(_S_TVAL, _HASH_SIZE)
+        else:
+            if t == TLV_SHA384 or t == TLV_SHA512:
+                self._other_hash = t
+            self._pass(_S_TSKIP, n)
+
+    def _check_hash(self):
+        info = self.info
+        if info.hash is None:
+            t = self._other_hash
+            if t is not None:
+                raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
+                               "are supported" % (384 if t == TLV_SHA384 else 512, t))
+            raise BadImage("missing SHA256 TLV")
+        if info.encrypted:
+            # imgtool hashes the plaintext, then encrypts: nothing to compare here.
+            info.hash_verified = False
+        elif self._digest != info.hash:
+            raise BadImage("image hash mismatch: SHA256 TLV %s, computed %s"
+                           % (hexstr(info.hash), hexstr(self._digest)))
+        else:
+            info.hash_verified = True
+
+    def finish(self):
+        """Return the :class:`ImageInfo` of what was fed; raise :class:`BadImage` naming the problem."""
+        if self.error is not None:
+            raise self.error
+        st = self._state
+        if st != _S_TRAIL:
+            if st == _S_HEADER:
+                raise BadImage("truncated image header: %d bytes (need %d)" % (self._have, IMAGE_HEADER_SIZE))
+            raise BadImage("truncated image: the %s at offset %d is cut; the file ends after %d bytes"
+                           % (_STATE_NAMES[st], self.pos - (self._have if st != _S_BODY else 0), self.pos))
+        if self.size is not None and self.pos < self.size:
+            raise BadImage("truncated image: file ends at offset %d, expected %d bytes" % (self.pos, self.size))
+        info = self.info
+        extra = self._extra
+        if extra:
+            tail = self._tail
+            if extra >= 16 and (tail == _BOOT_MAGIC or tail[2:] == _BOOT_MAGIC_ALT_TAIL):
+                info.padded = True
+            elif not self.allow_trailing:
+                raise BadImage("%d bytes of trailing data after the TLV area (image ends "
+                               "at offset %d)" % (extra, info.total_size))
+        info.file_size = self.pos
+        info.file_sha = self._file_hash.digest()
+        return info
 
 
 def verify(stream, buf=None, size=None, allow_trailing=False):
@@ -313,7 +484,7 @@ def verify(stream, buf=None, size=None, allow_trailing=False):
 
     ``stream``: any object with ``readinto`` (a file opened ``"rb"``); it is read
     once, sequentially, to its end (or to ``size`` bytes), never seeked.
-    ``buf``: the work buffer (a bytearray of at least 32 bytes; 512 bytes are
+    ``buf``: the read buffer (a bytearray of at least 32 bytes; 512 bytes are
     allocated when None). Memory use does not depend on the image size.
     ``size``: the file length when known; a shorter or longer image is an error.
     ``allow_trailing``: accept bytes after the TLV area that are not an
@@ -321,101 +492,29 @@ def verify(stream, buf=None, size=None, allow_trailing=False):
 
     Checks the header and TLV magics, that every TLV fits its area, and that the
     SHA-256 TLV equals the hash of header + image + protected TLVs (skipped,
-    with ``hash_verified`` False, for encrypted images). Raises
-    :class:`BadImage` naming the problem.
+    with ``hash_verified`` False, for encrypted images): it feeds an
+    :class:`ImageVerifier`. Raises :class:`BadImage` naming the problem.
     """
     if buf is None:
         buf = bytearray(_DEFAULT_BUF)
     if len(buf) < IMAGE_HEADER_SIZE:
         raise ValueError("buffer must hold at least %d bytes" % IMAGE_HEADER_SIZE)
-    rd = _Reader(stream, buf, size)
-    info = parse_header(rd.read(IMAGE_HEADER_SIZE, "image header"))
-    rd.skip(info.header_size - IMAGE_HEADER_SIZE, "header padding")
-    rd.skip(info.image_size, "image body")
-
-    if info.protected_tlv_size:
-        end = rd.pos + info.protected_tlv_size
-        tot = _read_tlv_info(rd, TLV_PROT_INFO_MAGIC, "protected TLV")
-        if tot != info.protected_tlv_size:
-            raise BadImage("protected TLV area size %d does not match header's %d"
-                           % (tot, info.protected_tlv_size))
-        while rd.pos < end:
-            t, n = _tlv_entry(rd, end, "protected TLV")
-            info.protected_tlvs.append((t, n))
-            if t == TLV_SEC_CNT and n == 4:
-                info.security_counter = struct.unpack_from("<I", rd.read(4, "SEC_CNT"), 0)[0]
-            else:
-                rd.skip(n, "protected TLV 0x%02x" % t)
-    digest = rd.img_hash.digest()
-    rd.img_hash = None
-
-    v = rd.read(TLV_INFO_SIZE, "TLV info")
-    magic = struct.unpack_from("<H", v, 0)[0]
-    if magic == TLV_PROT_INFO_MAGIC and not info.protected_tlv_size:
-        raise BadImage("protected TLV area at offset %d but the header says "
-                       "protected_tlv_size 0" % (rd.pos - TLV_INFO_SIZE))
-    if magic != TLV_INFO_MAGIC:
-        raise BadImage("bad TLV info magic 0x%04x at offset %d (expected 0x%04x)"
-                       % (magic, rd.pos - TLV_INFO_SIZE, TLV_INFO_MAGIC))
-    tot = struct.unpack_from("<H", v, 2)[0]
-    if tot < TLV_INFO_SIZE:
-        raise BadImage("bad TLV area size %d" % tot)
-    info.tlv_size = tot
-    end = rd.pos - TLV_INFO_SIZE + tot
-    other_hash = None
-    while rd.pos < end:
-        t, n = _tlv_entry(rd, end, "TLV")
-        info.tlvs.append((t, n))
-        if t == TLV_SHA256:
-            if info.hash is not None:
-                raise BadImage("more than one SHA256 TLV")
-            if n != _HASH_SIZE:
-                raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
-            info.hash = bytes(rd.read(n, "SHA256 TLV"))
-        else:
-            if t == TLV_SHA384 or t == TLV_SHA512:
-                other_hash = t
-            rd.skip(n, "TLV 0x%02x" % t)
-
-    if info.hash is None:
-        if other_hash is not None:
-            raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
-                           "are supported" % (384 if other_hash == TLV_SHA384 else 512,
-                                              other_hash))
-        raise BadImage("missing SHA256 TLV")
-    if info.encrypted:
-        # imgtool hashes the plaintext, then encrypts: nothing to compare here.
-        info.hash_verified = False
-    elif digest != info.hash:
-        raise BadImage("image hash mismatch: SHA256 TLV %s, computed %s"
-                       % (hexstr(info.hash), hexstr(digest)))
-    else:
-        info.hash_verified = True
-
-    tail = bytearray(16)
-    extra = rd.drain(tail)
-    if extra:
-        if extra >= 16 and (tail == _BOOT_MAGIC or tail[2:] == _BOOT_MAGIC_ALT_TAIL):
-            info.padded = True
-        elif not allow_trailing:
-            raise BadImage("%d bytes of trailing data after the TLV area (image ends "
-                           "at offset %d)" % (extra, info.total_size))
-    if size is not None and rd.stream.readinto(rd.mv[:1]):
+    v = ImageVerifier(size, allow_trailing)
+    mv = memoryview(buf)
+    full = len(buf)
+    while size is None or v.pos < size:
+        want = full if size is None or size - v.pos >= full else size - v.pos
+        # Whole-buffer reads pass buf itself: no slice allocated per block.
+        n = stream.readinto(buf if want == full else mv[:want])
+        if not n:
+            break
+        v.feed(buf if n == full else mv[:n])
+        if v.error is not None:
+            break
+    info = v.finish()
+    if size is not None and stream.readinto(mv[:1]):
         raise BadImage("file is longer than the given size %d" % size)
-    info.file_size = rd.pos
-    info.file_sha = rd.file_hash.digest()
     return info
-
-
-def _tlv_entry(rd, end, what):
-    if rd.pos + TLV_SIZE > end:
-        raise BadImage("%s entry header at offset %d overruns the area (ends at %d)"
-                       % (what, rd.pos, end))
-    t, n = struct.unpack_from("<HH", rd.read(TLV_SIZE, what + " entry"), 0)
-    if rd.pos + n > end:
-        raise BadImage("%s 0x%02x of length %d at offset %d overruns the area (ends at %d)"
-                       % (what, t, n, rd.pos - TLV_SIZE, end))
-    return t, n
 
 
 def read_info(stream, buf=None, size=None):
