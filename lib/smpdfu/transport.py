@@ -1,8 +1,10 @@
 """SMP over a serial line ("SMP over console" framing) on any UART adapter."""
 
-from .compat import sleep_ms
+from .compat import const, sleep_ms
 from .framing import FrameDecoder, FrameEncoder
 from .uart import wrap
+
+_FRAME_OVERHEAD = const(4)  # the frame's length and CRC share the server's netbuf
 
 
 class SerialTransport:
@@ -25,6 +27,16 @@ class SerialTransport:
         self._dec = FrameDecoder(max_packet, rx_queue)
         self.packet = self._enc.packet
         self._wait = getattr(self.uart, "wait_readable", None)
+
+    def request_limit(self, buf_size):
+        """The largest SMP packet (header + body) a server with ``buf_size``-byte buffers accepts.
+
+        Over serial the frame's 2-byte length and 2-byte CRC are decoded into
+        the same buffer (``CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE``) as the packet,
+        so 4 bytes go to the framing; never more than :attr:`max_packet`.
+        """
+        n = buf_size - _FRAME_OVERHEAD
+        return n if n < self.max_packet else self.max_packet
 
     def send(self, length):
         """Frame the first ``length`` bytes of :attr:`packet` and write them."""

@@ -1,0 +1,508 @@
+"""dfu_target backend: the neighbour's slot, through SMP image upload.
+
+Bytes given to :meth:`SMPTarget.write` are copied into one preallocated ring
+(a window's worth of chunks) and sent from there as image upload requests,
+each built in place in the transport's packet buffer: no buffer is allocated
+per write or per chunk, and nothing grows with the image. The ring is what a
+lost request is resent from.
+
+The server drives the offsets: every answer carries the offset it expects
+next; a chunk at the wrong offset is dropped by the server, which answers the
+expected one. Chunks are idempotent, which makes retrying and pipelining
+safe. Up to ``window`` requests are in flight (at most the server's
+``buf_count - 1``); a loss drops the window to 1 and it grows back by one
+after 8 clean answers in a row.
+
+Resume: Zephyr answers a resume query only in the first request of an upload,
+which must carry the image header (``img_mgmt_upload_inspect`` checks the
+magic before it compares ``sha``). So a new target always starts at offset 0:
+its first chunk goes out with ``len`` and ``sha``, and when the neighbour
+answers that it already holds more, the bytes up to there are only checked,
+not sent again. What is verified is therefore always the whole stream: the
+header, the TLVs and the SHA-256 TLV over what was written (even the part
+the neighbour already held), the SHA-256 of the whole stream against
+``sha``, and the neighbour's own ``match`` of what its slot holds.
+"""
+
+from .compat import const, ticks_diff, ticks_ms
+from .dfu_target import DONE, ERASE_DONE, ERASE_PENDING, PROGRESS, Target, file_sha
+from .errors import BadImage, FrameError, ProtocolError, SMPError, SMPTimeout
+from .header import HEADER_SIZE
+from .mcuboot import ImageVerifier, hexstr
+from .messages import DEFAULT_BUF_SIZE, UploadResult
+from .proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE
+
+_MAJ_BYTES = const(2)
+_DEFAULT_WINDOW = const(3)  # requests in flight when the server has spare buffers
+_REGROW_AFTER = const(8)  # clean answers in a row before the window grows again after a loss
+_FIRST_TIMEOUT_MS = const(30000)  # the first chunk waits for a whole-slot erase
+_FIRST_TIMEOUT_PER_4K_MS = const(100)  # ... which grows with the slot (~85 ms per 4 KiB page on nRF52)
+
+# CBOR map keys, as UTF-8 bytes so that encoding them allocates nothing.
+_K_OFF = b"off"
+_K_DATA = b"data"
+_K_LEN = b"len"
+_K_IMAGE = b"image"
+_K_SHA = b"sha"
+_K_UPGRADE = b"upgrade"
+
+
+def _head_size(n):
+    # Bytes of a CBOR head whose argument is n.
+    if n < 24:
+        return 1
+    if n < 0x100:
+        return 2
+    if n < 0x10000:
+        return 3
+    if n < 0x100000000:
+        return 5
+    return 9
+
+
+class UploadLost(ProtocolError):
+    """The neighbour lost the upload (it reset) and wants bytes already gone by.
+
+    ``offset`` is where it stands. Feed the image again from 0 after a new
+    :meth:`SMPTarget.init`: the first request (with ``sha``) lets it resume
+    from whatever it still holds.
+    """
+
+    def __init__(self, message, offset):
+        super().__init__(message)
+        self.offset = offset
+
+
+class _Lost(Exception):
+    # A later request was answered before the one awaited: the server answers
+    # in order, so the awaited request (or its answer) was lost on the link.
+    pass
+
+
+class SMPTarget(Target):
+    """The neighbour's secondary slot over an :class:`~smpdfu.client.SMPClient`.
+
+    - ``verify``: check the MCUboot image while it streams (default); False
+      sends any bytes (``done`` then returns None);
+    - ``window``: requests in flight (default: up to 3, at most the server's
+      ``buf_count - 1``);
+    - ``first_timeout_ms``: for the first chunk, which waits for the slot
+      erase (default 30 s + 100 ms per 4 KiB); ``timeout_ms`` for the others
+      (default: the client's);
+    - ``retries``: consecutive failed attempts tolerated per chunk;
+    - ``upgrade``: ask the server to refuse an image not newer than its own;
+    - ``buf_size``/``buf_count``: the server's buffers when known; otherwise
+      asked with ``params()`` (384 / one in flight if it cannot say).
+    """
+
+    def __init__(self, client, callback=None, verify=True, window=None, timeout_ms=None,
+                 first_timeout_ms=None, retries=3, upgrade=False, buf_size=None, buf_count=None):
+        super().__init__(callback)
+        self.client = client
+        self.window = window
+        self.timeout_ms = timeout_ms
+        self.first_timeout_ms = first_timeout_ms
+        self.retries = retries
+        self.upgrade = upgrade
+        self.buf_size = buf_size
+        self.buf_count = buf_count
+        self._verifier = ImageVerifier() if verify else None
+        self._ring = None
+        self._mv = None
+        self._seqs = self._ends = None
+        self._count = 0
+        self._size = 0
+        self._fed = 0
+
+    # ------------------------------------------------------------ contract
+
+    def init(self, size, image=0, sha=None):
+        """Start an upload of ``size`` bytes to image ``image``.
+
+        ``sha``: the whole file's SHA-256 (bytes, hex, or an ImageInfo):
+        sent with the first chunk so the neighbour can resume and report
+        ``match``. Asks the server's buffer sizes unless given.
+        """
+        if self._count:
+            self._cancel()
+        if size <= 0:
+            raise ValueError("nothing to upload (size %d)" % size)
+        self._sha = file_sha(sha)
+        self._size = size
+        self._image = image
+        ring = self._link()
+        cap = ring * self._limit
+        if self._ring is None or len(self._ring) < cap:
+            self._ring = bytearray(cap)
+            self._mv = memoryview(self._ring)
+            self._seqs = [0] * ring
+            self._ends = [0] * ring
+        self._cap = cap
+        self._nring = ring
+        self._fed = 0  # bytes written by the caller (the stream position)
+        self._base = 0  # stream offset of the oldest byte the ring holds
+        self._next = 0  # next offset to send
+        self._acked = 0  # offset the neighbour confirmed
+        self._skip_to = 0  # the neighbour already holds up to here: check, don't send
+        self._head = 0
+        self._count = 0
+        self._started = False
+        self._failures = 0
+        self._clean = 0
+        self.retried = 0
+        self.chunks = 0
+        self.chunk_size = 0
+        self.match = None
+        self.resumed_from = 0
+        self.info = None
+        if self._verifier is not None:
+            self._verifier.start(size)
+        self._t0 = ticks_ms()
+
+    def offset(self):
+        """Where the next :meth:`write` goes (0 for a new upload: see the module doc on resume)."""
+        return self._fed
+
+    @property
+    def held(self):
+        """Bytes the neighbour has confirmed holding (moves ahead of :meth:`offset` on a resume)."""
+        return self._acked
+
+    def write(self, buf):
+        """Take the next ``len(buf)`` bytes; blocks while the window is full. ``buf`` is not kept."""
+        n = len(buf)
+        if self._fed + n > self._size:
+            raise ValueError("write of %d bytes at offset %d overruns the %d announced" % (n, self._fed, self._size))
+        v = self._verifier
+        mv = buf if isinstance(buf, memoryview) else memoryview(buf)
+        i = 0
+        while i < n:
+            fed = self._fed
+            k = n - i
+            if fed < self._skip_to:
+                # The neighbour holds these already: only check them.
+                if k > self._skip_to - fed:
+                    k = self._skip_to - fed
+                if v is not None:
+                    v.feed(mv[i:i + k])
+                self._fed = fed + k
+                i += k
+                continue
+            room = self._cap - (fed - self._base)
+            if not room:
+                self._pump(True)
+                continue
+            if k > room:
+                k = room
+            piece = mv if k == n else mv[i:i + k]
+            self._copy_in(piece, fed, k)
+            if v is not None:
+                v.feed(piece)
+            self._fed = fed + k
+            i += k
+            self._pump(False)
+
+    def done(self, ok=True):
+        """Finish: ``ok`` True sends the rest, waits for the last answers and verifies.
+
+        Returns the :class:`~smpdfu.mcuboot.ImageInfo` (None with
+        ``verify=False``); raises :class:`~smpdfu.errors.BadImage` when the
+        bytes were not a valid image or not the file ``sha`` names. ``ok``
+        False abandons the upload (nothing is marked; the neighbour keeps the
+        part it has, for a later resume with the same ``sha``).
+        """
+        if not ok:
+            self._cancel()
+            return None
+        try:
+            if self._fed < self._size:
+                raise BadImage("image incomplete: %d of the %d announced bytes were written" % (self._fed, self._size))
+            while self._acked < self._size:
+                self._fill()
+                if not self._count:
+                    raise ProtocolError("upload stalled at offset %d of %d" % (self._acked, self._size))
+                self._take()
+            info = None
+            if self._verifier is not None:
+                info = self._verifier.finish()
+                if self._sha is not None and info.file_sha != self._sha:
+                    raise BadImage("the image's SHA-256 is %s, not the sha given (%s)"
+                                   % (hexstr(info.file_sha), hexstr(self._sha)))
+        except Exception as e:
+            self._cancel()
+            raise self._failed(e)
+        self.info = info
+        self._event(DONE, info)
+        return info
+
+    def schedule_update(self, permanent=False):
+        """Mark the verified image for a test boot (``permanent``: for good); return the state list."""
+        info = self.info
+        if info is None:
+            raise BadImage("no verified image to schedule: done(True) did not succeed")
+        c = self.client
+        slots = c.image_confirm(info.hash) if permanent else c.image_test(info.hash)
+        for s in slots:
+            if s.hash == info.hash and s.pending:
+                return slots
+        raise ProtocolError("the neighbour did not mark image %s pending" % info.hash_hex())
+
+    def reset(self):
+        """Reboot the neighbour (MCUboot then tests the scheduled image)."""
+        self.client.reset()
+
+    def result(self):
+        """What the last upload did, as an :class:`~smpdfu.messages.UploadResult`."""
+        return UploadResult(self._size, self._sha, self.match, ticks_diff(ticks_ms(), self._t0), self.chunks,
+                            self.retried, self.resumed_from, self._window, self.chunk_size)
+
+    # ------------------------------------------------------------ link
+
+    def _link(self):
+        # Buffer sizes -> request limit and window; returns the ring's chunk count.
+        client = self.client
+        buf_size = self.buf_size
+        buf_count = self.buf_count
+        if buf_size is None:
+            try:
+                p = client.params()
+                buf_size = p.buf_size
+                if buf_count is None:
+                    buf_count = p.buf_count
+            except SMPError:
+                buf_size = DEFAULT_BUF_SIZE  # an old server: no params command
+        window = self.window
+        if window is None:
+            window = _DEFAULT_WINDOW
+            if buf_count is None or buf_count - 1 < window:
+                window = buf_count - 1 if buf_count else 1
+        if window < 1:
+            window = 1
+        self._window = window
+        self._limit = client.transport.request_limit(buf_size)
+        t = self.first_timeout_ms
+        self._first_ms = _FIRST_TIMEOUT_MS + (self._size >> 12) * _FIRST_TIMEOUT_PER_4K_MS if t is None else t
+        self._timeout = self.timeout_ms if self.timeout_ms is not None else client.timeout_ms
+        return window
+
+    def _copy_in(self, piece, off, k):
+        # piece (k bytes, stream offset off) into the ring, wrapping.
+        cap = self._cap
+        i = off % cap
+        if i + k <= cap:
+            self._ring[i:i + k] = piece
+        else:
+            a = cap - i
+            self._ring[i:cap] = piece[:a]
+            self._ring[0:k - a] = piece[a:k]
+
+    def _chunk_len(self, off):
+        # Data bytes that fit in the request at ``off`` (the first one carries len, image, sha).
+        fixed = HEADER_SIZE + 1 + 4 + _head_size(off) + 5  # map head, "off": off, "data" key
+        if not off:
+            fixed += 4 + _head_size(self._size) + 6 + _head_size(self._image)
+            if self._sha:
+                fixed += 4 + 2 + 32  # "sha": 32-byte string (2-byte head)
+            if self.upgrade:
+                fixed += 9
+        avail = self._limit - fixed
+        n = avail - 1
+        while n > 0 and n + _head_size(n) > avail:
+            n -= 1
+        if n <= 0:
+            raise ProtocolError("server buffer of %d bytes is too small for an upload request" % self._limit)
+        left = self._size - off
+        return n if n < left else left
+
+    def _send(self, off, n):
+        # Build the request at ``off`` with n data bytes from the ring, in place; return its seq.
+        enc = self.client.encoder()
+        first = not off
+        npairs = 2
+        if first:
+            npairs = 4 + (self._sha is not None) + bool(self.upgrade)
+        enc.map(npairs)
+        enc.text(_K_OFF)
+        enc.int(off)
+        if first:
+            enc.text(_K_LEN)
+            enc.int(self._size)
+            enc.text(_K_IMAGE)
+            enc.int(self._image)
+            if self._sha is not None:
+                enc.text(_K_SHA)
+                enc.bytes(self._sha)
+            if self.upgrade:
+                enc.text(_K_UPGRADE)
+                enc.bool(True)
+            self._event(ERASE_PENDING)
+        enc.text(_K_DATA)
+        enc.head(_MAJ_BYTES, n)
+        p = enc.pos
+        dst = enc.buf
+        cap = self._cap
+        i = off % cap
+        if i + n <= cap:
+            dst[p:p + n] = self._mv[i:i + n]
+        else:
+            a = cap - i
+            dst[p:p + a] = self._mv[i:cap]
+            dst[p + a:p + n] = self._mv[0:n - a]
+        enc.pos = p + n
+        if n > self.chunk_size:
+            self.chunk_size = n
+        self.chunks += 1
+        return self.client.send_encoded(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD)
+
+    # ------------------------------------------------------------ the window
+
+    def _pump(self, block):
+        # Send what the window and the ring allow; with ``block``, wait for
+        # the oldest answer (and send again what that frees).
+        while True:
+            self._fill()
+            if not block or not self._count:
+                return
+            self._take()
+            block = False
+
+    def _fill(self):
+        # The first request goes alone: its answer may be a resume offset,
+        # and the device erases the slot before answering.
+        seqs = self._seqs
+        ends = self._ends
+        while self._count < (self._window if self._started else 1) and self._next < self._size:
+            off = self._next
+            n = self._chunk_len(off)
+            if off + n > self._fed:
+                return
+            i = (self._head + self._count) % self._nring
+            seqs[i] = self._send(off, n)
+            ends[i] = off + n
+            self._count += 1
+            self._next = off + n
+
+    def _take(self):
+        # Wait for the oldest request's answer and act on it.
+        seq = self._seqs[self._head]
+        try:
+            rsp = self._wait(seq, self._timeout if self._started else self._first_ms)
+            off = self._offset(rsp)
+        except (SMPTimeout, FrameError, _Lost) as e:
+            self._lost(e)
+            return
+        except Exception:
+            self._cancel()
+            raise
+        end = self._ends[self._head]
+        self._pop()
+        if not self._started:
+            self._started = True
+            self._event(ERASE_DONE)
+            if off != end:
+                # The neighbour holds part of this image already (same sha).
+                self.resumed_from = off
+                self._jump(off)
+        elif off == end:
+            self._failures = 0
+            self._clean += 1
+            if self._window < self._nring and self._clean >= _REGROW_AFTER:
+                self._window += 1
+                self._clean = 0
+        else:
+            off = self._moved(off)
+        self._acked = off
+        self._base = off if off > self._base else self._base
+        self._event(PROGRESS, off)
+
+    def _pop(self):
+        self._head = (self._head + 1) % self._nring
+        self._count -= 1
+
+    def _moved(self, off):
+        # The server wants another offset and drops what is still in flight;
+        # it answers in order, so its last answer says where it stands.
+        while self._count:
+            try:
+                off = self._offset(self._wait(self._seqs[self._head], self._timeout, False))
+            except (SMPTimeout, FrameError):
+                self._cancel()
+                break
+            self._pop()
+        self._head = self._clean = 0
+        self._window = 1
+        if off <= self._acked:
+            self._failures += 1
+            self.retried += 1
+            if self._failures > self.retries:
+                raise ProtocolError("upload stuck: the server keeps answering offset %d of %d" % (off, self._size))
+        self._jump(off)
+        return off
+
+    def _jump(self, off):
+        # Go on from ``off``: resend from the ring, or (ahead of the writes)
+        # check the bytes up to it without sending them.
+        if off < self._base:
+            self._cancel()
+            raise UploadLost("the neighbour lost the upload: it asks for offset %d, this target holds from %d "
+                             "(did it reset?)" % (off, self._base), off)
+        self._next = off
+        if off > self._fed:
+            self._skip_to = off
+            self._base = off
+
+    def _lost(self, e):
+        # Lost or broken: forget what is in flight and go on one request at a
+        # time from the last confirmed offset.
+        self._cancel()
+        self._clean = 0
+        self._window = 1
+        self._next = self._acked
+        self._failures += 1
+        self.retried += 1
+        if self._failures > self.retries:
+            if isinstance(e, _Lost):
+                e = SMPTimeout("requests lost")
+            raise type(e)("upload failed at offset %d of %d after %d attempts: %s"
+                          % (self._acked, self._size, self._failures, e))
+
+    def _cancel(self):
+        seqs = self._seqs
+        for k in range(self._count):
+            self.client.cancel(seqs[(self._head + k) % self._nring])
+        self._head = self._count = 0
+
+    def _wait(self, seq, timeout_ms, lost=True):
+        """Wait for ``seq``; raise :class:`_Lost` if a later request in flight is answered first."""
+        client = self.client
+        t0 = ticks_ms()
+        while not client.answered(seq):
+            got = client.poll()
+            if got is None:
+                left = timeout_ms - ticks_diff(ticks_ms(), t0)
+                if left <= 0:
+                    client.cancel(seq)
+                    raise SMPTimeout("no response to image upload within %d ms" % timeout_ms)
+                client.transport.wait(left if left < 50 else 50)
+            elif lost and got != seq and self._in_flight(got):
+                raise _Lost()
+        return client.wait(seq)
+
+    def _in_flight(self, seq):
+        seqs = self._seqs
+        for k in range(self._count):
+            if seqs[(self._head + k) % self._nring] == seq:
+                return True
+        return False
+
+    def _offset(self, rsp):
+        off = rsp.get("off")
+        if not isinstance(off, int) or off < 0 or off > self._size:
+            raise ProtocolError("upload response has a bad offset %r (image is %d bytes)" % (off, self._size))
+        if off == self._size:
+            m = rsp.get("match")
+            if m is not None:
+                self.match = bool(m)
+                if not m:
+                    raise ProtocolError("image hash mismatch after upload: the neighbour's copy is not the sha given")
+        return off

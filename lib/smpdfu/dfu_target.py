@@ -1,0 +1,81 @@
+"""dfu_target: one push-style interface for every place an image can go.
+
+The shape of nRF Connect SDK's dfu_target: a source (a file loop, an HTTP
+download, a bridge) feeds bytes as they arrive; the target stores them,
+checks the MCUboot image while it streams and can mark it for the next boot::
+
+    from smpdfu.dfu_target import image_type
+    from smpdfu.dfu_smp import SMPTarget      # or dfu_file.FileTarget
+    t = SMPTarget(client)
+    t.init(size, image=0, sha=file_sha)        # sha: SHA-256 of the whole file (resume)
+    off = t.offset()                           # where the next write goes
+    t.write(buf)                               # any length, any split; buf is not kept
+    info = t.done(True)                        # finish + verify -> mcuboot.ImageInfo
+    t.schedule_update(permanent=False)         # mark for a test boot
+    t.reset()
+
+Events go to one optional ``callback(event, value)``: :data:`ERASE_PENDING`
+(value None), :data:`ERASE_DONE`, :data:`PROGRESS` (bytes the target holds),
+:data:`DONE` (the ImageInfo), :data:`ERROR` (the exception). Backends live in
+their own modules (``dfu_smp``, ``dfu_file``) so a path imports only what it
+uses.
+"""
+
+ERASE_PENDING = "erase_pending"
+ERASE_DONE = "erase_done"
+PROGRESS = "progress"
+DONE = "done"
+ERROR = "error"
+
+MCUBOOT = "mcuboot"
+
+_MAGIC = b"\x3d\xb8\xf3\x96"  # mcuboot.IMAGE_MAGIC, little-endian
+
+
+def image_type(first_bytes):
+    """``"mcuboot"`` when ``first_bytes`` start an MCUboot image, else None.
+
+    Like ``dfu_target_img_type``: only the image magic is looked at (4 bytes
+    are enough); the image is checked while it streams.
+    """
+    if len(first_bytes) >= 4 and bytes(first_bytes[:4]) == _MAGIC:
+        return MCUBOOT
+    return None
+
+
+def file_sha(sha):
+    """The 32-byte whole-file SHA-256 from ``sha``: bytes, hex text, an ImageInfo or None."""
+    if sha is None:
+        return None
+    if hasattr(sha, "file_sha"):
+        sha = sha.file_sha
+    if isinstance(sha, str):
+        from binascii import unhexlify
+
+        sha = unhexlify(sha)
+    sha = bytes(sha)
+    if len(sha) != 32:
+        raise ValueError("sha must be a 32-byte SHA-256, got %d bytes" % len(sha))
+    return sha
+
+
+class Target:
+    """What every backend shares: the event callback and the write bookkeeping.
+
+    Subclasses implement ``init``, ``offset``, ``write``, ``done``,
+    ``schedule_update`` and ``reset`` (see the module doc).
+    """
+
+    def __init__(self, callback=None):
+        self.callback = callback
+        self.info = None  # the ImageInfo once done(True) verified the image
+
+    def _event(self, event, value=None):
+        cb = self.callback
+        if cb is not None:
+            cb(event, value)
+
+    def _failed(self, e):
+        # Report an error event and hand the exception back for raising.
+        self._event(ERROR, e)
+        return e
