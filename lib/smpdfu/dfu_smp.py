@@ -228,6 +228,8 @@ class SMPTarget(Target):
                 if self._sha is not None and info.file_sha != self._sha:
                     raise BadImage("the image's SHA-256 is %s, not the sha given (%s)"
                                    % (hexstr(info.file_sha), hexstr(self._sha)))
+            if self.match is False and self._sha is not None:
+                raise ProtocolError("image hash mismatch after upload: the neighbour's copy is not the sha given")
         except Exception as e:
             self._cancel()
             raise self._failed(e)
@@ -431,7 +433,7 @@ class SMPTarget(Target):
             self._pop()
         self._head = self._clean = 0
         self._window = 1
-        if off <= self._acked:
+        if off <= self._acked and off >= self._base:
             self._failures += 1
             self.retried += 1
             if self._failures > self.retries:
@@ -502,7 +504,5 @@ class SMPTarget(Target):
         if off == self._size:
             m = rsp.get("match")
             if m is not None:
-                self.match = bool(m)
-                if not m:
-                    raise ProtocolError("image hash mismatch after upload: the neighbour's copy is not the sha given")
+                self.match = bool(m)  # False is raised by done(), after the image check
         return off
