@@ -206,6 +206,16 @@ def parse_header(buf):
                      (major, minor, rev, build))
 
 
+# ImageVerifier.fault: what failed (servers map it to their error codes).
+FAULT_HEADER = "header"  # bad magic, header size...
+FAULT_TLV_AREA = "tlv-area"  # a TLV info header (magic, size)
+FAULT_TLV = "tlv"  # a TLV entry overruns its area
+FAULT_HASHES = "hashes"  # more than one SHA256 TLV
+FAULT_HASH_SIZE = "hash-size"  # a SHA256 TLV that is not 32 bytes
+FAULT_NO_HASH = "no-hash"  # no SHA256 TLV
+FAULT_HASH = "hash"  # the SHA256 TLV does not match the image
+FAULT_TRUNCATED = "truncated"  # the bytes ended inside the image
+
 # ImageVerifier states: what the bytes being fed are.
 _S_HEADER = const(0)  # the 32-byte header (collected)
 _S_BODY = const(1)  # header padding + image body (passed through, hashed)
@@ -251,6 +261,8 @@ class ImageVerifier:
         self.allow_trailing = allow_trailing
         self.info = None
         self.error = None
+        self.fault = None  # what failed, for servers mapping it to an error code: see FAULT_*
+        self.skipped = False  # bytes were skipped (see skip): no hash can be checked
         self.pos = 0  # bytes fed
         self._state = _S_HEADER
         self._need = IMAGE_HEADER_SIZE  # collect: bytes wanted; pass: bytes left
@@ -314,8 +326,50 @@ class ImageVerifier:
             try:
                 self._advance(st)
             except BadImage as e:
-                self.error = e
-                self._state = _S_FAILED
+                self._fail(e, st)
+
+    def _fail(self, e, st):
+        if self.fault is None:
+            if st == _S_HEADER:
+                self.fault = FAULT_HEADER
+            elif st == _S_PINFO or st == _S_TINFO:
+                self.fault = FAULT_TLV_AREA
+            else:
+                self.fault = FAULT_TLV
+        self.error = e
+        self._state = _S_FAILED
+
+    @property
+    def pass_left(self):
+        """Bytes of body or TLV value the walk does not look into, next (0 when it needs the next bytes)."""
+        st = self._state
+        return self._need if st == _S_BODY or st == _S_PSKIP or st == _S_TSKIP else 0
+
+    @property
+    def collect_left(self):
+        """Bytes the walk still needs for the field it is reading (0 when passing or done)."""
+        st = self._state
+        if st == _S_BODY or st == _S_PSKIP or st == _S_TSKIP or st >= _S_TRAIL:
+            return 0
+        return self._need - self._have
+
+    def skip(self, n):
+        """Go past ``n`` bytes of :attr:`pass_left` without reading them.
+
+        For random-access storage (a flash slot): the header and TLVs are
+        walked, the body is not read, so no hash is checked
+        (``hash_verified`` False) and ``file_sha`` is None.
+        """
+        if n > self.pass_left:
+            raise ValueError("can skip %d bytes here, not %d" % (self.pass_left, n))
+        self.skipped = True
+        self.pos += n
+        self._need -= n
+        if not self._need:
+            try:
+                self._advance(self._state)
+            except BadImage as e:
+                self._fail(e, self._state)
 
     def _keep_tail(self, piece, k):
         # The last 16 bytes after the TLV area tell slot padding from garbage.
@@ -368,7 +422,7 @@ class ImageVerifier:
             self._end_hashed()
 
     def _end_hashed(self):
-        self._digest = self._img_hash.digest()
+        self._digest = None if self.skipped else self._img_hash.digest()
         self._img_hash = None
         self._collect(_S_TINFO, TLV_INFO_SIZE)
 
@@ -427,8 +481,10 @@ class ImageVerifier:
         info.tlvs.append((t, n))
         if t == TLV_SHA256:
             if info.hash is not None:
+                self.fault = FAULT_HASHES
                 raise BadImage("more than one SHA256 TLV")
             if n != _HASH_SIZE:
+                self.fault = FAULT_HASH_SIZE
                 raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
             self._collect(_S_TVAL, _HASH_SIZE)
         else:
@@ -439,15 +495,17 @@ class ImageVerifier:
     def _check_hash(self):
         info = self.info
         if info.hash is None:
+            self.fault = FAULT_NO_HASH
             t = self._other_hash
             if t is not None:
                 raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
                                "are supported" % (384 if t == TLV_SHA384 else 512, t))
             raise BadImage("missing SHA256 TLV")
-        if info.encrypted:
+        if info.encrypted or self.skipped:
             # imgtool hashes the plaintext, then encrypts: nothing to compare here.
             info.hash_verified = False
         elif self._digest != info.hash:
+            self.fault = FAULT_HASH
             raise BadImage("image hash mismatch: SHA256 TLV %s, computed %s"
                            % (hexstr(info.hash), hexstr(self._digest)))
         else:
@@ -459,6 +517,7 @@ class ImageVerifier:
             raise self.error
         st = self._state
         if st != _S_TRAIL:
+            self.fault = FAULT_TRUNCATED
             if st == _S_HEADER:
                 raise BadImage("truncated image header: %d bytes (need %d)" % (self._have, IMAGE_HEADER_SIZE))
             raise BadImage("truncated image: the %s at offset %d is cut; the file ends after %d bytes"
@@ -475,8 +534,42 @@ class ImageVerifier:
                 raise BadImage("%d bytes of trailing data after the TLV area (image ends "
                                "at offset %d)" % (extra, info.total_size))
         info.file_size = self.pos
-        info.file_sha = self._file_hash.digest()
+        info.file_sha = None if self.skipped else self._file_hash.digest()
         return info
+
+
+def scan(read, size, buf=None):
+    """Walk the header and TLVs of an image in random-access storage; return :class:`ImageInfo`.
+
+    ``read(off, mv)`` fills the memoryview ``mv`` with the bytes at ``off``;
+    ``size`` is how many bytes there are (a slot's size). The body is skipped,
+    not read: the structure is checked and the SHA-256 TLV found, but no hash
+    is computed (``hash_verified`` False). Raises :class:`BadImage`; the
+    verifier's ``fault`` is on it as ``e.fault``.
+    """
+    if buf is None:
+        buf = bytearray(IMAGE_HEADER_SIZE)
+    mv = memoryview(buf)
+    v = ImageVerifier(allow_trailing=True)
+    while not v.complete and v.error is None:
+        k = v.pass_left
+        if k:
+            if v.pos + k > size:
+                break
+            v.skip(k)
+            continue
+        n = v.collect_left
+        if n > len(buf):
+            n = len(buf)
+        if v.pos + n > size:
+            break
+        read(v.pos, mv[:n])
+        v.feed(mv[:n])
+    try:
+        return v.finish()
+    except BadImage as e:
+        e.fault = v.fault
+        raise
 
 
 def verify(stream, buf=None, size=None, allow_trailing=False):

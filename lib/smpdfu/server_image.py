@@ -33,10 +33,12 @@ from .errcodes import (IMG_ERR_CURRENT_VERSION_IS_NEWER, IMG_ERR_HASH_NOT_FOUND,
                        IMG_ERR_INVALID_LENGTH, IMG_ERR_INVALID_OFFSET,
                        IMG_ERR_INVALID_PAGE_OFFSET, IMG_ERR_INVALID_SLOT, IMG_ERR_INVALID_TLV,
                        IMG_ERR_NO_FREE_MEMORY, IMG_ERR_NO_FREE_SLOT, IMG_ERR_NO_IMAGE, IMG_ERR_NO_TLVS,
-                       IMG_ERR_TLV_INVALID_SIZE, IMG_ERR_TLV_MULTIPLE_HASHES_FOUND,
+                       IMG_ERR_TLV_MULTIPLE_HASHES_FOUND,
                        IMG_ERR_VERSION_GET_FAILED, MGMT_ERR_EBADSTATE, MGMT_ERR_EINVAL, MGMT_ERR_ENOENT,
                        MGMT_ERR_ENOMEM, MGMT_ERR_EOK, MGMT_ERR_EUNKNOWN)
-from .mcuboot import IMAGE_MAGIC, IMAGE_F_NON_BOOTABLE, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC, TLV_SHA256, version_str
+from .errors import BadImage
+from .mcuboot import (FAULT_HASH_SIZE, FAULT_HASHES, FAULT_HEADER, FAULT_NO_HASH, FAULT_TLV, IMAGE_F_NON_BOOTABLE,
+                      IMAGE_MAGIC, scan, version_str)
 from .proto import GROUP_IMAGE, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, IMG_UPLOAD
 from .server import GroupStatus, field
 
@@ -62,57 +64,29 @@ _ACTIVE = const(0)  # swap mode: slot 0 is always the running slot
 def read_info(store, slot):
     """``(version, hash, flags)`` of the image in ``slot`` (img_mgmt_read_info).
 
-    Raises :class:`GroupStatus` with NO_IMAGE (erased header), the header magic
-    error, NO_TLVS or HASH_NOT_FOUND, like Zephyr.
+    Walks the header and TLVs with :func:`smpdfu.mcuboot.scan` (the body is
+    not read). Raises :class:`GroupStatus` with NO_IMAGE (erased header), the
+    header magic error, NO_TLVS, INVALID_TLV, TLV_MULTIPLE_HASHES_FOUND or
+    HASH_NOT_FOUND, like Zephyr (which skips a SHA256 TLV that is not 32 bytes).
     """
     if slot < 0 or slot > 1:
         raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_SLOT)
-    hdr = bytearray(32)
-    store.read(slot, 0, hdr)
-    magic, _load, hdr_size, prot_size, img_size, flags = struct.unpack_from("<IIHHII", hdr, 0)
-    if magic != IMAGE_MAGIC:
-        if magic == 0xFFFFFFFF:
-            raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_IMAGE)
-        raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_HEADER_MAGIC)
-    version = (hdr[20], hdr[21], hdr[22] | (hdr[23] << 8), struct.unpack_from("<I", hdr, 24)[0])
-    size = store.slot_size(slot)
-    off = hdr_size + img_size
-    info = bytearray(4)
-    if off + 4 > size:
-        raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_TLVS)
-    store.read(slot, off, info)
-    m, tot = struct.unpack_from("<HH", info, 0)
-    if m == TLV_PROT_INFO_MAGIC:
-        off += tot
-        if off + 4 > size:
-            raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_TLVS)
-        store.read(slot, off, info)
-        m, tot = struct.unpack_from("<HH", info, 0)
-    if m != TLV_INFO_MAGIC:
-        raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_TLVS)
-    end = off + tot
-    off += 4
-    found = None
-    tlv = bytearray(4)
-    while off + 4 <= end and end <= size:
-        store.read(slot, off, tlv)
-        t, n = struct.unpack_from("<HH", tlv, 0)
-        if t == 0xFF and n == 0xFFFF:
-            raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_TLV)
-        if t != TLV_SHA256 or n != 32:
-            off += 4 + n
-            continue
-        if found is not None:
-            raise GroupStatus(GROUP_IMAGE, IMG_ERR_TLV_MULTIPLE_HASHES_FOUND)
-        off += 4
-        if off + 32 > end:
-            raise GroupStatus(GROUP_IMAGE, IMG_ERR_TLV_INVALID_SIZE)
-        found = bytearray(32)
-        store.read(slot, off, found)
-        found = bytes(found)
-    if found is None:
-        raise GroupStatus(GROUP_IMAGE, IMG_ERR_HASH_NOT_FOUND)
-    return version, found, flags
+    magic = bytearray(4)
+    store.read(slot, 0, magic)
+    if magic == b"\xff\xff\xff\xff":
+        raise GroupStatus(GROUP_IMAGE, IMG_ERR_NO_IMAGE)
+    try:
+        info = scan(lambda off, mv: store.read(slot, off, mv), store.slot_size(slot))
+    except BadImage as e:
+        raise GroupStatus(GROUP_IMAGE, _FAULT_ERR.get(e.fault, IMG_ERR_NO_TLVS))
+    return info.version, info.hash, info.flags
+
+
+_FAULT_ERR = {
+    FAULT_HEADER: IMG_ERR_INVALID_IMAGE_HEADER_MAGIC, FAULT_TLV: IMG_ERR_INVALID_TLV,
+    FAULT_HASHES: IMG_ERR_TLV_MULTIPLE_HASHES_FOUND, FAULT_HASH_SIZE: IMG_ERR_HASH_NOT_FOUND,
+    FAULT_NO_HASH: IMG_ERR_HASH_NOT_FOUND,
+}
 
 
 def _vercmp(a, b):

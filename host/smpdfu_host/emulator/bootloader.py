@@ -16,9 +16,6 @@ writes per page of the larger image (swap-using-move does about that), at
 the flash's speed.
 """
 
-import io
-import struct
-
 from smpdfu import mcuboot
 from smpdfu.errors import BadImage
 from smpdfu.bootutil import (
@@ -31,20 +28,13 @@ from .flash import ERASE_MS, WRITE_US_PER_WORD
 
 def image_extent(flash, slot):
     """Bytes the image in ``slot`` occupies (header..TLVs), or None when no image."""
-    hdr = flash.slot_bytes(slot, 0, 32)
-    magic, _la, hdr_size, prot, img_size = struct.unpack_from("<IIHHI", hdr, 0)
-    if magic != mcuboot.IMAGE_MAGIC:
+    def read(off, mv):
+        mv[:] = flash.slot_bytes(slot, off, len(mv))
+
+    try:
+        return mcuboot.scan(read, flash.slot_size(slot)).total_size
+    except BadImage:
         return None
-    off = hdr_size + img_size
-    size = flash.slot_size(slot)
-    if prot:
-        off += prot
-    if off + 4 > size:
-        return None
-    m, tot = struct.unpack_from("<HH", flash.slot_bytes(slot, off, 4), 0)
-    if m != mcuboot.TLV_INFO_MAGIC or off + tot > size:
-        return None
-    return off + tot
 
 
 def validate(flash, slot):
@@ -52,8 +42,10 @@ def validate(flash, slot):
     n = image_extent(flash, slot)
     if n is None:
         return None
+    v = mcuboot.ImageVerifier(n)
+    v.feed(flash.slot_bytes(slot, 0, n))
     try:
-        return mcuboot.verify(io.BytesIO(flash.slot_bytes(slot, 0, n)), size=n)
+        return v.finish()
     except BadImage:
         return None
 
