@@ -175,3 +175,19 @@ def test_timeout_when_the_device_stops_answering(proc_factory, tmp_path, images)
     r = smpdfu(emu.path, "--timeout", "0.4", "image", "list", check=False)
     assert r.returncode == 1
     assert one_error_line(r.stderr) == "error: device did not answer within 0.4 s (image list)"
+
+
+def test_update_goes_through_updater_up_to_date_and_no_confirm(proc_factory, tmp_path, images):  # noqa: F811
+    emu = proc_factory("--flash", tmp_path / "flash.bin")
+    path, digest = images["v3"]
+    r = smpdfu(emu.path, "update", path, "--no-confirm", "--json")
+    d = json.loads(r.stdout)
+    assert d["ok"] and d["outcome"] == "updated" and d["upload"]["hash"] == digest
+    st = {s["slot"]: s for s in d["images"]}
+    assert st[0]["hash"] == digest and st[0]["active"] and not st[0]["confirmed"]  # a test boot, left as is
+    # the next run confirms what runs (no upload), the one after finds it up to date
+    d = json.loads(smpdfu(emu.path, "update", path, "--json").stdout)
+    assert d["ok"] and d["outcome"] == "updated" and "upload" not in d and d["resumed"]
+    d = json.loads(smpdfu(emu.path, "update", path, "--json").stdout)
+    assert d["ok"] and d["outcome"] == "up-to-date" and "upload" not in d
+    assert state(emu.path)[0]["confirmed"]

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from smpdfu import mcuboot
 from smpdfu.errors import BadImage, DeviceError, FrameError, ProtocolError, SMPError, SMPTimeout
@@ -445,9 +444,8 @@ def _parse_hash(h):
     return b
 
 
-def do_upload(c, args, out):
-    """Verify and upload ``args.file``; returns (ImageInfo or None, UploadResult)."""
-    info, size = args.image_info, args.image_size
+def upload_options(c, args, out):
+    """Keyword options for the upload engine from the command line (buffers, window, upgrade)."""
     buf_size = args.buf_size
     buf_count = None
     if buf_size is None or args.chunk is not None:
@@ -464,8 +462,6 @@ def do_upload(c, args, out):
             raise CLIError("--chunk must be at least 32 bytes", 2)
         want = args.chunk + _CHUNK_OVERHEAD
         buf_size = want if buf_size is None else min(buf_size, want)
-    mode = "off" if args.no_progress or args.json else ("bar" if args.progress else "auto")
-    prog = Progress(size, stream=out.stderr, mode=mode, label="upload")
     kw = {}
     if args.window is not None:
         if args.window < 1:
@@ -477,10 +473,23 @@ def do_upload(c, args, out):
         kw["buf_count"] = buf_count
     if args.upgrade:
         kw["upgrade"] = True
+    return kw
+
+
+def _progress(args, out, size):
+    mode = "off" if args.no_progress or args.json else ("bar" if args.progress else "auto")
+    return Progress(size, stream=out.stderr, mode=mode, label="upload")
+
+
+def do_upload(c, args, out):
+    """Upload ``args.file`` through the engine (checked again while it streams); returns (ImageInfo or None, UploadResult)."""
+    info, size = args.image_info, args.image_size
+    kw = upload_options(c, args, out)
+    prog = _progress(args, out, size)
     sha = info.file_sha if info is not None else None
     with open(args.file, "rb") as f:
         try:
-            res = c.upload(f, size, image=args.image, sha=sha, progress=prog, **kw)
+            res = c.upload(f, size, image=args.image, sha=sha, progress=prog, verify=info is not None, **kw)
         finally:
             prog.finish()
     return info, res
@@ -518,57 +527,31 @@ def cmd_image_upload(c, args, out):
 
 
 def cmd_update(c, args, out):
-    info, res = do_upload(c, args, out)
+    """The whole update through :class:`smpdfu.updater.Updater`: up-to-date check, upload, test, reset, confirm."""
+    from smpdfu.updater import Updater
+
+    info = args.image_info
     if info is None:
         raise CLIError("update needs a valid image (its hash) to test and confirm; use image upload --no-verify")
-    h = info.hash
-    steps = {"upload": upload_dict(args.file, info, res)}
-    for line in upload_lines(steps["upload"]):
-        out.note(line)
-    if args.permanent:
-        c.image_confirm(h)
-        out.note("marked %s permanent" % info.hash_hex())
-    else:
-        c.image_test(h)
-        out.note("marked %s for test" % info.hash_hex())
-    c.reset()
-    out.note("reset; waiting for the device (up to %g s)" % args.boot_timeout)
-    slots = wait_for_boot(c, h, args.boot_timeout)
-    steps["boot_seconds"] = round(slots.pop(), 3)
-    if not args.permanent and not args.no_confirm:
-        slots = c.image_confirm()
-        out.note("confirmed")
+    if args.image != 0:
+        raise CLIError("update handles image 0 only; use image upload -n %d, image test, reset" % args.image, 2)
+    prog = _progress(args, out, args.image_size)
+    u = Updater(c, log=out.note, progress=prog, connect_ms=int(args.timeout * 1000),
+                reset_wait_ms=int(args.boot_timeout * 1000), upload_options=upload_options(c, args, out),
+                permanent=args.permanent, confirm=not args.no_confirm)
+    with open(args.file, "rb") as f:
+        try:
+            res = u.run(f, info)
+        finally:
+            prog.finish()
+    if not res.ok:
+        raise CLIError("update %s: %s" % (res.outcome, res.message))
+    steps = res.to_dict()
+    if u.upload_result is not None:
+        steps["upload"] = upload_dict(args.file, info, u.upload_result)
+    slots = c.image_state()
     steps["images"] = [slot_dict(s) for s in slots]
     out.result(steps, state_lines(slots))
-
-
-def wait_for_boot(c, h, timeout_s):
-    """After a reset: wait until the device runs the image with hash ``h``.
-
-    Zephyr answers the reset command first and resets some time later
-    (CONFIG_MCUMGR_GRP_OS_RESET_MS, 250 ms by default), so an answer may still
-    come from the old firmware: while slot 1 still shows ``h`` pending, keep
-    probing. Returns the state list with the elapsed seconds appended.
-    """
-    t0 = time.monotonic()
-    while True:
-        left = timeout_s - (time.monotonic() - t0)
-        if left <= 0:
-            raise CLIError("device did not come back with the new image within %g s of the reset" % timeout_s)
-        time.sleep(0.1)
-        try:
-            c.wait_until_ready(max(int(left * 1000), 1))
-        except SMPTimeout:
-            raise CLIError("device did not answer within %g s of the reset" % timeout_s)
-        slots = c.image_state()
-        running = [s for s in slots if s.active]
-        if running and running[0].hash == h:
-            return slots + [time.monotonic() - t0]
-        if any(s.hash == h and s.pending for s in slots):
-            continue  # not reset yet
-        got = running[0] if running else None
-        raise CLIError("the device runs %s, not the new image %s (rejected or reverted by MCUboot?)"
-                       % ("%s %s" % (got.version, hexs(got.hash)) if got else "no active image", hexs(h)))
 
 
 def cmd_image_info(args, out):

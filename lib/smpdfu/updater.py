@@ -21,7 +21,7 @@ never confirmed, reset or overwritten: the run stops with a message instead.
 from binascii import hexlify
 
 from .compat import sleep_ms, ticks_diff, ticks_ms
-from .errors import DeviceError, FrameError, ProtocolError, SMPError, SMPTimeout
+from .errors import BadImage, DeviceError, FrameError, ProtocolError, SMPError, SMPTimeout
 
 UPDATED = "updated"
 UP_TO_DATE = "up-to-date"
@@ -141,12 +141,20 @@ class Updater:
     - ``reset_wait_ms``: how long it may take to come back after a reset
       (MCUboot swapping two slots takes seconds on a real nRF);
     - ``allow_downgrade``: upload even when the neighbour runs a newer version;
-    - ``upload_options``: extra keyword arguments for the upload (window...).
+    - ``upload_options``: extra keyword arguments for the upload (window...);
+    - ``permanent``: mark the image permanent instead of for a test boot
+      (MCUboot then keeps it without a confirm);
+    - ``confirm``: False stops after the test boot (the neighbour reverts at
+      its next reset).
+
+    The upload goes through the dfu_target engine (:mod:`smpdfu.dfu_smp`),
+    which checks the image again while it streams: bytes that are not the
+    verified image are never marked for test.
     """
 
     def __init__(self, client, log=None, progress=None, record=None, previous=None,
                  connect_ms=5000, reset_wait_ms=30000, allow_downgrade=False,
-                 upload_options=None):
+                 upload_options=None, permanent=False, confirm=True):
         self.client = client
         self.log = log or print
         self.progress = progress
@@ -156,6 +164,9 @@ class Updater:
         self.reset_wait_ms = reset_wait_ms
         self.allow_downgrade = allow_downgrade
         self.upload_options = upload_options or {}
+        self.permanent = permanent
+        self.confirm_boot = confirm
+        self.upload_result = None  # the UploadResult of this run's upload, if any
 
     # ------------------------------------------------------------ helpers
 
@@ -229,8 +240,9 @@ class Updater:
         size = info.file_size or info.total_size
         self._journal(STAGE_UPLOAD, info)
         self.log("uploading %s: %d bytes" % (info.version_str, size))
-        r = self.client.upload(stream, size, sha=info.file_sha, progress=self.progress,
+        r = self.client.upload(stream, size, sha=info.file_sha, progress=self.progress, verify=True,
                                **self.upload_options)
+        self.upload_result = r
         if r.match is False:
             raise _Stop(FAILED, "the neighbour's copy of the image does not match (SHA-256 differs)")
         res.bytes = r.size - r.resumed_from
@@ -240,10 +252,14 @@ class Updater:
         self.log("uploaded %d bytes in %.1f s (%.1f kB/s)" % (res.bytes, res.upload_seconds, res.rate / 1000))
 
     def test(self, info):
-        """Mark the uploaded image to be booted once (MCUboot test swap)."""
+        """Mark the uploaded image to be booted once (MCUboot test swap), or for good with ``permanent``."""
         self._journal(STAGE_TEST, info)
-        self.log("marking %s for a test boot" % info.version_str)
-        slots = self.client.image_test(info.hash)
+        if self.permanent:
+            self.log("marking %s permanent" % info.version_str)
+            slots = self.client.image_confirm(info.hash)
+        else:
+            self.log("marking %s for a test boot" % info.version_str)
+            slots = self.client.image_test(info.hash)
         for s in slots:
             if s.hash == info.hash and s.pending:
                 return
@@ -335,6 +351,16 @@ class Updater:
                 active = self.reset(info)
                 self.log("neighbour is back, running %s%s" % (
                     active.version, "" if active.confirmed else " (test boot)"))
+            if not self.confirm_boot and not active.confirmed:
+                if active.hash != info.hash:
+                    raise _Stop(REVERTED, "the neighbour reverted to %s: the bootloader did not keep %s"
+                                % (active.version, info.version_str))
+                res.version_after = active.version
+                res.outcome = UPDATED
+                res.message = "the neighbour runs %s in a test boot, not confirmed: it reverts at its next reset" % (
+                    active.version)
+                self.log(res.message)
+                return self._finish(res, t0)
             active = self.confirm(info, active)
             res.version_after = active.version
             res.outcome = UPDATED
@@ -352,6 +378,10 @@ class Updater:
             res.outcome = FAILED
             res.message = "the neighbour refused: %s" % e
             res.error = e
+        except BadImage as e:
+            res.outcome = FAILED
+            res.message = "the image did not verify while it was sent: %s (nothing marked for test)" % e
+            res.error = e
         except SMPError as e:  # timeouts, broken frames, protocol errors: the link
             res.outcome = FAILED
             res.message = "lost the neighbour: %s (nothing confirmed; the next run resumes)" % e
@@ -362,6 +392,9 @@ class Updater:
             res.message = "UART error: %s" % e
             res.error = e
             res.transient = True
+        return self._finish(res, t0)
+
+    def _finish(self, res, t0):
         res.seconds = ticks_diff(ticks_ms(), t0) / 1000
         if res.outcome == REVERTED and res.version_after is None:
             try:
