@@ -180,3 +180,11 @@ def test_pyserial_adapter_imports_lazily():
     u = PySerialUART(f)
     assert f.timeout == 0
     assert u.read_available() is None
+
+
+def test_request_limit_leaves_room_for_the_serial_frame():
+    # The frame's length and CRC are decoded into the server's netbuf too.
+    t = SerialTransport(FakeDevice(), max_packet=2048)
+    assert t.request_limit(384) == 380
+    assert t.request_limit(2048) == 2044
+    assert t.request_limit(8192) == 2048  # never more than this side can build

@@ -135,6 +135,7 @@ class SMPTarget(Target):
         if self._ring is None or len(self._ring) < cap:
             self._ring = bytearray(cap)
             self._mv = memoryview(self._ring)
+        if self._seqs is None or len(self._seqs) < ring:
             self._seqs = [0] * ring
             self._ends = [0] * ring
         self._cap = cap
