@@ -131,7 +131,7 @@ class SMPTarget(Target):
         self._size = size
         self._image = image
         ring = self._link()
-        cap = (ring + 1) * self._limit  # a full window in flight, and the next chunk filling
+        cap = ring * self._limit  # what a full window in flight may have to resend
         if self._ring is None or len(self._ring) < cap:
             self._ring = bytearray(cap)
             self._mv = memoryview(self._ring)
