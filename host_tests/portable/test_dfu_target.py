@@ -173,13 +173,24 @@ def test_device_reset_mid_stream_then_feed_again():
 
 # ------------------------------------------------------------ FileTarget
 
+_TMP = "dfu_target_tmp"
+
+
 def _tmpdir():
-    base = "dfu_target_tmp"
     try:
-        os.mkdir(base)
+        os.mkdir(_TMP)
     except OSError:
         pass
-    return base
+    return _TMP
+
+
+def _cleanup(path):
+    for p in (path, path + ".part", path + ".progress", path + ".progress.tmp"):
+        _remove(p)
+    try:
+        os.rmdir(_TMP)
+    except OSError:
+        pass
 
 
 def _remove(path):
@@ -214,6 +225,7 @@ def test_file_target_power_cut_at_every_write_boundary():
     path = _tmpdir() + "/image.bin"
     for k in range(len(cuts) + 1):
         _remove(path)
+        _remove(path + ".part")
         _remove(path + ".progress")
         t = FileTarget(path, save_every=1000)
         t.init(img.size, sha=img.sha)
@@ -222,12 +234,14 @@ def test_file_target_power_cut_at_every_write_boundary():
         # The cut: what was past the last save may be lost, partly written or junk.
         t._f.flush()
         t._f.close()
+        part = path + ".part"
         written = cuts[k - 1][1] if k else 0
         saved = t.saved
         keep = saved + rnd.below(written - saved + 1)
         junk = bytes((i * 7 + k) & 0xFF for i in range(rnd.below(written - keep + 1)))
-        with open(path, "wb") as f:
+        with open(part, "wb") as f:
             f.write(good[:keep] + junk)
+        assert not _exists(path)  # nothing at path until it verified
         t2 = FileTarget(path, save_every=1000)
         t2.init(img.size, sha=img.sha)
         off = t2.offset()
@@ -236,13 +250,21 @@ def test_file_target_power_cut_at_every_write_boundary():
         info = t2.done(True)
         assert info.hash == img.image_hash and info.file_sha == img.sha
         assert _read_all(path) == good, k  # byte-identical
+        assert not _exists(part)
         # done is saved: a new target with the same sha holds it all
         t3 = FileTarget(path)
         t3.init(img.size, sha=img.sha)
         assert t3.offset() == img.size
         assert t3.done(True).hash == img.image_hash
-    _remove(path)
-    _remove(path + ".progress")
+    _cleanup(path)
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
 
 
 def test_file_target_refuses_a_bad_image_and_starts_over():
@@ -257,5 +279,5 @@ def test_file_target_refuses_a_bad_image_and_starts_over():
     t.init(img.size, sha=img.sha)
     assert t.offset() == 0  # a bad image is not resumed
     t.done(False)
-    _remove(path)
-    _remove(path + ".progress")
+    assert not _exists(path)  # a file that did not verify never lands at path
+    _cleanup(path)

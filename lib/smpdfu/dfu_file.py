@@ -1,9 +1,11 @@
 """dfu_target backend: a local file, its progress saved as it goes ("download now, update later").
 
 Like nRF Connect SDK's dfu_target_stream with progress saving: the bytes go
-to ``path``; every ``save_every`` bytes (and at ``done``) the file is flushed
-and then a small sidecar ``path + ".progress"`` records how far it is good,
-written to a temporary name and renamed over the old one. After a power cut,
+to ``path + ".part"``; every ``save_every`` bytes (and at ``done``) the file is
+flushed and then a small sidecar ``path + ".progress"`` records how far it is
+good, written to a temporary name and renamed over the old one. Only a file
+that verified is renamed to ``path``: the app, which updates the neighbour
+from ``path`` at boot, never sees half an image. After a power cut,
 ``init`` with the same size and ``sha`` resumes at the saved offset: bytes
 past it (unflushed, half-written or garbage) are overwritten by what is fed
 next, and the prefix already on disk is read back once through the image
@@ -37,12 +39,16 @@ def _write_progress(path, size, image, sha_hex, off, state):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d %d %s %d %s\n" % (size, image, sha_hex, off, state))
+    _replace(tmp, path)
+
+
+def _replace(src, dst):
     try:
-        os.rename(tmp, path)
+        os.rename(src, dst)
     except OSError:
         # FAT (MicroPython's VfsFat) does not rename over an existing file.
-        os.remove(path)
-        os.rename(tmp, path)
+        os.remove(dst)
+        os.rename(src, dst)
 
 
 class FileTarget(Target):
@@ -58,6 +64,7 @@ class FileTarget(Target):
     def __init__(self, path, callback=None, save_every=_SAVE_EVERY, buf=None):
         super().__init__(callback)
         self.path = path
+        self.part_path = path + ".part"
         self.progress_path = path + ".progress"
         self.save_every = save_every
         self._buf = buf
@@ -82,9 +89,14 @@ class FileTarget(Target):
         off = 0
         p = _read_progress(self.progress_path)
         if self._sha is not None and p is not None and p[:3] == (size, image, self._sha_hex) and 0 < p[3] <= size:
-            off = self._reread(p[3])
+            if p[4] == "writing":
+                off = self._reread(self.part_path, p[3])
+            elif p[3] == size and self._reread(self.path, size) == size:
+                # Verified before: it is whole at ``path``; done(True) says so again.
+                self._off = self.saved = size
+                return
         if off:
-            self._f = open(self.path, "r+b")
+            self._f = open(self.part_path, "r+b")
             self._f.seek(off)
             # Bytes past the saved offset are rewritten by what is fed next;
             # where files can be cut (not MicroPython's), cut them now.
@@ -92,19 +104,19 @@ class FileTarget(Target):
             if cut is not None:
                 cut(off)
         else:
-            self._f = open(self.path, "wb")
+            self._f = open(self.part_path, "wb")
             _write_progress(self.progress_path, size, image, self._sha_hex, 0, "writing")
         self._off = self.saved = off
 
-    def _reread(self, off):
-        # Feed the image check with the first ``off`` bytes on disk; returns how many there were.
+    def _reread(self, path, off):
+        # Feed the image check with the first ``off`` bytes of ``path``; returns how many there were.
         buf = self._buf
         if buf is None:
             buf = self._buf = bytearray(_READ_BUF)
         mv = memoryview(buf)
         got = 0
         try:
-            f = open(self.path, "rb")
+            f = open(path, "rb")
         except OSError:
             return 0
         with f:
@@ -127,10 +139,10 @@ class FileTarget(Target):
     def write(self, buf):
         """Append ``len(buf)`` bytes; saves progress every ``save_every`` bytes."""
         n = len(buf)
-        if self._f is None:
-            raise ValueError("write before init")
         if self._off + n > self._size:
             raise ValueError("write of %d bytes at offset %d overruns the %d announced" % (n, self._off, self._size))
+        if self._f is None:
+            raise ValueError("write before init")
         self._f.write(buf)
         self._verifier.feed(buf)
         self._off += n
@@ -158,7 +170,12 @@ class FileTarget(Target):
             if self._sha is not None and info.file_sha != self._sha:
                 raise BadImage("the image's SHA-256 is %s, not the sha given (%s)"
                                % (hexstr(info.file_sha), self._sha_hex))
-            self._save("done")
+            if self._f is not None:  # written now (else it was whole at path already)
+                self._f.flush()
+                self._close()
+                _replace(self.part_path, self.path)
+                _write_progress(self.progress_path, self._size, self._image, self._sha_hex, self._size, "done")
+                self.saved = self._size
         except Exception as e:
             self._close()
             if isinstance(e, BadImage):
