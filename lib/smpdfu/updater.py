@@ -309,6 +309,17 @@ class Updater:
         self.log("%s confirmed" % active.version)
         return active
 
+    def leave_unconfirmed(self, info, active, res):
+        """``confirm=False``: report the test boot of the new image and stop there."""
+        if active.hash != info.hash:
+            raise _Stop(REVERTED, "the neighbour reverted to %s: the bootloader did not keep %s"
+                        % (active.version, info.version_str))
+        res.version_after = active.version
+        res.outcome = UPDATED
+        res.message = "the neighbour runs %s in a test boot, not confirmed: it reverts at its next reset" % (
+            active.version)
+        self.log(res.message)
+
     # ------------------------------------------------------------ run
 
     def run(self, stream, info):
@@ -352,14 +363,7 @@ class Updater:
                 self.log("neighbour is back, running %s%s" % (
                     active.version, "" if active.confirmed else " (test boot)"))
             if not self.confirm_boot and not active.confirmed:
-                if active.hash != info.hash:
-                    raise _Stop(REVERTED, "the neighbour reverted to %s: the bootloader did not keep %s"
-                                % (active.version, info.version_str))
-                res.version_after = active.version
-                res.outcome = UPDATED
-                res.message = "the neighbour runs %s in a test boot, not confirmed: it reverts at its next reset" % (
-                    active.version)
-                self.log(res.message)
+                self.leave_unconfirmed(info, active, res)
                 return self._finish(res, t0)
             active = self.confirm(info, active)
             res.version_after = active.version
