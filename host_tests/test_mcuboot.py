@@ -9,6 +9,7 @@ import pytest
 
 from imagegen import dumpinfo, imgtool_verify, make_image
 from smpdfu import mcuboot
+from smpdfu.dfu_target import image_type
 from smpdfu.errors import BadImage
 
 
@@ -347,10 +348,10 @@ def test_file_sha256_and_image_type(tmp_path):
     p, data, info = _img(tmp_path)
     assert mcuboot.file_sha256(io.BytesIO(bytes(data))) == hashlib.sha256(data).digest()
     assert mcuboot.file_sha256(io.BytesIO(bytes(data)), bytearray(7)) == info.file_sha
-    assert mcuboot.image_type(bytes(data[:4])) == "MCUBOOT"
-    assert mcuboot.image_type(bytes(data[:32])) == "MCUBOOT"
-    assert mcuboot.image_type(b"\x3d\xb8\xf3") is None
-    assert mcuboot.image_type(b"\x00" * 32) is None
+    assert image_type(bytes(data[:4])) == "mcuboot"
+    assert image_type(bytes(data[:32])) == "mcuboot"
+    assert image_type(b"\x3d\xb8\xf3") is None
+    assert image_type(b"\x00" * 32) is None
     assert mcuboot.read_info(io.BytesIO(bytes(data))).hash == info.hash
 
 

@@ -10,6 +10,7 @@ from binascii import unhexlify
 
 from smpdfu import mcuboot
 from smpdfu.compat import sha256
+from smpdfu.dfu_target import image_type
 from smpdfu.errors import BadImage
 
 from mcuimg import build
@@ -183,9 +184,9 @@ def test_short_reads_stream():
 def test_helpers():
     assert mcuboot.version_str((0, 0, 0, 0)) == "0.0.0"
     assert mcuboot.version_str((1, 2, 65535, 4294967295)) == "1.2.65535.4294967295"
-    assert mcuboot.image_type(IMGTOOL_IMAGE[:4]) == "MCUBOOT"
-    assert mcuboot.image_type(b"\x00\x01") is None
-    assert mcuboot.image_type(b"\x3d\xb8\xf3\x97") is None
+    assert image_type(IMGTOOL_IMAGE[:4]) == "mcuboot"
+    assert image_type(b"\x00\x01") is None
+    assert image_type(b"\x3d\xb8\xf3\x97") is None
     assert mcuboot.hexstr(b"\x00\xab") == "00ab"
     h = mcuboot.parse_header(IMGTOOL_IMAGE[:32])
     assert h.version == (1, 2, 3, 4) and h.hash is None

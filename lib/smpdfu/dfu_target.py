@@ -29,8 +29,6 @@ ERROR = "error"
 
 MCUBOOT = "mcuboot"
 
-_MAGIC = b"\x3d\xb8\xf3\x96"  # mcuboot.IMAGE_MAGIC, little-endian
-
 
 def image_type(first_bytes):
     """``"mcuboot"`` when ``first_bytes`` start an MCUboot image, else None.
@@ -38,7 +36,9 @@ def image_type(first_bytes):
     Like ``dfu_target_img_type``: only the image magic is looked at (4 bytes
     are enough); the image is checked while it streams.
     """
-    if len(first_bytes) >= 4 and bytes(first_bytes[:4]) == _MAGIC:
+    from .mcuboot import IMAGE_MAGIC  # every backend loads it anyway
+
+    if len(first_bytes) >= 4 and int.from_bytes(bytes(first_bytes[:4]), "little") == IMAGE_MAGIC:
         return MCUBOOT
     return None
 

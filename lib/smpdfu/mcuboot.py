@@ -92,16 +92,6 @@ def version_str(version):
     return s
 
 
-def image_type(first_bytes):
-    """``"MCUBOOT"`` when ``first_bytes`` start with the MCUboot image magic, else None.
-
-    Mirrors nRF Connect SDK ``dfu_target_img_type``.
-    """
-    if len(first_bytes) >= 4 and struct.unpack_from("<I", first_bytes, 0)[0] == IMAGE_MAGIC:
-        return "MCUBOOT"
-    return None
-
-
 class ImageInfo:
     """What an MCUboot image's header and TLVs say about it.
 
