@@ -47,7 +47,7 @@ class EmulatorProcess:
     ``args``: emulator options (``smpdfu emulate --help``); ``baud`` and
     ``flash``, when given, go before them (so ``args`` win). ``echo``: a text
     stream to copy event lines to, each after ``prefix``. ``via_cli``: run
-    ``python -m smpdfu emulate`` instead (the user's command). ``python``: the
+    ``python -m smpdfu_host emulate`` instead (the user's command). ``python``: the
     interpreter (default: this one). ``env``: more environment variables.
     ``start_timeout``: seconds to wait for the ``pty:`` line, else
     RuntimeError. Stop it with :meth:`stop` or use it as a context manager.
@@ -61,7 +61,7 @@ class EmulatorProcess:
         if flash is not None:
             argv += ["--flash", str(flash)]
         argv += [str(a) for a in args]
-        mod = ["-m", "smpdfu", "emulate"] if via_cli else ["-m", "smpdfu_host.emulator"]
+        mod = ["-m", "smpdfu_host", "emulate"] if via_cli else ["-m", "smpdfu_host.emulator"]
         self.cmd = [python or sys.executable] + mod + argv
         e = dict(os.environ)
         e["PYTHONPATH"] = _python_path(e)
