@@ -2,9 +2,13 @@
 #
 #   make venv      CPython venv in $(VENV) with smpdfu (editable) + dev deps
 #   make npm       node deps of real MicroPython under node (host/smpdfu_host/mpy)
-#   make test      pytest on CPython, then the portable tests on real MicroPython
+#   make test      pytest on CPython, then the portable tests on real MicroPython:
+#                  the WebAssembly build (node) and the unix port (fixed heap),
+#                  also with CircuitPython's gaps masked
 #   make test-py   only pytest            (PYTEST_ARGS="-k cbor -x" ...)
 #   make test-mp   only MicroPython tests (MP_ARGS="-k cbor" ...)
+#   make footprint .mpy sizes, heap after import, smallest heap for a 1 MB update
+#   make bench-mcu client CPU per chunk on the unix port vs a pure-Python CRC pass
 #   make clean     remove the venv, node_modules, caches
 
 PYTHON ?= python3
@@ -14,6 +18,7 @@ NODE ?= node
 NPM ?= npm
 MPY_DIR = host/smpdfu_host/mpy
 MP_RUNNER = host_tests/mp/run_tests.mjs
+UNIX_RUNNER = host_tests/mp/run_unix.py
 PYTEST_ARGS ?=
 MP_ARGS ?=
 
@@ -49,14 +54,22 @@ test: venv npm
 	$(VPY) -m pytest $(PYTEST_ARGS) || status=1; \
 	echo "== portable tests on MicroPython ($(MP_RUNNER))"; \
 	$(NODE) $(MP_RUNNER) $(MP_ARGS) || status=1; \
+	echo "== portable tests on the MicroPython unix port ($(UNIX_RUNNER))"; \
+	$(VPY) $(UNIX_RUNNER) $(MP_ARGS) || status=1; \
+	echo "== the same, with what CircuitPython lacks masked ($(UNIX_RUNNER) --circuitpython)"; \
+	$(VPY) $(UNIX_RUNNER) --circuitpython $(MP_ARGS) || status=1; \
 	if [ $$status -ne 0 ]; then echo "make test: FAILED"; fi; \
 	exit $$status
 
 test-py: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
-test-mp: npm
-	$(NODE) $(MP_RUNNER) $(MP_ARGS)
+test-mp: venv npm
+	@status=0; \
+	$(NODE) $(MP_RUNNER) $(MP_ARGS) || status=1; \
+	$(VPY) $(UNIX_RUNNER) $(MP_ARGS) || status=1; \
+	$(VPY) $(UNIX_RUNNER) --circuitpython $(MP_ARGS) || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) $(MPY_DIR)/node_modules .pytest_cache .hypothesis build dist

@@ -18,7 +18,10 @@ def tlv(t, value):
 def build(version=(1, 2, 3, 0), body_len=100, hdr_size=32, prot=(), tlvs=(), flags=0,
           hash_tlv=True, fill=0x5A):
     """A minimal valid MCUboot image: header, body, protected TLVs, TLVs with SHA256."""
-    body = bytes([(fill + i) & 0xFF for i in range(body_len)])
+    body = bytearray(body_len)  # not a list of ints: 8 bytes each on a 64-bit MicroPython heap
+    for i in range(body_len):
+        body[i] = (fill + i) & 0xFF
+    body = bytes(body)
     prot_area = b""
     if prot:
         entries = b"".join([tlv(t, v) for t, v in prot])

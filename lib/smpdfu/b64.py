@@ -1,7 +1,9 @@
 """Base64 encoding into a preallocated buffer, allocating nothing.
 
-Used by the serial framing where ``binascii`` is not built in C (MicroPython's
-WebAssembly port ships a pure-Python one that allocates kilobytes per line).
+Used by the serial framing on MicroPython builds without a native emitter
+(CircuitPython, the WebAssembly build): C ``binascii.b2a_base64`` allocates
+its result per line, this allocates nothing. Where the emitter exists
+:mod:`smpdfu.native` has the same loop as viper code.
 """
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

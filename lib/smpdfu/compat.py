@@ -33,32 +33,65 @@ except ImportError:  # pragma: no cover - ports without a C hashlib
 
 import time as _time
 
+
+def _supervisor():
+    # CircuitPython (>= 7) has no time.ticks_ms; supervisor.ticks_ms is its
+    # allocation-free clock (time.monotonic_ns needs long ints, which small
+    # builds lack, and allocates one per call where they exist).
+    if IS_CPYTHON or hasattr(_time, "ticks_ms"):
+        return None
+    try:
+        import supervisor
+    except ImportError:
+        return None
+    return supervisor if hasattr(supervisor, "ticks_ms") else None
+
+
+_sup = _supervisor()
+
 if hasattr(_time, "ticks_ms"):  # MicroPython
     ticks_ms = _time.ticks_ms
     ticks_diff = _time.ticks_diff
     ticks_add = _time.ticks_add
     sleep_ms = _time.sleep_ms
-elif hasattr(_time, "monotonic_ns"):  # CPython, CircuitPython
-    _T0 = _time.monotonic_ns()
+else:
+    if _sup is not None:  # CircuitPython: wraps every 2**29 ms (6.2 days)
+        ticks_ms = _sup.ticks_ms
+        _PERIOD = const(1 << 29)
+        _MASK = const((1 << 29) - 1)
+        _HALF = const(1 << 28)
 
-    def ticks_ms():
-        """Milliseconds from an arbitrary start, not wrapping."""
-        return (_time.monotonic_ns() - _T0) // 1000000
+        def ticks_diff(a, b):
+            """``a - b`` in milliseconds, across the wrap."""
+            d = (a - b) & _MASK
+            return d - _PERIOD if d >= _HALF else d
 
-    def ticks_diff(a, b):
-        """``a - b`` in milliseconds (ticks here never wrap)."""
-        return a - b
+        def ticks_add(a, b):
+            """``a + b`` in milliseconds, wrapped like ``ticks_ms``."""
+            return (a + b) & _MASK
 
-    def ticks_add(a, b):
-        """``a + b`` in milliseconds."""
-        return a + b
+    elif hasattr(_time, "monotonic_ns"):  # CPython
+        _T0 = _time.monotonic_ns()
+
+        def ticks_ms():
+            """Milliseconds from an arbitrary start, not wrapping."""
+            return (_time.monotonic_ns() - _T0) // 1000000
+
+        def ticks_diff(a, b):
+            """``a - b`` in milliseconds (ticks here never wrap)."""
+            return a - b
+
+        def ticks_add(a, b):
+            """``a + b`` in milliseconds."""
+            return a + b
+
+    else:  # pragma: no cover
+        raise ImportError("smpdfu needs time.ticks_ms, supervisor.ticks_ms or time.monotonic_ns")
 
     def sleep_ms(ms):
         """Sleep ``ms`` milliseconds."""
         _time.sleep(ms / 1000)
 
-else:  # pragma: no cover
-    raise ImportError("smpdfu needs time.ticks_ms or time.monotonic_ns")
 
 import gc as _gc
 
@@ -81,10 +114,26 @@ def to_bytes_be(value, n):
 
 import binascii as _binascii
 
-b2a_base64 = _binascii.b2a_base64
-# False where binascii is a pure-Python module (it then has a __file__):
-# framing then base64-encodes into its own buffer instead.
-NATIVE_BINASCII = not hasattr(_binascii, "__file__")
+# The framing's per-byte loops (CRC-16, base64 into a preallocated buffer):
+# viper code where the firmware has a native emitter, else portable Python.
+try:
+    from .native import b64_into, crc16_range  # noqa: F401
+    NATIVE_CODE = True
+except (ImportError, SyntaxError, ValueError):  # CPython / no emitter / .mpy of another arch
+    from .crc16 import crc16_range  # noqa: F401
+    NATIVE_CODE = False
+    if IS_CPYTHON:  # allocations do not matter there, C speed does
+
+        def b64_into(src, start, end, dst, o):
+            """Base64 of ``src[start:end]`` into ``dst`` from ``o``; returns the end index."""
+            b = _binascii.b2a_base64(src[start:end], newline=False)
+            dst[o:o + len(b)] = b
+            return o + len(b)
+    else:
+        from .b64 import encode_into as b64_into  # noqa: F401
+# Base64 goes into the frame buffer even where binascii is in C: its
+# b2a_base64 allocates per line (2.5-7 KB per chunk), the Python loop nothing
+# (measured with `make bench-mcu`: docs/performance.md).
 
 
 def a2b_base64(data):

@@ -29,3 +29,15 @@ def crc16(data, crc=0):
     for b in data:
         crc = ((crc << 8) & 0xFF00) ^ t[(crc >> 8) ^ b]
     return crc
+
+
+def crc16_range(buf, start, end, crc):
+    """CRC-16/XMODEM of ``buf[start:end]`` from ``crc`` (no slice allocated).
+
+    The portable twin of :func:`smpdfu.native.crc16_range`; the framing gets
+    the fastest one from :mod:`smpdfu.compat`.
+    """
+    t = _TABLE
+    for i in range(start, end):
+        crc = ((crc << 8) & 0xFF00) ^ t[(crc >> 8) ^ buf[i]]
+    return crc

@@ -7,9 +7,7 @@ and each ends with a newline. Each line carries 124 base64 characters (93 raw
 bytes) at most, so every line decodes on its own as Zephyr's receiver does.
 """
 
-from .b64 import encode_into as _b64_into
-from .compat import NATIVE_BINASCII, a2b_base64, b2a_base64, const
-from .crc16 import crc16
+from .compat import a2b_base64, b64_into, const, crc16_range
 from .errors import FrameError
 
 MAX_LINE = const(127)  # bytes per line, markers and newline included
@@ -37,9 +35,8 @@ class FrameEncoder:
     Build the packet straight into :attr:`packet` (a memoryview over the
     header + CBOR area of a preallocated buffer), then call :meth:`encode`
     with its length: the CRC is computed in place and the framed lines are
-    written into a preallocated output buffer. The only per-call allocation
-    is the base64 text of each line where binascii is in C (it is fast there);
-    elsewhere lines are encoded straight into the buffer.
+    base64-encoded straight into a preallocated output buffer (native code
+    where the firmware has an emitter, see :mod:`smpdfu.compat`).
     """
 
     def __init__(self, max_packet):
@@ -61,7 +58,7 @@ class FrameEncoder:
         n = length + 2  # the length field counts M and the CRC
         raw[0] = n >> 8
         raw[1] = n & 0xFF
-        crc = crc16(self._raw_mv[2:2 + length])
+        crc = crc16_range(raw, 2, 2 + length, 0)
         raw[2 + length] = crc >> 8
         raw[3 + length] = crc & 0xFF
         total = length + 4
@@ -79,15 +76,7 @@ class FrameEncoder:
                 out[o] = _CONT0
                 out[o + 1] = _CONT1
             o += 2
-            if NATIVE_BINASCII:
-                b64 = b2a_base64(self._raw_mv[src:end])
-                k = len(b64)
-                if b64[k - 1] == 10:  # drop binascii's newline, add our own below
-                    k -= 1
-                out[o:o + k] = memoryview(b64)[:k]
-                o += k
-            else:
-                o = _b64_into(self._raw, src, end, out, o)
+            o = b64_into(raw, src, end, out, o)
             out[o] = 10
             o += 1
             src = end
@@ -236,8 +225,7 @@ class FrameDecoder:
         self._pkt_len = p
         if p >= self._want:
             self._pkt_len = 0
-            body = memoryview(self._pkt)[2:p]
-            if crc16(body) != 0:
+            if crc16_range(self._pkt, 2, p, 0) != 0:
                 self._put(FrameError("bad CRC in frame of %d bytes" % (p - 4)))
                 return
-            self._put(bytes(body[:p - 4]))
+            self._put(bytes(memoryview(self._pkt)[2:p - 2]))

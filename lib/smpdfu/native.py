@@ -1,0 +1,58 @@
+"""Per-byte loops of the upload hot path as MicroPython native (viper) code.
+
+Only importable where the firmware has a native emitter: CPython lacks the
+``micropython`` module (ImportError); CircuitPython and the WebAssembly build
+reject the decorator (SyntaxError); an .mpy built for another architecture is
+refused (ValueError). :mod:`smpdfu.compat` imports it once and otherwise uses
+the portable Python versions (:mod:`smpdfu.crc16`, :mod:`smpdfu.b64`), which
+give the same bytes (host_tests/portable/test_native.py).
+
+Viper works on raw buffers (``ptr8``/``ptr16``), so these take a buffer plus
+start/end indexes rather than a slice: a slice would be an allocation.
+"""
+
+import micropython
+
+from .b64 import _ALPHABET
+from .crc16 import _TABLE
+
+
+@micropython.viper
+def crc16_range(buf, start: int, end: int, crc: int) -> int:
+    """CRC-16/XMODEM of ``buf[start:end]``, continuing from ``crc``."""
+    t = ptr16(_TABLE)  # noqa: F821 - viper built-in
+    p = ptr8(buf)  # noqa: F821
+    i = start
+    while i < end:
+        crc = ((crc << 8) & 0xFF00) ^ t[((crc >> 8) ^ p[i]) & 0xFF]
+        i += 1
+    return crc
+
+
+@micropython.viper
+def b64_into(src, start: int, end: int, dst, o: int) -> int:
+    """Base64 of ``src[start:end]`` written into ``dst`` from ``o``; returns the end index."""
+    t = ptr8(_ALPHABET)  # noqa: F821
+    s = ptr8(src)  # noqa: F821
+    d = ptr8(dst)  # noqa: F821
+    i = start
+    end3 = end - (end - start) % 3
+    while i < end3:
+        v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2]
+        d[o] = t[v >> 18]
+        d[o + 1] = t[(v >> 12) & 63]
+        d[o + 2] = t[(v >> 6) & 63]
+        d[o + 3] = t[v & 63]
+        o += 4
+        i += 3
+    r = end - end3
+    if r:
+        v = s[i] << 16
+        if r == 2:
+            v |= s[i + 1] << 8
+        d[o] = t[v >> 18]
+        d[o + 1] = t[(v >> 12) & 63]
+        d[o + 2] = t[(v >> 6) & 63] if r == 2 else 61  # "="
+        d[o + 3] = 61
+        o += 4
+    return o
