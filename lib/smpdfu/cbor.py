@@ -66,7 +66,7 @@ class Encoder:
             b[p + 1] = n >> 8
             b[p + 2] = n & 0xFF
             self.pos = p + 3
-        elif n < 0x100000000:
+        elif n >> 32 == 0:  # no long-int literal: small builds lack long ints
             self._need(5)
             b[p] = major | 26
             b[p + 1] = n >> 24
@@ -74,7 +74,7 @@ class Encoder:
             b[p + 3] = (n >> 8) & 0xFF
             b[p + 4] = n & 0xFF
             self.pos = p + 5
-        elif n < 0x10000000000000000:
+        elif n >> 64 == 0:
             self._need(9)
             b[p] = major | 27
             b[p + 1:p + 9] = n.to_bytes(8, "big")

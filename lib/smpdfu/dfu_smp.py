@@ -55,7 +55,7 @@ def _head_size(n):
         return 2
     if n < 0x10000:
         return 3
-    if n < 0x100000000:
+    if n >> 32 == 0:  # no long-int literal (CircuitPython builds without them)
         return 5
     return 9
 
