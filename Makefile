@@ -85,13 +85,13 @@ bench: venv
 
 # ---- the on-board update app (docs/boards.md)
 #   make demo                                   the app on real MicroPython updates the emulated nRF
-#   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote (MPY=1: .mpy, DRYRUN=1: list only)
+#   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote: .mpy for the board (PY=1: .py, DRYRUN=1: list only)
 #   make deploy-circuitpython BOARD=feather_nrf52840 DRIVE=/media/$$USER/CIRCUITPY   (DRYRUN=1 too)
-#   make mpy                                    compile the app's modules to build/mpy with mpy-cross
+#   make mpy [BOARD=pico]                       compile the app's modules to build/mpy with mpy-cross
 BOARD ?= pico
 PORT ?= auto
 DRIVE ?=
-MPY ?=
+PY ?=
 DRYRUN ?=
 DEMO_ARGS ?=
 .PHONY: demo deploy deploy-circuitpython mpy package-json
@@ -100,13 +100,13 @@ demo: venv npm
 	$(VPY) -m smpdfu_host.demo $(DEMO_ARGS)
 
 deploy: venv
-	$(VPY) -m smpdfu_host.deploy micropython --board $(BOARD) --port $(PORT) $(if $(MPY),--mpy) $(if $(DRYRUN),--dry-run)
+	$(VPY) -m smpdfu_host.deploy micropython --board $(BOARD) --port $(PORT) $(if $(PY),--py) $(if $(DRYRUN),--dry-run)
 
 deploy-circuitpython: venv
 	$(VPY) -m smpdfu_host.deploy circuitpython --board $(BOARD) --drive "$(DRIVE)" $(if $(DRYRUN),--dry-run)
 
 mpy: venv
-	$(VPY) -m smpdfu_host.deploy mpy
+	$(VPY) -m smpdfu_host.deploy mpy --board $(BOARD)
 
 package-json: venv
 	$(VPY) -m smpdfu_host.deploy package-json

@@ -15,6 +15,7 @@ BAUDRATE = 115200
 UART_RXBUF = 2048
 LED = 2  # the blue LED on GPIO2 of most DevKit v1 boards (DevKitC has none: set None)
 LED_ACTIVE_LOW = False
+MPY_ARCH = "xtensawin"  # mpy-cross -march: native code (viper CRC/base64) for the ESP32
 
 IMAGE_PATH = "/update/app.bin"
 STATUS_PATH = "/update/status.json"

@@ -10,6 +10,7 @@ NAME = "host (emulated nRF on a pty)"
 UART_PORT = None  # set by the harness
 BAUDRATE = 115200  # the emulator paces the pty at its own --baud
 LED = None
+MPY_ARCH = "x64"  # the unix port of `make footprint` (64-bit x86)
 
 IMAGE_PATH = "/update/app.bin"
 STATUS_PATH = "/update/status.json"

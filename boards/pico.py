@@ -14,6 +14,7 @@ BAUDRATE = 115200  # must match the nRF's CONFIG_UART_CONSOLE / mcumgr UART
 UART_RXBUF = 2048
 LED = "LED"  # the on-board LED (GP25)
 LED_ACTIVE_LOW = False
+MPY_ARCH = "armv6m"  # mpy-cross -march: native code (viper CRC/base64) for the RP2040
 
 IMAGE_PATH = "/update/app.bin"
 STATUS_PATH = "/update/status.json"

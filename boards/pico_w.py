@@ -12,6 +12,7 @@ BAUDRATE = 115200
 UART_RXBUF = 2048
 LED = "LED"  # the CYW43's WL_GPIO0
 LED_ACTIVE_LOW = False
+MPY_ARCH = "armv6m"  # mpy-cross -march: native code (viper CRC/base64) for the RP2040
 
 IMAGE_PATH = "/update/app.bin"
 STATUS_PATH = "/update/status.json"

