@@ -19,7 +19,6 @@ _CONT0 = const(0x04)
 _CONT1 = const(0x14)
 
 _START = b"\x06\x09"
-_CONT = b"\x04\x14"
 
 
 def framed_size(packet_len):
@@ -106,6 +105,7 @@ class FrameDecoder:
         self._line = bytearray(MAX_LINE + 1)
         self._line_len = 0
         self._line_overflow = False
+        self._mark = -1  # index in _line of its last frame-start marker, or -1
         self._pkt = bytearray(max_packet + 4)
         self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
         self._want = 0  # raw bytes the frame announced (length field + 2)
@@ -117,6 +117,7 @@ class FrameDecoder:
     def reset(self):
         """Forget any partial line or frame (e.g. after the peer reset)."""
         self._line_len = 0
+        self._mark = -1
         self._line_overflow = False
         self._pkt_len = 0
         self._queue = []
@@ -153,6 +154,7 @@ class FrameDecoder:
         n = len(data)
         start = 0
         line = self._line
+        mv = None
         while start < n:
             nl = data.find(b"\n", start)
             end = n if nl < 0 else nl
@@ -161,7 +163,21 @@ class FrameDecoder:
                 if self._line_len + k > len(line):
                     self._line_overflow = True
                 else:
-                    line[self._line_len:self._line_len + k] = data[start:end] if (start or end != n) else data
+                    # Where the line's last frame-start marker is, found in C
+                    # on the received bytes (a marker may straddle two feeds).
+                    L = self._line_len
+                    j = data.rfind(_START, start, end)
+                    if j >= 0:
+                        self._mark = L + j - start
+                    elif L and line[L - 1] == _START0 and data[start] == _START1:
+                        self._mark = L - 1
+                    if k == n:
+                        piece = data
+                    else:  # a memoryview slice is a small fixed-size object, a bytes slice a copy
+                        if mv is None:
+                            mv = memoryview(data)
+                        piece = mv[start:end]
+                    line[self._line_len:self._line_len + k] = piece
                     self._line_len += k
             if nl < 0:
                 return
@@ -171,6 +187,8 @@ class FrameDecoder:
     def _end_line(self):
         n = self._line_len
         overflow = self._line_overflow
+        mark = self._mark
+        self._mark = -1
         self._line_len = 0
         self._line_overflow = False
         line = self._line
@@ -187,9 +205,10 @@ class FrameDecoder:
             if self._pkt_len:
                 self._append(2, n)
             return
-        # A frame may start after console text that had no newline.
-        i = bytes(line[:n]).rfind(_START) if n >= 2 else -1
-        if i < 0:
+        # A frame may start after console text that had no newline: take
+        # the last start marker (base64 never contains one).
+        i = mark
+        if i < 0 or i + 2 > n:
             return
         if self._pkt_len:
             self._put(FrameError("frame cut short: %d of %d bytes, then a new frame" % (self._pkt_len, self._want)))
