@@ -83,6 +83,17 @@ BENCH_ARGS ?=
 bench: venv
 	$(VPY) host_tests/bench/bench_upload.py $(BENCH_ARGS)
 
+# On the MicroPython unix port (benchmarks, not tests): what the board app
+# needs (.mpy bytes, heap after import, smallest heap for a whole 1 MB update,
+# per-chunk garbage) and the client's CPU per chunk vs a pure-Python CRC pass.
+FOOTPRINT_ARGS ?=
+.PHONY: footprint bench-mcu
+footprint: venv
+	$(VPY) host_tests/bench/footprint.py $(FOOTPRINT_ARGS)
+
+bench-mcu: venv
+	$(VPY) host_tests/bench/bench_mcu.py
+
 # ---- the on-board update app (docs/boards.md)
 #   make demo                                   the app on real MicroPython updates the emulated nRF
 #   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote: .mpy for the board (PY=1: .py, DRYRUN=1: list only)

@@ -1,7 +1,9 @@
 """The host "board": the emulated nRF behind a pty (``make demo`` and the tests).
 
 Under MicroPython-on-node (host/smpdfu_host/mpy/demo.mjs) the UART is the harness's
-``hostserial.HostSerial`` over the pty; on CPython (tests) it is pyserial.
+``hostserial.HostSerial`` over the pty, on the MicroPython unix port
+(``make footprint``) ``unixserial.UnixSerial`` (host_tests/mp); on CPython
+(tests) it is pyserial.
 The harness sets ``UART_PORT`` (the pty path) before the app runs:
 ``import board_config; board_config.UART_PORT = "/dev/pts/N"``.
 """
@@ -22,13 +24,19 @@ ALLOW_DOWNGRADE = False
 
 
 def make_uart():
-    """Open ``UART_PORT``: hostserial under node, pyserial on CPython."""
+    """Open ``UART_PORT``: hostserial under node, unixserial on the unix port, pyserial on CPython."""
     if not UART_PORT:
         raise OSError("board 'host': UART_PORT is not set (run it through host/smpdfu_host/mpy/demo.mjs)")
-    try:
-        from hostserial import HostSerial
-    except ImportError:
+    import sys
+
+    if sys.implementation.name != "micropython":
         from smpdfu.uart import PySerialUART
 
         return PySerialUART(UART_PORT, BAUDRATE)
+    try:
+        from hostserial import HostSerial  # the WebAssembly build under node (host/smpdfu_host/mpy)
+    except ImportError:
+        from unixserial import UnixSerial  # the unix port (host_tests/mp, `make footprint`)
+
+        return UnixSerial(UART_PORT)
     return HostSerial(UART_PORT)

