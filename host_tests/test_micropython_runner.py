@@ -321,3 +321,33 @@ def test_pytest_collects_portable_tests(repo_root):
         text=True,
     )
     assert "test_compat.py::test_sha256_known_vectors" in r.stdout, r.stdout + r.stderr
+
+
+def test_unix_runner_circuitpython_mask(tmp_path):
+    # --circuitpython: compat takes its CircuitPython branches on the unix port
+    from conftest import run_unix_tests
+
+    _write(
+        tmp_path,
+        "test_cp.py",
+        """
+        import time
+        from smpdfu import compat
+
+        def test_masked():
+            assert not hasattr(time, "ticks_ms") and not hasattr(time, "monotonic_ns")
+            assert not compat.NATIVE_CODE
+            import supervisor
+            assert compat.ticks_ms is supervisor.ticks_ms
+            # the clock starts 2 s before its 2**29 wrap; differences still work
+            a = compat.ticks_ms()
+            assert a > (1 << 29) - 3000, a
+            b = compat.ticks_add(a, 5000)
+            assert b < a and compat.ticks_diff(b, a) == 5000 and compat.ticks_diff(a, b) == -5000
+        """,
+    )
+    r = run_unix_tests("--circuitpython", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _last_line(r.stdout) == "1 passed, 0 failed"
+    r = run_unix_tests(tmp_path)  # unmasked: the same test fails
+    assert _last_line(r.stdout) == "0 passed, 1 failed"
