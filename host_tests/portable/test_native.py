@@ -9,6 +9,8 @@ from smpdfu import b64, compat, crc16
 
 from _portable import skip
 
+_MARKS = b"\x06\x09\x04\x14"
+
 
 def _native():
     if not compat.NATIVE_CODE:
@@ -30,7 +32,7 @@ def _data(n, seed):
 def test_crc16_native_equals_python():
     native = _native()
     # compat hands the framing the native versions
-    assert compat.crc16_range is native.crc16_range and compat.b64_into is native.b64_into
+    assert compat.crc16_range is native.crc16_range and compat.frame_lines is native.frame_lines
     assert native.crc16_range(b"123456789", 0, 9, 0) == 0x31C3
     for n in (0, 1, 2, 93, 356, 2048):
         d = _data(n + 7, n)
@@ -41,46 +43,33 @@ def test_crc16_native_equals_python():
         assert crc16.crc16(memoryview(d)[:n]) == native.crc16_range(d, 0, n, 0)
 
 
-def test_base64_native_equals_python():
+def test_frame_lines_native_equals_python():
     import binascii
 
     native = _native()
-    for n in range(0, 100):
+    for total in list(range(0, 40)) + [92, 93, 94, 186, 187, 356, 2052]:
+        d = _data(total, total)
+        a = bytearray(b"\xAA" * (total * 3 + 16))
+        b = bytearray(a)
+        for line_raw in (3, 93):
+            na = b64.frame_lines(d, total, a, _MARKS, line_raw)
+            nb = native.frame_lines(d, total, b, _MARKS, line_raw)
+            assert na == nb and a == b, (total, line_raw)
+        # and each line is the base64 of its 93 bytes (C binascii as the reference)
+        lines = bytes(a[:na]).split(b"\n")[:-1]
+        assert len(lines) == (total + 92) // 93
+        for i, line in enumerate(lines):
+            assert line[:2] == (_MARKS[:2] if i == 0 else _MARKS[2:])
+            assert line[2:] == binascii.b2a_base64(bytes(d[i * 93:i * 93 + 93]))[:-1], (total, i)
+
+
+def test_base64_python_encode_into_matches_binascii():
+    # the Python fallback alone, also on builds without an emitter
+    import binascii
+
+    for n in range(0, 64):
         d = _data(n + 4, n)
         for start in (0, 1, 2):
-            end = start + n
-            a = bytearray(b"\xAA" * (4 * n // 3 + 10))
-            b = bytearray(a)
-            ea = b64.encode_into(d, start, end, a, 3)
-            eb = native.b64_into(d, start, end, b, 3)
-            assert ea == eb and a == b, (n, start)
-            # and both are base64 (C binascii as the reference)
-            ref = binascii.b2a_base64(bytes(d[start:end]))[:-1]
-            assert bytes(a[3:ea]) == ref, (n, start)
-
-
-def test_framed_bytes_same_with_native_and_python():
-    native = _native()
-    from smpdfu.framing import FrameEncoder
-
-    enc = FrameEncoder(2048)
-    for n in (10, 93, 300, 2040):
-        pkt = _data(n, n + 1)
-        framed = bytes(enc.encode_packet(pkt))
-        # the same lines built from the Python loops
-        raw = bytearray(n + 4)
-        raw[0] = (n + 2) >> 8
-        raw[1] = (n + 2) & 0xFF
-        raw[2:2 + n] = pkt
-        crc = crc16.crc16_range(raw, 2, 2 + n, 0)
-        raw[2 + n] = crc >> 8
-        raw[3 + n] = crc & 0xFF
-        out = bytearray(len(framed) + 8)
-        o = 0
-        for src in range(0, n + 4, 93):
-            out[o:o + 2] = b"\x06\x09" if src == 0 else b"\x04\x14"
-            o = b64.encode_into(raw, src, min(src + 93, n + 4), out, o + 2)
-            out[o] = 10
-            o += 1
-        assert bytes(out[:o]) == framed, n
-    assert native.crc16_range(raw, 2, n + 4, 0) == 0
+            out = bytearray(4 * n // 3 + 12)
+            e = b64.encode_into(d, start, start + n, out, 3)
+            assert bytes(out[3:e]) == binascii.b2a_base64(bytes(d[start:start + n]))[:-1], (n, start)

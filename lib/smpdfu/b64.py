@@ -3,7 +3,8 @@
 Used by the serial framing on MicroPython builds without a native emitter
 (CircuitPython, the WebAssembly build): C ``binascii.b2a_base64`` allocates
 its result per line, this allocates nothing. Where the emitter exists
-:mod:`smpdfu.native` has the same loop as viper code.
+:mod:`smpdfu.native` has the same loops as viper code; :mod:`smpdfu.compat`
+picks one.
 """
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -38,4 +39,26 @@ def encode_into(src, start, end, dst, o):
         dst[o + 2] = t[(v >> 6) & 63] if r == 2 else _PAD
         dst[o + 3] = _PAD
         o += 4
+    return o
+
+
+def frame_lines(src, total, dst, marks, line_raw):
+    """Base64 of ``src[:total]`` as frame lines written into ``dst``; return their length.
+
+    Lines carry ``line_raw`` raw bytes each; the first starts with
+    ``marks[0:2]``, the others with ``marks[2:4]``, and each ends with "\\n".
+    """
+    o = 0
+    start = 0
+    while start < total:
+        end = start + line_raw
+        if end > total:
+            end = total
+        k = 0 if start == 0 else 2
+        dst[o] = marks[k]
+        dst[o + 1] = marks[k + 1]
+        o = encode_into(src, start, end, dst, o + 2)
+        dst[o] = 10
+        o += 1
+        start = end
     return o

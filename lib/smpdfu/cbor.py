@@ -190,14 +190,20 @@ class _Decoder:
         if info > 27:
             self.pos -= 1
             self._fail("reserved or indefinite CBOR additional info %d" % info)
-        n = 1 << (info - 24)
+        mv = self.mv
         p = self.pos
-        if p + n > len(self.mv):
+        n = 1 << (info - 24)
+        if p + n > len(mv):
             self._fail("CBOR data ends early")
+        self.pos = p + n
+        # the common sizes without a loop: this runs for every key and value
+        if info == 24:
+            return mv[p]
+        if info == 25:
+            return (mv[p] << 8) | mv[p + 1]
         v = 0
         for i in range(p, p + n):
-            v = (v << 8) | self.mv[i]
-        self.pos = p + n
+            v = (v << 8) | mv[i]
         return v
 
     def _string(self, major, info, depth):
@@ -223,7 +229,7 @@ class _Decoder:
     def _finish_string(self, major, raw):
         if major == _MAJ_TEXT:
             try:
-                return str(bytes(raw), "utf-8")
+                return str(raw, "utf-8")  # straight from the memoryview: no bytes copy
             except UnicodeError:
                 self._fail("invalid UTF-8 in CBOR text")
         if self.views and isinstance(raw, memoryview):
@@ -233,7 +239,11 @@ class _Decoder:
     def item(self, depth=0):
         if depth > _MAX_DEPTH:
             self._fail("CBOR nesting deeper than %d" % _MAX_DEPTH)
-        b = self._byte()
+        p = self.pos
+        if p >= len(self.mv):
+            self._fail("CBOR data ends early")
+        b = self.mv[p]
+        self.pos = p + 1
         major = b >> 5
         info = b & 31
         if major == _MAJ_UINT:

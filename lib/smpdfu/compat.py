@@ -114,26 +114,16 @@ def to_bytes_be(value, n):
 
 import binascii as _binascii
 
-# The framing's per-byte loops (CRC-16, base64 into a preallocated buffer):
-# viper code where the firmware has a native emitter, else portable Python.
+# The framing's per-byte loops (CRC-16, base64 lines into a preallocated
+# buffer): viper code where the firmware has a native emitter, else portable
+# Python (C binascii's b2a_base64 allocates per line: `make bench-mcu`).
 try:
-    from .native import b64_into, crc16_range  # noqa: F401
+    from .native import crc16_range, frame_lines  # noqa: F401
     NATIVE_CODE = True
 except (ImportError, SyntaxError, ValueError):  # CPython / no emitter / .mpy of another arch
+    from .b64 import frame_lines  # noqa: F401
     from .crc16 import crc16_range  # noqa: F401
     NATIVE_CODE = False
-    if IS_CPYTHON:  # allocations do not matter there, C speed does
-
-        def b64_into(src, start, end, dst, o):
-            """Base64 of ``src[start:end]`` into ``dst`` from ``o``; returns the end index."""
-            b = _binascii.b2a_base64(src[start:end], newline=False)
-            dst[o:o + len(b)] = b
-            return o + len(b)
-    else:
-        from .b64 import encode_into as b64_into  # noqa: F401
-# Base64 goes into the frame buffer even where binascii is in C: its
-# b2a_base64 allocates per line (2.5-7 KB per chunk), the Python loop nothing
-# (measured with `make bench-mcu`: docs/performance.md).
 
 
 def a2b_base64(data):

@@ -7,7 +7,7 @@ and each ends with a newline. Each line carries 124 base64 characters (93 raw
 bytes) at most, so every line decodes on its own as Zephyr's receiver does.
 """
 
-from .compat import a2b_base64, b64_into, const, crc16_range
+from .compat import a2b_base64, const, crc16_range, frame_lines
 from .errors import FrameError
 
 MAX_LINE = const(127)  # bytes per line, markers and newline included
@@ -19,6 +19,7 @@ _CONT0 = const(0x04)
 _CONT1 = const(0x14)
 
 _START = b"\x06\x09"
+_MARKS = bytes((_START0, _START1, _CONT0, _CONT1))  # first line's marker, then a continuation line's
 
 
 def framed_size(packet_len):
@@ -60,25 +61,7 @@ class FrameEncoder:
         crc = crc16_range(raw, 2, 2 + length, 0)
         raw[2 + length] = crc >> 8
         raw[3 + length] = crc & 0xFF
-        total = length + 4
-        out = self._out
-        o = 0
-        src = 0
-        while src < total:
-            end = src + _LINE_RAW
-            if end > total:
-                end = total
-            if src == 0:
-                out[o] = _START0
-                out[o + 1] = _START1
-            else:
-                out[o] = _CONT0
-                out[o + 1] = _CONT1
-            o += 2
-            o = b64_into(raw, src, end, out, o)
-            out[o] = 10
-            o += 1
-            src = end
+        o = frame_lines(raw, length + 4, self._out, _MARKS, _LINE_RAW)
         return self._out_mv[:o]
 
     def encode_packet(self, packet):

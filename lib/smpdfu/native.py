@@ -30,29 +30,43 @@ def crc16_range(buf, start: int, end: int, crc: int) -> int:
 
 
 @micropython.viper
-def b64_into(src, start: int, end: int, dst, o: int) -> int:
-    """Base64 of ``src[start:end]`` written into ``dst`` from ``o``; returns the end index."""
+def frame_lines(src, total: int, dst, marks, line_raw: int) -> int:
+    """The twin of :func:`smpdfu.b64.frame_lines`: base64 lines into ``dst``; returns their length."""
     t = ptr8(_ALPHABET)  # noqa: F821
     s = ptr8(src)  # noqa: F821
     d = ptr8(dst)  # noqa: F821
-    i = start
-    end3 = end - (end - start) % 3
-    while i < end3:
-        v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2]
-        d[o] = t[v >> 18]
-        d[o + 1] = t[(v >> 12) & 63]
-        d[o + 2] = t[(v >> 6) & 63]
-        d[o + 3] = t[v & 63]
-        o += 4
-        i += 3
-    r = end - end3
-    if r:
-        v = s[i] << 16
-        if r == 2:
-            v |= s[i + 1] << 8
-        d[o] = t[v >> 18]
-        d[o + 1] = t[(v >> 12) & 63]
-        d[o + 2] = t[(v >> 6) & 63] if r == 2 else 61  # "="
-        d[o + 3] = 61
-        o += 4
+    m = ptr8(marks)  # noqa: F821
+    o = 0
+    start = 0
+    while start < total:
+        end = start + line_raw
+        if end > total:
+            end = total
+        k = 0 if start == 0 else 2
+        d[o] = m[k]
+        d[o + 1] = m[k + 1]
+        o += 2
+        i = start
+        end3 = end - (end - start) % 3
+        while i < end3:
+            v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2]
+            d[o] = t[v >> 18]
+            d[o + 1] = t[(v >> 12) & 63]
+            d[o + 2] = t[(v >> 6) & 63]
+            d[o + 3] = t[v & 63]
+            o += 4
+            i += 3
+        r = end - end3
+        if r:
+            v = s[i] << 16
+            if r == 2:
+                v |= s[i + 1] << 8
+            d[o] = t[v >> 18]
+            d[o + 1] = t[(v >> 12) & 63]
+            d[o + 2] = t[(v >> 6) & 63] if r == 2 else 61  # "="
+            d[o + 3] = 61
+            o += 4
+        d[o] = 10  # "\n"
+        o += 1
+        start = end
     return o
