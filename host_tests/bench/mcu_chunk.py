@@ -5,7 +5,8 @@
 MODE: ``native`` (what compat picks: viper where the emitter exists) or
 ``python`` (native code masked: the portable loops CircuitPython runs). Uploads CHUNKS chunks of a generated image to a device that
 skims the frames; the device's and the image stream's time and allocations are
-metered and subtracted, so what is left is the client's own. Prints one line:
+metered and subtracted (and so is the metering's own cost per call), so
+what is left is the client's own. Prints one line:
 ``us_chunk alloc_chunk crc_pass_us data_per_chunk``, the last being one
 pure-Python table CRC-16 pass over a whole packet of BUF_SIZE bytes, measured
 in the same run.
@@ -34,7 +35,7 @@ from smpdfu.transport import SerialTransport  # noqa: E402
 from fakedev import SkimDevice  # noqa: E402
 from streams import PatternStream  # noqa: E402
 
-_acc = [0, 0]  # device/stream microseconds, bytes
+_acc = [0, 0, 0]  # device/stream microseconds, bytes, metered calls
 
 
 def _meter(fn, *args):
@@ -48,10 +49,31 @@ def _meter(fn, *args):
     t = time.ticks_us()
     r = fn(*args)
     _acc[0] += time.ticks_diff(time.ticks_us(), t)
+    _acc[2] += 1
     return r
 
 
 _COUNT = [False]
+
+
+def _noop(*args):
+    return None
+
+
+def _meter_overhead():
+    # What _meter adds around a call (the harness's cost, not the client's):
+    # a real UART's read/write is one C call, like calling _noop directly.
+    n = 2000
+    _acc[0] = 0
+    t = time.ticks_us()
+    for _ in range(n):
+        _meter(_noop, 1)
+    metered = time.ticks_diff(time.ticks_us(), t) - _acc[0]
+    t = time.ticks_us()
+    for _ in range(n):
+        _noop(1)
+    plain = time.ticks_diff(time.ticks_us(), t)
+    return max(0, metered - plain) / n
 
 
 class _Dev:
@@ -87,20 +109,24 @@ class _Stream:
 def _upload(size):
     client = SMPClient(SerialTransport(_Dev(), max_packet=BUF), timeout_ms=5000)
     stream = _Stream(size)
-    _acc[0] = _acc[1] = 0
+    _acc[0] = _acc[1] = _acc[2] = 0
     gc.collect()
     gc.disable()  # the counting pass must not collect (run with a big enough heap)
     t = time.ticks_us()
     a = gc.mem_alloc() if _COUNT[0] else 0
     r = client.upload(stream, size=size, sha=b"\0" * 32, buf_size=BUF, buf_count=4)
-    us = time.ticks_diff(time.ticks_us(), t) - _acc[0]
+    us = time.ticks_diff(time.ticks_us(), t) - _acc[0] - _acc[2] * _OVERHEAD[0]
     alloc = gc.mem_alloc() - a - _acc[1] if _COUNT[0] else 0
     gc.enable()
     return r.chunks, us, alloc
 
 
+_OVERHEAD = [0.0]
+
+
 def main():
     size = CHUNKS * (BUF - 40)
+    _OVERHEAD[0] = _meter_overhead()
     _upload(size)  # warm up
     n, us, _ = _upload(size)
     _COUNT[0] = True

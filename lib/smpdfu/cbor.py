@@ -202,8 +202,12 @@ class _Decoder:
         if info == 25:
             return (mv[p] << 8) | mv[p + 1]
         v = 0
-        for i in range(p, p + n):
-            v = (v << 8) | mv[i]
+        try:
+            for i in range(p, p + n):
+                v = (v << 8) | mv[i]
+        except OverflowError:  # a build without long ints (small CircuitPython boards)
+            self.pos = p - 1
+            self._fail("CBOR integer too large for this build")
         return v
 
     def _string(self, major, info, depth):
