@@ -250,28 +250,41 @@ class _Decoder:
         self.pos = p + 1
         major = b >> 5
         info = b & 31
-        if major == _MAJ_UINT:
-            return self._arg(info)
-        if major == _MAJ_NINT:
-            return -1 - self._arg(info)
-        if major == _MAJ_BYTES or major == _MAJ_TEXT:
-            return self._string(major, info, depth)
-        if major == _MAJ_ARRAY:
-            out = []
-            if info == 31:
-                while not self._at_break():
-                    out.append(self.item(depth + 1))
+        if major <= _MAJ_MAP:
+            # Heads below 24 carry their argument: most of an SMP answer.
+            if info < 24:
+                n = info
+            elif info == 31 and major >= _MAJ_BYTES:
+                n = -1  # indefinite length
             else:
-                for _ in range(self._arg(info)):
-                    out.append(self.item(depth + 1))
-            return out
-        if major == _MAJ_MAP:
+                n = self._arg(info)
+            if major == _MAJ_UINT:
+                return n
+            if major == _MAJ_NINT:
+                return -1 - n
+            if major <= _MAJ_TEXT:
+                if n < 0:
+                    return self._string(major, info, depth)
+                p = self.pos
+                if p + n > len(self.mv):
+                    self._fail("CBOR string of %d bytes runs past the end" % n)
+                self.pos = p + n
+                return self._finish_string(major, self.mv[p:p + n])
+            if major == _MAJ_ARRAY:
+                out = []
+                if n < 0:
+                    while not self._at_break():
+                        out.append(self.item(depth + 1))
+                else:
+                    for _ in range(n):
+                        out.append(self.item(depth + 1))
+                return out
             out = {}
-            if info == 31:
+            if n < 0:
                 while not self._at_break():
                     self._pair(out, depth)
             else:
-                for _ in range(self._arg(info)):
+                for _ in range(n):
                     self._pair(out, depth)
             return out
         self.pos -= 1

@@ -20,8 +20,12 @@ def unpack_header(buf, offset=0):
     """Return ``(op, version, flags, length, group, seq, command)`` of a header."""
     if len(buf) - offset < HEADER_SIZE:
         raise ProtocolError("SMP packet shorter than its 8-byte header (%d bytes)" % (len(buf) - offset))
-    b0, flags, length, group, seq, command = struct.unpack_from(_FMT, buf, offset)
-    return b0 & 7, (b0 >> 3) & 3, flags, length, group, seq, command
+    # Indexing, not struct.unpack_from: one tuple instead of two, and faster
+    # on MicroPython (this runs for every response).
+    o = offset
+    b0 = buf[o]
+    return (b0 & 7, (b0 >> 3) & 3, buf[o + 1], (buf[o + 2] << 8) | buf[o + 3], (buf[o + 4] << 8) | buf[o + 5],
+            buf[o + 6], buf[o + 7])
 
 
 def response_op(op):
