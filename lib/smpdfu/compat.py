@@ -126,15 +126,20 @@ except (ImportError, SyntaxError, ValueError):  # CPython / no emitter / .mpy of
     NATIVE_CODE = False
 
 
-def a2b_base64(data):
-    """Decode base64, raising ValueError on bad input on every port.
+if hasattr(_binascii, "__file__"):  # a pure-Python binascii (the WebAssembly build)
 
-    Some MicroPython builds (the WebAssembly one) ship a pure-Python binascii
-    that raises a plain Exception instead of ValueError.
-    """
-    try:
-        return _binascii.a2b_base64(data)
-    except ValueError:
-        raise
-    except Exception as e:  # noqa: BLE001 - normalising the port's error type
-        raise ValueError(str(e))
+    def a2b_base64(data):
+        """Decode base64, raising ValueError on bad input on every port.
+
+        The WebAssembly build's pure-Python binascii raises a plain
+        Exception instead of ValueError.
+        """
+        try:
+            return _binascii.a2b_base64(data)
+        except ValueError:
+            raise
+        except Exception as e:  # noqa: BLE001 - normalising the port's error type
+            raise ValueError(str(e))
+
+else:  # C binascii (CPython's binascii.Error is a ValueError): no wrapper call per line
+    a2b_base64 = _binascii.a2b_base64

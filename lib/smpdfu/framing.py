@@ -86,10 +86,12 @@ class FrameDecoder:
     def __init__(self, max_packet=2048, max_queue=8):
         self.max_packet = max_packet
         self._line = bytearray(MAX_LINE + 1)
+        self._line_mv = memoryview(self._line)
         self._line_len = 0
         self._line_overflow = False
         self._mark = -1  # index in _line of its last frame-start marker, or -1
         self._pkt = bytearray(max_packet + 4)
+        self._pkt_mv = memoryview(self._pkt)
         self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
         self._want = 0  # raw bytes the frame announced (length field + 2)
         self._queue = []
@@ -201,7 +203,7 @@ class FrameDecoder:
 
     def _append(self, a, b):
         try:
-            raw = a2b_base64(memoryview(self._line)[a:b])
+            raw = a2b_base64(self._line_mv[a:b])
         except ValueError:
             self._pkt_len = 0
             self._put(FrameError("bad base64 in frame line"))
@@ -230,4 +232,4 @@ class FrameDecoder:
             if crc16_range(self._pkt, 2, p, 0) != 0:
                 self._put(FrameError("bad CRC in frame of %d bytes" % (p - 4)))
                 return
-            self._put(bytes(memoryview(self._pkt)[2:p - 2]))
+            self._put(bytes(self._pkt_mv[2:p - 2]))
