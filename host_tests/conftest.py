@@ -21,7 +21,8 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MPY_DIR = REPO_ROOT / "host" / "smpdfu_host" / "mpy"  # real MicroPython under node (a tool)
-MP_RUNNER = REPO_ROOT / "host_tests" / "mp" / "run_tests.mjs"  # the portable-test runner
+MP_DIR = REPO_ROOT / "host_tests" / "mp"  # the portable-test runners (node, unix port)
+MP_RUNNER = MP_DIR / "run_tests.mjs"
 
 for _p in (MP_DIR, REPO_ROOT / "host_tests" / "portable", REPO_ROOT / "host", REPO_ROOT / "lib"):
     if str(_p) not in sys.path:

@@ -182,6 +182,7 @@ def test_manifest_freezes_exactly_the_app_closure():
         elif c[0] == "module":
             frozen.append(c[1])
             assert os.path.isfile(os.path.join(REPO, c[2], c[1]))
+    # when this fails, list in manifest.py what `python -m smpdfu_host.deploy files` copies
     assert sorted(frozen) == sorted(d for _, d in deploy.app_modules())
     from smpdfu import __version__
 

@@ -8,7 +8,7 @@ deploy`` does it (``mpy-cross``, native code for the board's arch):
 
 1. .mpy bytes of each module of the app's import closure, and their sum;
 2. heap held after ``import smpdfu_app`` (from .mpy, and from .py for
-   comparison), and what each module costs imported on its own;
+   comparison), and what each module adds to it;
 3. the smallest ``-X heapsize`` (bisection, 2 KiB steps) in which
    firmware/main.py with the ``host`` board completes a whole update of a
    ``--size`` image (upload, test, reset, confirm) against the emulated nRF;
@@ -71,6 +71,39 @@ def import_cost(module, dirs, work):
     if r.returncode != 0:
         raise SystemExit("import %s failed:\n%s%s" % (module, r.stdout, r.stderr))
     return int(r.stdout.split()[-1])
+
+
+_STEPS = """
+import gc, sys
+%s
+gc.collect()
+prev = gc.mem_alloc()
+for m in %r:
+    if m in sys.modules:
+        continue
+    __import__(m)
+    gc.collect()
+    now = gc.mem_alloc()
+    print(m, now - prev)
+    prev = now
+"""
+
+
+def import_steps(modules, dirs, work, first=None):
+    """``[(module, bytes its import added)]``, importing ``modules`` in order in
+    one interpreter (after ``first``, if given)."""
+    r = _run_mp(_STEPS % ("import " + first if first else "", modules), dirs, 1 << 20, work)
+    if r.returncode != 0:
+        raise SystemExit("imports failed:\n%s%s" % (r.stdout, r.stderr))
+    return [(m, int(n)) for m, n in (line.split() for line in r.stdout.splitlines())]
+
+
+def loaded_by(module, dirs, work):
+    """The smpdfu modules that ``import module`` loads."""
+    r = _run_mp("import sys\nimport %s\nprint(' '.join(sys.modules))\n" % module, dirs, 1 << 20, work)
+    if r.returncode != 0:
+        raise SystemExit("import %s failed:\n%s%s" % (module, r.stdout, r.stderr))
+    return set(r.stdout.split())
 
 
 def _board_config(work, pty, image, status):
@@ -159,12 +192,21 @@ def main(argv=None):
         app_mpy = import_cost("smpdfu_app", [mpy_dir], work)
         app_py = import_cost("smpdfu_app", src_dirs, work)
         print("  import smpdfu_app: %d B from .mpy (goal <= 40 KB), %d B from .py" % (app_mpy, app_py))
-        print("  each module imported alone (with what it imports), from .mpy:")
+        mods = []
         for rel, _, _ in rows:
             mod = rel[:-3].replace("/", ".")
-            if mod.endswith(".__init__"):
-                mod = mod[:-9]
-            print("    %-22s %6d B" % (mod, import_cost(mod, [mpy_dir], work)))
+            mods.append(mod[:-9] if mod.endswith(".__init__") else mod)
+        loaded = loaded_by("smpdfu_app", [mpy_dir], work)
+        # cheapest alone first: a module's own imports mostly come before it
+        mods.sort(key=lambda m: import_cost(m, [mpy_dir], work))
+        print("  what each module adds, imported in this order (from .mpy):")
+        for mod, added in import_steps([m for m in mods if m in loaded], [mpy_dir], work):
+            print("    %-22s %6d B" % (mod, added))
+        later = [m for m in mods if m not in loaded]
+        if later:
+            print("  imported only when needed (not by `import smpdfu_app`):")
+            for mod, added in import_steps(later, [mpy_dir], work, first="smpdfu_app"):
+                print("    %-22s %6d B" % (mod, added))
 
         if not a.no_bisect:
             for size in sorted({64 * 1024, a.size}):

@@ -32,7 +32,7 @@ from smpdfu.client import SMPClient  # noqa: E402
 from smpdfu.crc16 import crc16  # noqa: E402
 from smpdfu.transport import SerialTransport  # noqa: E402
 
-from fakedev import SkimDevice  # noqa: E402
+from smpdev import SMPDevice  # noqa: E402
 from streams import PatternStream  # noqa: E402
 
 _acc = [0, 0, 0]  # device/stream microseconds, bytes, metered calls
@@ -78,7 +78,7 @@ def _meter_overhead():
 
 class _Dev:
     def __init__(self):
-        self.dev = SkimDevice()
+        self.dev = SMPDevice(buf_size=BUF, skim=True)
 
     def write(self, buf):
         return _meter(self.dev.write, buf)
