@@ -13,8 +13,11 @@ start/end indexes rather than a slice: a slice would be an allocation.
 
 import micropython
 
-from .b64 import _ALPHABET
 from .crc16 import _TABLE
+
+# Not imported from smpdfu.b64: that would load its Python loops too, which
+# a build with native code never runs.
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 @micropython.viper
