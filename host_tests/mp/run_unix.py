@@ -40,11 +40,11 @@ import unixport  # noqa: E402
 MARK = "@@run_unix@@ "
 CP_MASK = os.path.join(unixport.HERE, "cp_mask.py")
 
-# Runs inside MicroPython: argv = [driver, module, ksub, label, mask]. (This
-# port crashes on an argv string longer than 255 bytes: the test order is read
-# from the source here rather than passed.)
+# Runs inside MicroPython; its parameters come in RUN_UNIX_* environment
+# variables (this port crashes on an argv string longer than 255 bytes; for the
+# same reason the test order is read from the source here, not passed).
 DRIVER = """
-import sys, gc
+import sys, gc, os
 _MARK = %r
 
 
@@ -53,7 +53,7 @@ def _say(status, name):
 
 
 def _main():
-    modname, ksub, label, mask = sys.argv[1:5]
+    modname, ksub, label, mask = [os.getenv("RUN_UNIX_" + k) or "" for k in ("MODULE", "K", "LABEL", "MASK")]
     if mask:
         exec(open(mask).read(), {"__name__": "cp_mask"})
     order = []
@@ -131,68 +131,81 @@ def _lines(stream, q):
     q.put(None)
 
 
-def run_file(path, opts, counts, driver, out=sys.stdout):
-    """Run one test file in a fresh interpreter; add its results to ``counts``."""
-    label = _label(path)
-    modname = os.path.basename(path)[:-3]
-    d = os.path.dirname(path)
-    env = unixport.path_env([d, unixport.PORTABLE, unixport.LIB])
-    cmd = unixport.command(driver, modname, opts.k, label,
-                           CP_MASK if opts.circuitpython else "", heapsize=opts.heapsize)
-    proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    q = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stdout, q), daemon=True).start()
-    captured = []
-    current = None
-    done = False
-    deadline = time.monotonic() + opts.timeout
+class _FileRun:
+    """One test file in a fresh interpreter: reads its report lines as they come."""
 
-    def fail(name, detail):
-        counts["failed"] += 1
-        out.write("FAIL %s::%s\n" % (label, name))
-        text = "\n".join(captured)
+    def __init__(self, path, opts, counts, out):
+        self.label = _label(path)
+        self.opts = opts
+        self.counts = counts
+        self.out = out
+        self.captured = []  # output of the test running now
+        self.current = None  # its name
+        self.done = False
+
+    def fail(self, name, detail=""):
+        self.counts["failed"] += 1
+        self.out.write("FAIL %s::%s\n" % (self.label, name))
+        text = "\n".join(self.captured)
         if detail:
             text = detail + ("\n" + text if text else "")
         if text.strip():
-            out.write(_indent(text))
+            self.out.write(_indent(text))
 
+    def line(self, line):
+        """Take one line of the interpreter's output; True to re-arm the per-test timeout."""
+        if not line.startswith(MARK):
+            if self.opts.s:
+                self.out.write(line + "\n")
+            self.captured.append(line)
+            return False
+        status, _, name = line[len(MARK):].partition(" ")
+        if status == "START":
+            self.current, self.captured = name, []
+            return True
+        if status in ("PASS", "SKIP"):
+            key = "passed" if status == "PASS" else "skipped"
+            self.counts[key] += 1
+            reason = ": " + self.captured[-1] if status == "SKIP" and self.captured else ""
+            self.out.write("%s %s::%s%s\n" % (status, self.label, name, reason))
+        elif status in ("FAIL", "ERROR"):
+            self.fail(name)
+        elif status == "DONE":
+            self.done = True
+        self.current, self.captured = None, []
+        self.out.flush()
+        return False
+
+
+def run_file(path, opts, counts, driver, out=sys.stdout):
+    """Run one test file in a fresh interpreter; add its results to ``counts``."""
+    run = _FileRun(path, opts, counts, out)
+    d = os.path.dirname(path)
+    env = unixport.path_env([d, unixport.PORTABLE, unixport.LIB])
+    env.update(RUN_UNIX_MODULE=os.path.basename(path)[:-3], RUN_UNIX_K=opts.k, RUN_UNIX_LABEL=run.label,
+               RUN_UNIX_MASK=CP_MASK if opts.circuitpython else "")
+    proc = subprocess.Popen(unixport.command(driver, heapsize=opts.heapsize), cwd=d, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    q = queue.Queue()
+    threading.Thread(target=_lines, args=(proc.stdout, q), daemon=True).start()
+    deadline = time.monotonic() + opts.timeout
     while True:
         try:
             line = q.get(timeout=max(0.05, deadline - time.monotonic()))
         except queue.Empty:
             proc.kill()
-            fail(current or "<module>", "timed out after %g s (rest of the file not run)" % opts.timeout)
-            current = None
+            run.fail(run.current or "<module>", "timed out after %g s (rest of the file not run)" % opts.timeout)
+            run.current = None
             break
         if line is None:
             break
-        if not line.startswith(MARK):
-            if opts.s:
-                out.write(line + "\n")
-            captured.append(line)
-            continue
-        status, _, name = line[len(MARK):].partition(" ")
-        if status == "START":
-            current, captured = name, []
+        if run.line(line):
             deadline = time.monotonic() + opts.timeout
-        elif status == "PASS":
-            counts["passed"] += 1
-            out.write("PASS %s::%s\n" % (label, name))
-        elif status == "SKIP":
-            counts["skipped"] += 1
-            out.write("SKIP %s::%s: %s\n" % (label, name, captured[-1] if captured else ""))
-        elif status in ("FAIL", "ERROR"):
-            fail(name, "")
-        elif status == "DONE":
-            done = True
-        if status != "START":
-            current, captured = None, []
-        out.flush()
     rc = proc.wait()
-    if not done and current is not None:
-        fail(current, "interpreter exited (status %d) during the test" % rc)
-    elif not done and rc != 0 and captured:
-        fail("<harness>", "interpreter exited with status %d" % rc)
+    if not run.done and run.current is not None:
+        run.fail(run.current, "interpreter exited (status %d) during the test" % rc)
+    elif not run.done and rc != 0 and run.captured:
+        run.fail("<harness>", "interpreter exited with status %d" % rc)
 
 
 def main(argv=None):
