@@ -156,14 +156,15 @@ class FrameDecoder:
                         self._mark = L + j - start
                     elif L and line[L - 1] == _START0 and data[start] == _START1:
                         self._mark = L - 1
-                    if k == n:
-                        piece = data
+                    if start == 0 and L + n <= len(line):
+                        # All of data fits: copy it whole (what follows the
+                        # line is not counted), no slice object at all.
+                        line[L:L + n] = data
                     else:  # a memoryview slice is a small fixed-size object, a bytes slice a copy
                         if mv is None:
                             mv = memoryview(data)
-                        piece = mv[start:end]
-                    line[self._line_len:self._line_len + k] = piece
-                    self._line_len += k
+                        line[L:L + k] = mv[start:end]
+                    self._line_len = L + k
             if nl < 0:
                 return
             self._end_line()
