@@ -220,7 +220,9 @@ def main(argv=None):
         import bench_mcu
 
         for buf in (384, 2048):
-            us, alloc, crc, data = bench_mcu.measure("native", buf, 300)
+            runs = [bench_mcu.measure("native", buf, 300) for _ in range(3)]  # fastest of 3: a shared machine
+            us, crc = min(r[0] for r in runs), min(r[2] for r in runs)
+            alloc, data = runs[0][1], runs[0][3]
             print("  buffer %4d: %5.1f us/chunk, %4d B garbage/chunk, %d data bytes/chunk; "
                   "a pure-Python CRC-16 pass: %.1f us" % (buf, us, alloc, data, crc))
     finally:
