@@ -20,6 +20,8 @@ package(
         "client.py",
         "compat.py",
         "crc16.py",
+        "dfu_smp.py",
+        "dfu_target.py",
         "errcodes.py",
         "errors.py",
         "framing.py",

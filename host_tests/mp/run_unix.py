@@ -20,7 +20,7 @@ Options:
   -k SUBSTR         only tests whose ``file::name`` contains SUBSTR
   -s                stream test output instead of showing it only on failure
   --timeout SEC     per-test limit (default 120, or $MP_TEST_TIMEOUT)
-  --heapsize N      fixed MicroPython heap in bytes (default 512 KiB; k/m suffixes)
+  --heapsize N      fixed MicroPython heap in bytes (default 3 MiB; k/m suffixes)
   --circuitpython   mask what CircuitPython lacks first (see cp_mask.py)
 """
 

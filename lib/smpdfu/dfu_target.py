@@ -38,7 +38,7 @@ def image_type(first_bytes):
     """
     from .mcuboot import IMAGE_MAGIC  # every backend loads it anyway
 
-    if len(first_bytes) >= 4 and int.from_bytes(bytes(first_bytes[:4]), "little") == IMAGE_MAGIC:
+    if len(first_bytes) >= 4 and bytes(first_bytes[:4]) == IMAGE_MAGIC:
         return MCUBOOT
     return None
 

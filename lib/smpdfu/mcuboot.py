@@ -20,7 +20,10 @@ from binascii import hexlify
 from .compat import const, sha256
 from .errors import BadImage
 
-IMAGE_MAGIC = const(0x96F3B83D)
+# 0x96f3b83d, as the 4 bytes a little-endian image starts with: compared as
+# bytes, since builds without long ints (small CircuitPython boards) cannot
+# even compile the number.
+IMAGE_MAGIC = b"\x3d\xb8\xf3\x96"
 IMAGE_HEADER_SIZE = const(32)
 TLV_INFO_MAGIC = const(0x6907)
 TLV_PROT_INFO_MAGIC = const(0x6908)
@@ -72,7 +75,7 @@ _DEFAULT_BUF = const(512)
 # standard boot magic, or (max_align > 8) 2 bytes of alignment + 14 fixed bytes.
 _BOOT_MAGIC = b"\x77\xc2\x95\xf3\x60\xd2\xef\x7f\x35\x52\x50\x0f\x2c\xb6\x79\x80"
 _BOOT_MAGIC_ALT_TAIL = b"\x2d\xe1\x5d\x29\x41\x0b\x8d\x77\x67\x9c\x11\x0f\x1f\x8a"
-_HDR_FMT = "<IIHHIIBBHI"
+_HDR_FMT = "<4xIHHIIBBHI"  # the header after its magic
 
 
 def hexstr(data):
@@ -181,13 +184,14 @@ def parse_header(buf):
     if len(buf) < IMAGE_HEADER_SIZE:
         raise BadImage("truncated image header: %d bytes (need %d)"
                        % (len(buf), IMAGE_HEADER_SIZE))
-    (magic, load_addr, hdr_size, prot_size, img_size, flags,
+    if bytes(buf[0:4]) != IMAGE_MAGIC:
+        found = "0x%02x%02x%02x%02x" % (buf[3], buf[2], buf[1], buf[0])
+        if bytes(buf[0:4]) == b"\x96\xf3\xb8\x3d":
+            raise BadImage("bad image magic %s: a big-endian image (expected "
+                           "little-endian 0x96f3b83d)" % found)
+        raise BadImage("bad image magic %s (expected 0x96f3b83d)" % found)
+    (load_addr, hdr_size, prot_size, img_size, flags,
      major, minor, rev, build) = struct.unpack_from(_HDR_FMT, buf, 0)
-    if magic != IMAGE_MAGIC:
-        if magic == 0x3DB8F396:
-            raise BadImage("bad image magic 0x%08x: a big-endian image (expected "
-                           "little-endian 0x%08x)" % (magic, IMAGE_MAGIC))
-        raise BadImage("bad image magic 0x%08x (expected 0x%08x)" % (magic, IMAGE_MAGIC))
     if hdr_size < IMAGE_HEADER_SIZE:
         raise BadImage("bad header size %d (less than %d)" % (hdr_size, IMAGE_HEADER_SIZE))
     if prot_size and prot_size < TLV_INFO_SIZE:

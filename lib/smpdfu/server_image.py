@@ -261,7 +261,7 @@ class ImageGroup:
                 raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_HEADER)
             if size is None:
                 raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_LENGTH)
-            if struct.unpack_from("<I", data, 0)[0] != IMAGE_MAGIC:
+            if bytes(data[0:4]) != IMAGE_MAGIC:
                 raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_IMAGE_HEADER_MAGIC)
             if sha is not None and len(sha) > 32:
                 raise GroupStatus(GROUP_IMAGE, IMG_ERR_INVALID_HASH)
