@@ -153,6 +153,7 @@ class SMPTarget(Target):
         self.retried = 0
         self.chunks = 0
         self.chunk_size = 0
+        self._len_for = (0, 0)  # (head size of "off", data bytes) last worked out by _chunk_len
         self.match = None
         self.resumed_from = 0
         self.info = None
@@ -301,7 +302,13 @@ class SMPTarget(Target):
 
     def _chunk_len(self, off):
         # Data bytes that fit in the request at ``off`` (the first one carries len, image, sha).
-        fixed = HEADER_SIZE + 1 + 4 + _head_size(off) + 5  # map head, "off": off, "data" key
+        # Past the first, they change only with the size of the offset's CBOR head.
+        left = self._size - off
+        hs = _head_size(off)
+        if off and self._len_for[0] == hs:
+            n = self._len_for[1]
+            return n if n < left else left
+        fixed = HEADER_SIZE + 1 + 4 + hs + 5  # map head, "off": off, "data" key
         if not off:
             fixed += 4 + _head_size(self._size) + 6 + _head_size(self._image)
             if self._sha:
@@ -314,7 +321,8 @@ class SMPTarget(Target):
             n -= 1
         if n <= 0:
             raise ProtocolError("server buffer of %d bytes is too small for an upload request" % self._limit)
-        left = self._size - off
+        if off:
+            self._len_for = (hs, n)
         return n if n < left else left
 
     def _send(self, off, n):
