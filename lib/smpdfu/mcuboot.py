@@ -25,50 +25,50 @@ from .errors import BadImage
 # even compile the number.
 IMAGE_MAGIC = b"\x3d\xb8\xf3\x96"
 IMAGE_HEADER_SIZE = const(32)
-TLV_INFO_MAGIC = const(0x6907)
-TLV_PROT_INFO_MAGIC = const(0x6908)
-TLV_INFO_SIZE = const(4)
+_TLV_INFO_MAGIC = const(0x6907)
+_TLV_PROT_INFO_MAGIC = const(0x6908)
+_TLV_INFO_SIZE = const(4)
 TLV_SIZE = const(4)
 
 # Header flags (bootutil/image.h, IMAGE_F_*).
-IMAGE_F_PIC = const(0x01)
-IMAGE_F_ENCRYPTED_AES128 = const(0x04)
-IMAGE_F_ENCRYPTED_AES256 = const(0x08)
+_IMAGE_F_PIC = const(0x01)
+_IMAGE_F_ENCRYPTED_AES128 = const(0x04)
+_IMAGE_F_ENCRYPTED_AES256 = const(0x08)
 IMAGE_F_NON_BOOTABLE = const(0x10)
-IMAGE_F_RAM_LOAD = const(0x20)
-IMAGE_F_ROM_FIXED = const(0x100)
-IMAGE_F_COMPRESSED_LZMA1 = const(0x200)
-IMAGE_F_COMPRESSED_LZMA2 = const(0x400)
-IMAGE_F_COMPRESSED_ARM_THUMB = const(0x800)
+_IMAGE_F_RAM_LOAD = const(0x20)
+_IMAGE_F_ROM_FIXED = const(0x100)
+_IMAGE_F_COMPRESSED_LZMA1 = const(0x200)
+_IMAGE_F_COMPRESSED_LZMA2 = const(0x400)
+_IMAGE_F_COMPRESSED_ARM_THUMB = const(0x800)
 
 # TLV types (bootutil/image.h, IMAGE_TLV_*).
-TLV_KEYHASH = const(0x01)
-TLV_PUBKEY = const(0x02)
-TLV_SHA256 = const(0x10)
-TLV_SHA384 = const(0x11)
-TLV_SHA512 = const(0x12)
-TLV_RSA2048_PSS = const(0x20)
-TLV_ECDSA224 = const(0x21)
-TLV_ECDSA_SIG = const(0x22)
-TLV_RSA3072_PSS = const(0x23)
-TLV_ED25519 = const(0x24)
-TLV_SIG_PURE = const(0x25)
-TLV_ENC_RSA2048 = const(0x30)
-TLV_ENC_KW = const(0x31)
-TLV_ENC_EC256 = const(0x32)
-TLV_ENC_X25519 = const(0x33)
-TLV_ENC_X25519_SHA512 = const(0x34)
-TLV_DEPENDENCY = const(0x40)
-TLV_SEC_CNT = const(0x50)
-TLV_BOOT_RECORD = const(0x60)
-TLV_DECOMP_SIZE = const(0x70)
-TLV_DECOMP_SHA = const(0x71)
-TLV_DECOMP_SIGNATURE = const(0x72)
-TLV_UUID_VID = const(0x74)
-TLV_UUID_CID = const(0x75)
+_TLV_KEYHASH = const(0x01)
+_TLV_PUBKEY = const(0x02)
+_TLV_SHA256 = const(0x10)
+_TLV_SHA384 = const(0x11)
+_TLV_SHA512 = const(0x12)
+_TLV_RSA2048_PSS = const(0x20)
+_TLV_ECDSA224 = const(0x21)
+_TLV_ECDSA_SIG = const(0x22)
+_TLV_RSA3072_PSS = const(0x23)
+_TLV_ED25519 = const(0x24)
+_TLV_SIG_PURE = const(0x25)
+_TLV_ENC_RSA2048 = const(0x30)
+_TLV_ENC_KW = const(0x31)
+_TLV_ENC_EC256 = const(0x32)
+_TLV_ENC_X25519 = const(0x33)
+_TLV_ENC_X25519_SHA512 = const(0x34)
+_TLV_DEPENDENCY = const(0x40)
+_TLV_SEC_CNT = const(0x50)
+_TLV_BOOT_RECORD = const(0x60)
+_TLV_DECOMP_SIZE = const(0x70)
+_TLV_DECOMP_SHA = const(0x71)
+_TLV_DECOMP_SIGNATURE = const(0x72)
+_TLV_UUID_VID = const(0x74)
+_TLV_UUID_CID = const(0x75)
 
-_SIG_TLVS = (TLV_RSA2048_PSS, TLV_ECDSA224, TLV_ECDSA_SIG, TLV_RSA3072_PSS,
-             TLV_ED25519, TLV_SIG_PURE)
+_SIG_TLVS = (_TLV_RSA2048_PSS, _TLV_ECDSA224, _TLV_ECDSA_SIG, _TLV_RSA3072_PSS,
+             _TLV_ED25519, _TLV_SIG_PURE)
 _HASH_SIZE = const(32)
 _DEFAULT_BUF = const(512)
 # The last 16 bytes of an image padded to its slot (imgtool --pad): the
@@ -152,7 +152,7 @@ class ImageInfo:
     @property
     def encrypted(self):
         """True when the image body is AES-encrypted."""
-        return bool(self.flags & (IMAGE_F_ENCRYPTED_AES128 | IMAGE_F_ENCRYPTED_AES256))
+        return bool(self.flags & (_IMAGE_F_ENCRYPTED_AES128 | _IMAGE_F_ENCRYPTED_AES256))
 
     @property
     def signed(self):
@@ -194,7 +194,7 @@ def parse_header(buf):
      major, minor, rev, build) = struct.unpack_from(_HDR_FMT, buf, 0)
     if hdr_size < IMAGE_HEADER_SIZE:
         raise BadImage("bad header size %d (less than %d)" % (hdr_size, IMAGE_HEADER_SIZE))
-    if prot_size and prot_size < TLV_INFO_SIZE:
+    if prot_size and prot_size < _TLV_INFO_SIZE:
         raise BadImage("bad protected TLV size %d" % prot_size)
     return ImageInfo(load_addr, hdr_size, prot_size, img_size, flags,
                      (major, minor, rev, build))
@@ -411,36 +411,36 @@ class ImageVerifier:
 
     def _after_body(self):
         if self.info.protected_tlv_size:
-            self._collect(_S_PINFO, TLV_INFO_SIZE)
+            self._collect(_S_PINFO, _TLV_INFO_SIZE)
         else:
             self._end_hashed()
 
     def _end_hashed(self):
         self._digest = None if self.skipped else self._img_hash.digest()
         self._img_hash = None
-        self._collect(_S_TINFO, TLV_INFO_SIZE)
+        self._collect(_S_TINFO, _TLV_INFO_SIZE)
 
     def _area(self, prot):
         info = self.info
-        at = self.pos - TLV_INFO_SIZE
+        at = self.pos - _TLV_INFO_SIZE
         magic, tot = struct.unpack_from("<HH", self._buf, 0)
         if prot:
-            if magic != TLV_PROT_INFO_MAGIC:
+            if magic != _TLV_PROT_INFO_MAGIC:
                 raise BadImage("bad protected TLV magic 0x%04x at offset %d (expected 0x%04x)"
-                               % (magic, at, TLV_PROT_INFO_MAGIC))
-            if tot < TLV_INFO_SIZE:
+                               % (magic, at, _TLV_PROT_INFO_MAGIC))
+            if tot < _TLV_INFO_SIZE:
                 raise BadImage("bad protected TLV size %d at offset %d" % (tot, at))
             if tot != info.protected_tlv_size:
                 raise BadImage("protected TLV area size %d does not match header's %d"
                                % (tot, info.protected_tlv_size))
         else:
-            if magic == TLV_PROT_INFO_MAGIC and not info.protected_tlv_size:
+            if magic == _TLV_PROT_INFO_MAGIC and not info.protected_tlv_size:
                 raise BadImage("protected TLV area at offset %d but the header says "
                                "protected_tlv_size 0" % at)
-            if magic != TLV_INFO_MAGIC:
+            if magic != _TLV_INFO_MAGIC:
                 raise BadImage("bad TLV info magic 0x%04x at offset %d (expected 0x%04x)"
-                               % (magic, at, TLV_INFO_MAGIC))
-            if tot < TLV_INFO_SIZE:
+                               % (magic, at, _TLV_INFO_MAGIC))
+            if tot < _TLV_INFO_SIZE:
                 raise BadImage("bad TLV area size %d" % tot)
             info.tlv_size = tot
         self._end = at + tot
@@ -467,13 +467,13 @@ class ImageVerifier:
                            % ("protected TLV" if prot else "TLV", t, n, self.pos - TLV_SIZE, self._end))
         if prot:
             info.protected_tlvs.append((t, n))
-            if t == TLV_SEC_CNT and n == 4:
+            if t == _TLV_SEC_CNT and n == 4:
                 self._collect(_S_PVAL, 4)
             else:
                 self._pass(_S_PSKIP, n)
             return
         info.tlvs.append((t, n))
-        if t == TLV_SHA256:
+        if t == _TLV_SHA256:
             if info.hash is not None:
                 self.fault = FAULT_HASHES
                 raise BadImage("more than one SHA256 TLV")
@@ -482,7 +482,7 @@ class ImageVerifier:
                 raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
             self._collect(_S_TVAL, _HASH_SIZE)
         else:
-            if t == TLV_SHA384 or t == TLV_SHA512:
+            if t == _TLV_SHA384 or t == _TLV_SHA512:
                 self._other_hash = t
             self._pass(_S_TSKIP, n)
 
@@ -493,7 +493,7 @@ class ImageVerifier:
             t = self._other_hash
             if t is not None:
                 raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
-                               "are supported" % (384 if t == TLV_SHA384 else 512, t))
+                               "are supported" % (384 if t == _TLV_SHA384 else 512, t))
             raise BadImage("missing SHA256 TLV")
         if info.encrypted or self.skipped:
             # imgtool hashes the plaintext, then encrypts: nothing to compare here.
