@@ -41,34 +41,34 @@ _IMAGE_F_COMPRESSED_LZMA1 = const(0x200)
 _IMAGE_F_COMPRESSED_LZMA2 = const(0x400)
 _IMAGE_F_COMPRESSED_ARM_THUMB = const(0x800)
 
-# TLV types (bootutil/image.h, IMAGE_TLV_*).
-_TLV_KEYHASH = const(0x01)
-_TLV_PUBKEY = const(0x02)
-_TLV_SHA256 = const(0x10)
-_TLV_SHA384 = const(0x11)
-_TLV_SHA512 = const(0x12)
-_TLV_RSA2048_PSS = const(0x20)
-_TLV_ECDSA224 = const(0x21)
-_TLV_ECDSA_SIG = const(0x22)
-_TLV_RSA3072_PSS = const(0x23)
-_TLV_ED25519 = const(0x24)
-_TLV_SIG_PURE = const(0x25)
-_TLV_ENC_RSA2048 = const(0x30)
-_TLV_ENC_KW = const(0x31)
-_TLV_ENC_EC256 = const(0x32)
-_TLV_ENC_X25519 = const(0x33)
-_TLV_ENC_X25519_SHA512 = const(0x34)
-_TLV_DEPENDENCY = const(0x40)
-_TLV_SEC_CNT = const(0x50)
-_TLV_BOOT_RECORD = const(0x60)
-_TLV_DECOMP_SIZE = const(0x70)
-_TLV_DECOMP_SHA = const(0x71)
-_TLV_DECOMP_SIGNATURE = const(0x72)
-_TLV_UUID_VID = const(0x74)
-_TLV_UUID_CID = const(0x75)
+# TLV types (bootutil/image.h, IMAGE_TLV_*): public, the CLI names TLVs from them.
+TLV_KEYHASH = const(0x01)
+TLV_PUBKEY = const(0x02)
+TLV_SHA256 = const(0x10)
+TLV_SHA384 = const(0x11)
+TLV_SHA512 = const(0x12)
+TLV_RSA2048_PSS = const(0x20)
+TLV_ECDSA224 = const(0x21)
+TLV_ECDSA_SIG = const(0x22)
+TLV_RSA3072_PSS = const(0x23)
+TLV_ED25519 = const(0x24)
+TLV_SIG_PURE = const(0x25)
+TLV_ENC_RSA2048 = const(0x30)
+TLV_ENC_KW = const(0x31)
+TLV_ENC_EC256 = const(0x32)
+TLV_ENC_X25519 = const(0x33)
+TLV_ENC_X25519_SHA512 = const(0x34)
+TLV_DEPENDENCY = const(0x40)
+TLV_SEC_CNT = const(0x50)
+TLV_BOOT_RECORD = const(0x60)
+TLV_DECOMP_SIZE = const(0x70)
+TLV_DECOMP_SHA = const(0x71)
+TLV_DECOMP_SIGNATURE = const(0x72)
+TLV_UUID_VID = const(0x74)
+TLV_UUID_CID = const(0x75)
 
-_SIG_TLVS = (_TLV_RSA2048_PSS, _TLV_ECDSA224, _TLV_ECDSA_SIG, _TLV_RSA3072_PSS,
-             _TLV_ED25519, _TLV_SIG_PURE)
+_SIG_TLVS = (TLV_RSA2048_PSS, TLV_ECDSA224, TLV_ECDSA_SIG, TLV_RSA3072_PSS,
+             TLV_ED25519, TLV_SIG_PURE)
 _HASH_SIZE = const(32)
 _DEFAULT_BUF = const(512)
 # The last 16 bytes of an image padded to its slot (imgtool --pad): the
@@ -467,13 +467,13 @@ class ImageVerifier:
                            % ("protected TLV" if prot else "TLV", t, n, self.pos - TLV_SIZE, self._end))
         if prot:
             info.protected_tlvs.append((t, n))
-            if t == _TLV_SEC_CNT and n == 4:
+            if t == TLV_SEC_CNT and n == 4:
                 self._collect(_S_PVAL, 4)
             else:
                 self._pass(_S_PSKIP, n)
             return
         info.tlvs.append((t, n))
-        if t == _TLV_SHA256:
+        if t == TLV_SHA256:
             if info.hash is not None:
                 self.fault = FAULT_HASHES
                 raise BadImage("more than one SHA256 TLV")
@@ -482,7 +482,7 @@ class ImageVerifier:
                 raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
             self._collect(_S_TVAL, _HASH_SIZE)
         else:
-            if t == _TLV_SHA384 or t == _TLV_SHA512:
+            if t == TLV_SHA384 or t == TLV_SHA512:
                 self._other_hash = t
             self._pass(_S_TSKIP, n)
 
@@ -493,7 +493,7 @@ class ImageVerifier:
             t = self._other_hash
             if t is not None:
                 raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
-                               "are supported" % (384 if t == _TLV_SHA384 else 512, t))
+                               "are supported" % (384 if t == TLV_SHA384 else 512, t))
             raise BadImage("missing SHA256 TLV")
         if info.encrypted or self.skipped:
             # imgtool hashes the plaintext, then encrypts: nothing to compare here.
