@@ -2,7 +2,7 @@
 
 Under MicroPython-on-node (host/smpdfu_host/mpy/demo.mjs) the UART is the harness's
 ``hostserial.HostSerial`` over the pty, on the MicroPython unix port
-(``make footprint``) ``unixserial.UnixSerial`` (host_tests/mp); on CPython
+(``make footprint``) ``unixserial.UnixSerial`` (host/smpdfu_host/mpy); on CPython
 (tests) it is pyserial.
 The harness sets ``UART_PORT`` (the pty path) before the app runs:
 ``import board_config; board_config.UART_PORT = "/dev/pts/N"``.
@@ -36,7 +36,7 @@ def make_uart():
     try:
         from hostserial import HostSerial  # the WebAssembly build under node (host/smpdfu_host/mpy)
     except ImportError:
-        from unixserial import UnixSerial  # the unix port (host_tests/mp, `make footprint`)
+        from unixserial import UnixSerial  # the unix port (host/smpdfu_host/mpy, `make footprint`)
 
         return UnixSerial(UART_PORT)
     return HostSerial(UART_PORT)

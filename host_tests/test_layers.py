@@ -68,6 +68,10 @@ def test_host_imports_nothing_from_host_tests():
     tests = _top_modules("host_tests") - _top_modules("host") - _top_modules("lib")
     assert "smpdev" in tests and "_portable" in tests and "imagegen" in tests
     bad = []
+    # board configs and on-board apps are deployed or run by host tools: same rule
+    for top in ("boards", "firmware"):
+        for p in _files(top, ".py"):
+            bad += ["%s:%d imports %s" % (_rel(p), n, m) for n, m in _imports(p) if m in tests]
     for p in _files("host", ".py"):
         bad += ["%s:%d imports %s" % (_rel(p), n, m) for n, m in _imports(p) if m in tests]
         with open(p) as f:

@@ -31,6 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MP_DIR = os.path.join(REPO, "host_tests", "mp")
+# the board-side tools the host board config imports (unixserial), never host_tests
+HARNESS_DIR = os.path.join(REPO, "host", "smpdfu_host", "mpy")
 for p in (MP_DIR, HERE, os.path.join(REPO, "host"), os.path.join(REPO, "lib")):
     if p not in sys.path:
         sys.path.insert(0, p)
@@ -128,7 +130,7 @@ def update_fits(heapsize, image, mpy_dir, work):
             t0 = time.monotonic()
             r = subprocess.run(unixport.command(os.path.join(REPO, "firmware", "main.py"), heapsize=heapsize),
                                capture_output=True, text=True, cwd=run, timeout=600,
-                               env=unixport.path_env([run, mpy_dir, MP_DIR]))
+                               env=unixport.path_env([run, mpy_dir, HARNESS_DIR]))
             secs = time.monotonic() - t0
             running = emu.running_version()
         try:
