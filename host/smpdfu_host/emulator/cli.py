@@ -6,6 +6,11 @@ control commands (``drop_rx 1``, ``corrupt_rx 1``, ``drop_tx 1``,
 ``corrupt_tx 1``, ``delay MS [N]``, ``reset_after_chunks N``, ``reset``,
 ``log_every MS [TEXT]``, ``stall_rx MS``, ``console TEXT``, ``version``,
 ``counters``), each answered by an ``ok ...`` line.
+
+With ``--ble`` the device is a Bumble peripheral instead (:mod:`.ble`); the
+first line is then ``ble: name=NAME hci=SPEC`` (SPEC: what ``smpdfu --hci``
+takes to reach it), ``drop_rx``/``drop_tx`` drop writes/notifications, and
+``disconnect`` drops the link.
 """
 
 import argparse
@@ -50,12 +55,41 @@ def build_parser(prog="smpdfu emulate"):
     p.add_argument("--reset-after-chunks", type=int, default=0, metavar="N",
                    help="fault: reset after the N-th upload chunk")
     p.add_argument("--reset-busy", action="store_true", help="refuse reset (EBUSY) unless force")
-    p.add_argument("--quiet", action="store_true", help="print only the pty line")
+    p.add_argument("--quiet", action="store_true", help="print only the pty (or ble) line")
+    b = p.add_argument_group("BLE (--ble: a Bumble peripheral instead of a pty; docs/emulator.md)")
+    b.add_argument("--ble", action="store_true",
+                   help="emulate smp_svr over BLE; first line: 'ble: name=NAME hci=SPEC'")
+    b.add_argument("--name", default="nrf-smp", help="advertised name (nrf-smp)")
+    b.add_argument("--hci", help="Bumble transport of a real controller for the peripheral "
+                   "(default: a virtual link, reached by other processes through hci=SPEC)")
+    b.add_argument("--phy", type=int, choices=(1, 2), default=2, help="LE PHY, 1 or 2 Mbit/s (2)")
+    b.add_argument("--interval", type=float, default=7.5, metavar="MS", help="connection interval (7.5 ms)")
+    b.add_argument("--data-length", type=int, default=251, help="LL data length, 27..251 (251)")
+    b.add_argument("--pdus-per-event", type=int, default=0, help="PDUs per connection event (0: as fit)")
+    b.add_argument("--mtu", type=int, default=498, help="ATT MTU the peripheral accepts (498)")
+    b.add_argument("--no-reassembly", action="store_true",
+                   help="no MCUMGR_TRANSPORT_BT_REASSEMBLY: one write per request")
+    b.add_argument("--no-timing", action="store_true", help="no air-time pacing")
     return p
 
 
 def config_from_args(a):
-    return EmulatorConfig(
+    if a.ble:
+        from .ble import BLEConfig
+
+        extra = dict(name=a.name, phy=a.phy, interval_ms=a.interval, data_length=a.data_length,
+                     pdus_per_event=a.pdus_per_event, mtu=a.mtu, reassembly=not a.no_reassembly,
+                     timing=not a.no_timing)
+        kw = _common_config(a)
+        if a.buf_size == EmulatorConfig.defaults["buf_size"]:
+            kw["buf_size"] = BLEConfig.defaults["buf_size"]  # smp_svr's BT overlay unless asked
+        kw.update(extra)
+        return BLEConfig(**kw)
+    return EmulatorConfig(**_common_config(a))
+
+
+def _common_config(a):
+    return dict(
         baud=a.baud, flash=a.flash, slot_size=a.slot_size, buf_size=a.buf_size,
         buf_count=a.buf_count, line_bufs=a.line_bufs, line_buf_size=a.line_buf_size,
         v1_only=a.v1, rc_errors=a.rc_errors, flash_speed=a.flash_speed,
@@ -64,6 +98,26 @@ def config_from_args(a):
         banner=not a.no_banner, log_every_ms=a.log_every, factory_version=a.factory_version,
         factory_size=a.factory_size, factory_image=a.factory_image,
         reset_after_chunks=a.reset_after_chunks, reset_busy=a.reset_busy)
+
+
+def make_emulator(a, on_event=None):
+    """The emulator the parsed options ``a`` describe (serial on a pty, or BLE)."""
+    if a.ble:
+        from .ble import BLEEmulator
+
+        return BLEEmulator(config_from_args(a), on_event=on_event, hci=a.hci)
+    return Emulator(config_from_args(a), on_event=on_event)
+
+
+def first_line(a, emu):
+    """``pty: /dev/pts/N``, or ``ble: name=NAME hci=SPEC``: how another process reaches ``emu``.
+
+    SPEC is the relay of the virtual link; with ``--hci`` (a real
+    controller) other processes use their own controller: ``hci=air``.
+    """
+    if a.ble:
+        return "ble: name=%s hci=%s" % (emu.cfg.name, emu.hci or "air")
+    return "pty: %s" % emu.path
 
 
 def format_event(kind, info):
@@ -88,10 +142,10 @@ def main(argv=None):
         if not a.quiet:
             say(format_event(kind, info))
 
-    emu = Emulator(config_from_args(a), on_event=None)
+    emu = make_emulator(a)
     stop = threading.Event()
     emu.start()
-    say("pty: %s" % emu.path)
+    say(first_line(a, emu))
     for kind, info in [(e[1], e[2]) for e in emu.events]:
         on_event(kind, info)
     emu.on_event = on_event

@@ -119,6 +119,26 @@ class Emulator:
     def start(self):
         """Create the flash (factory image if new), open the pty, boot. Returns self."""
         c = self.cfg
+        self._open_flash()
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self.slave)
+        self.lines = LineBuffers(c.line_bufs, c.line_buf_size)
+        self.pool = NetBufPool(c.buf_count)
+        self.asm = FrameAssembler(c.buf_size, self.pool)
+        self.running = True
+        self._boot("power-on")
+        for fn in (self._rx_loop, self._worker_loop, self._log_loop):
+            t = threading.Thread(target=fn, daemon=True, name="emu" + fn.__name__)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _open_flash(self):
+        # The flash file (temporary unless configured), with a factory image when new.
+        c = self.cfg
         path = c.flash
         if path is None:
             fd, path = tempfile.mkstemp(prefix="smpdfu-flash-", suffix=".bin")
@@ -135,21 +155,6 @@ class Emulator:
             bootloader.install_factory(self.flash, img)
             self._emit("factory", version=c.factory_version if not c.factory_image else None,
                        size=len(img))
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self.slave)
-        self.lines = LineBuffers(c.line_bufs, c.line_buf_size)
-        self.pool = NetBufPool(c.buf_count)
-        self.asm = FrameAssembler(c.buf_size, self.pool)
-        self.running = True
-        self._boot("power-on")
-        for fn in (self._rx_loop, self._worker_loop, self._log_loop):
-            t = threading.Thread(target=fn, daemon=True, name="emu" + fn.__name__)
-            t.start()
-            self._threads.append(t)
-        return self
 
     def stop(self):
         """Stop the threads and close the pty and the flash file."""
