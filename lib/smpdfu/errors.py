@@ -23,6 +23,14 @@ class ProtocolError(SMPError):
     """A response did not make sense for the request (wrong group, no field...)."""
 
 
+class LinkError(SMPError):
+    """The link failed: a BLE connection dropped, or the SMP service is missing."""
+
+
+class NotFound(LinkError):
+    """No device matching the name, address or service was found in time."""
+
+
 class BadImage(SMPError):
     """An MCUboot image file failed parsing or verification."""
 
