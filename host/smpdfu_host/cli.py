@@ -3,6 +3,7 @@
 Follows the conventions of ``smpmgr`` and ``mcumgr``::
 
     smpdfu --port /dev/ttyACM0 [--baud 115200] [--timeout 3] [--json] [-v] COMMAND
+    smpdfu --ble NAME|ADDRESS [--hci usb:0] COMMAND   # over Bluetooth LE (Bumble)
     smpdfu --port PORT image upload app.signed.bin
     smpdfu image info app.signed.bin          # offline: no --port needed
     smpdfu emulate --baud 115200 ...          # the emulated nRF (its own options)
@@ -20,13 +21,16 @@ import os
 import sys
 
 from smpdfu import mcuboot
-from smpdfu.errors import BadImage, DeviceError, FrameError, ProtocolError, SMPError, SMPTimeout
+from smpdfu.errors import BadImage, DeviceError, FrameError, LinkError, NotFound, ProtocolError, SMPError, SMPTimeout
 
 from .progress import Progress
 
 DEFAULT_BAUD = 115200
 DEFAULT_TIMEOUT = 3.0
 ENV_PORT = "SMPDFU_PORT"
+ENV_HCI = "SMPDFU_HCI"
+DEFAULT_HCI = "usb:0"
+BLE_ANY = "any"  # --ble any: the first device advertising the SMP service
 # The client's largest packet; the upload asks the server for its own (buf_size).
 MAX_PACKET = 4096
 # bytes of an upload request besides the data, at most (header, CBOR keys,
@@ -62,6 +66,15 @@ def _add_globals(p, top):
     g.add_argument("-p", "--port", default=d(os.environ.get(ENV_PORT)),
                    help="serial device or pyserial URL (socket://, rfc2217://, loop://); "
                         "default $%s" % ENV_PORT)
+    g.add_argument("--ble", metavar="NAME|ADDRESS", default=d(None),
+                   help="use Bluetooth LE instead of a serial port: the device's name or address "
+                        "('%s': the first one advertising the SMP service)" % BLE_ANY)
+    g.add_argument("--hci", default=d(os.environ.get(ENV_HCI, DEFAULT_HCI)),
+                   help="Bumble HCI transport of the BLE controller (usb:0, serial:/dev/ttyACM0, "
+                        "hci-socket:0, tcp-client:HOST:PORT...); default $%s or %s" % (ENV_HCI, DEFAULT_HCI))
+    g.add_argument("--ble-reassembly", choices=("auto", "on", "off"), default=d("auto"),
+                   help="does the device reassemble requests split over several writes "
+                        "(MCUMGR_TRANSPORT_BT_REASSEMBLY)? auto: yes when its buffer is > 384 bytes")
     g.add_argument("-b", "--baud", type=int, default=d(DEFAULT_BAUD),
                    help="baud rate (default %d)" % DEFAULT_BAUD)
     g.add_argument("-t", "--timeout", type=float, default=d(DEFAULT_TIMEOUT),
@@ -82,7 +95,8 @@ def build_parser():
     """The argparse parser of ``smpdfu``."""
     top = argparse.ArgumentParser(
         prog="smpdfu",
-        description="Update the firmware of a Zephyr/MCUboot device over SMP (MCUmgr) on a serial line.")
+        description="Update the firmware of a Zephyr/MCUboot device over SMP (MCUmgr) on a serial line "
+                    "or Bluetooth LE.")
     _add_globals(top, True)
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -318,7 +332,9 @@ def load_image(path, out, no_verify=False):
 # ---------------------------------------------------------------- device
 
 def connect(args):
-    """Open the port; returns an SMPClient (attribute ``transport`` to close)."""
+    """Open the port (or the BLE link); returns an SMPClient (attribute ``transport`` to close)."""
+    if args.ble:
+        return connect_ble(args)
     if not args.port:
         raise CLIError("no port: give --port PORT (or set $%s)" % ENV_PORT, 2)
     from smpdfu.client import SMPClient
@@ -334,6 +350,25 @@ def connect(args):
         raise CLIError("cannot open port %s: %s" % (args.port, _oserror_text(e)))
     transport = SerialTransport(uart, max_packet=MAX_PACKET, line_gap_ms=args.line_gap)
     transport.reset()  # drop boot logs and anything stale
+    return SMPClient(transport, timeout_ms=int(args.timeout * 1000))
+
+
+def connect_ble(args):
+    """Scan for ``args.ble`` on the ``args.hci`` controller and connect; returns an SMPClient."""
+    from smpdfu.ble import BLETransport
+    from smpdfu.client import SMPClient
+
+    from .ble_bumble import BumbleAdapter
+
+    target = None if args.ble == BLE_ANY else args.ble
+    reassembly = {"auto": None, "on": True, "off": False}[args.ble_reassembly]
+    adapter = BumbleAdapter(args.hci)
+    try:
+        transport = BLETransport(adapter, target, reassembly, max_packet=MAX_PACKET,
+                                 connect_ms=int(max(args.timeout, 10) * 1000))
+    except BaseException:
+        adapter.close()
+        raise
     return SMPClient(transport, timeout_ms=int(args.timeout * 1000))
 
 
@@ -593,6 +628,10 @@ def error_message(e, args, words):
             args.timeout, words, "" if not args.verbose else ": %s" % e)
     if isinstance(e, DeviceError):
         return "%s: %s" % (type(e).__name__, e)
+    if isinstance(e, NotFound):
+        return "not found: %s" % e
+    if isinstance(e, LinkError):
+        return "BLE link (%s): %s" % (words, e)
     if isinstance(e, BadImage):
         return "bad image %s: %s" % (getattr(args, "file", "?"), e)
     if isinstance(e, (FrameError, ProtocolError)):
@@ -606,7 +645,8 @@ def error_message(e, args, words):
     return "%s: %s" % (type(e).__name__, e)
 
 
-_VALUE_OPTIONS = ("-p", "--port", "-b", "--baud", "-t", "--timeout", "--line-gap")
+_VALUE_OPTIONS = ("-p", "--port", "-b", "--baud", "-t", "--timeout", "--line-gap", "--ble", "--hci",
+                  "--ble-reassembly")
 
 
 def _command_index(argv):

@@ -4,7 +4,7 @@ from binascii import unhexlify
 
 from . import cbor
 from .compat import sleep_ms, ticks_diff, ticks_ms
-from .errors import FrameError, ProtocolError, SMPTimeout, error_from_response
+from .errors import FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
 from .header import HEADER_SIZE, pack_header, unpack_header
 from .messages import ImageSlot, McuMgrParams
 from .proto import (GROUP_IMAGE, GROUP_OS, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE,
@@ -189,7 +189,7 @@ class SMPClient:
         rsp = self.request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": text}, timeout_ms)
         return self._field(rsp, "r", GROUP_OS, OS_ECHO)
 
-    def reset(self, force=False, boot_mode=None, settle_ms=300):
+    def reset(self, force=False, boot_mode=None, settle_ms=300, reconnect_ms=5000):
         """Ask the device to reset; returns once it has gone down.
 
         The device answers first and resets a little later (Zephyr's
@@ -197,7 +197,9 @@ class SMPClient:
         ``settle_ms`` after the answer: a :meth:`wait_until_ready` right after
         then talks to the rebooted device, not to the old one.
         ``force`` overrides a refusal (EBUSY); ``boot_mode`` (0 normal,
-        1 bootloader) needs a newer server.
+        1 bootloader) needs a newer server. Over a transport that has
+        ``reconnect`` (BLE) it waits for the link to drop instead and tries to
+        reconnect within ``reconnect_ms``.
         """
         body = {}
         if force:
@@ -205,7 +207,16 @@ class SMPClient:
         if boot_mode is not None:
             body["boot_mode"] = boot_mode
         self.request(OP_WRITE, GROUP_OS, OS_RESET, body)
-        if settle_ms:
+        reconnect = getattr(self.transport, "reconnect", None)
+        if reconnect is not None:
+            # A link that drops with the reset (BLE): wait for the drop, then
+            # connect to the rebooted device. If it is not back yet, the next
+            # request (or wait_until_ready) tries again.
+            try:
+                reconnect(reconnect_ms)
+            except LinkError:
+                pass
+        elif settle_ms:
             sleep_ms(settle_ms)
 
     def params(self):
@@ -234,8 +245,8 @@ class SMPClient:
             try:
                 if self.echo("ready", attempt_ms) == "ready":
                     return
-            except (SMPTimeout, FrameError, ProtocolError):
-                pass
+            except (SMPTimeout, FrameError, ProtocolError, LinkError):
+                pass  # LinkError: a BLE device still booting is not found yet
             if ticks_diff(ticks_ms(), t0) >= timeout_ms:
                 raise SMPTimeout("device did not answer an echo within %d ms" % timeout_ms)
 

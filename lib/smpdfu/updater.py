@@ -21,7 +21,7 @@ never confirmed, reset or overwritten: the run stops with a message instead.
 from binascii import hexlify
 
 from .compat import sleep_ms, ticks_diff, ticks_ms
-from .errors import BadImage, DeviceError, FrameError, ProtocolError, SMPError, SMPTimeout
+from .errors import BadImage, DeviceError, FrameError, LinkError, ProtocolError, SMPError, SMPTimeout
 
 UPDATED = "updated"
 UP_TO_DATE = "up-to-date"
@@ -271,7 +271,7 @@ class Updater:
         self.log("resetting the neighbour")
         try:
             self.client.reset()
-        except SMPTimeout:
+        except (SMPTimeout, LinkError):
             pass  # it may reboot before its answer is out: the wait below tells
         t0 = ticks_ms()
         sleep_ms(_POLL_MS)
@@ -284,7 +284,7 @@ class Updater:
             try:
                 self.client.wait_until_ready(left, 250)
                 active, other = self._slots()
-            except (SMPTimeout, FrameError, ProtocolError) as e:
+            except (SMPTimeout, FrameError, ProtocolError, LinkError) as e:
                 # The old firmware answered the echo just before going down
                 # (Zephyr resets CONFIG_MCUMGR_GRP_OS_RESET_MS after answering).
                 err = e

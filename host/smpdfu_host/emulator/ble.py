@@ -99,6 +99,7 @@ class BLEEmulator(Emulator):
         self._want = 0
         self._air = queue.Queue()  # (due time, link generation, bytes) in air order
         self._advertising = False
+        self._quiet = True  # no advertising while down
         self._loop = None
         c = self.cfg
         self.timing = LinkTiming(c.phy, c.interval_ms, c.data_length, c.pdus_per_event) if c.timing else None
@@ -195,6 +196,8 @@ class BLEEmulator(Emulator):
     # --- advertising and connections -----------------------------------------------
 
     async def _advertise(self):
+        if self._advertising:
+            return
         c = self.cfg
         ads = [(AdvertisingData.FLAGS, bytes([0x06])),
                (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, bytes(UUID(SMP_SERVICE_UUID)))]
@@ -205,13 +208,14 @@ class BLEEmulator(Emulator):
             # Zephyr's smp_svr: the name only in the scan response. (Bumble's
             # virtual controller never sends scan responses: keep names short.)
             adv = bytes(AdvertisingData(ads))
-        await self.device.start_advertising(advertising_data=adv, scan_response_data=scan_rsp, auto_restart=True,
+        await self.device.start_advertising(advertising_data=adv, scan_response_data=scan_rsp,
                                             advertising_interval_min=_ADV_INTERVAL_MS,
                                             advertising_interval_max=_ADV_INTERVAL_MS)
         self._advertising = True
 
     async def _go_quiet(self):
-        # Stop advertising (auto-restart included), then drop the link: a reset.
+        # Stop advertising, then drop the link: a reset (nothing restarts it).
+        self._quiet = True
         if self._advertising:
             self._advertising = False
             await self.device.stop_advertising()
@@ -224,6 +228,7 @@ class BLEEmulator(Emulator):
 
     def _on_connection(self, conn):
         self.conn = conn
+        self._advertising = False  # a connection ends advertising
         if self.timing is not None:
             self.timing.reset()
         self._emit("ble-connect", peer=str(conn.peer_address))
@@ -234,6 +239,9 @@ class BLEEmulator(Emulator):
             self.conn = None
         self._purge()
         self._emit("ble-disconnect", reason=reason)
+        if not self._quiet and self.running:
+            # smp_svr advertises again once the link is gone
+            self._loop.loop.create_task(self._advertise())
 
     def _purge(self):
         # smp_bt: a disconnect drops this link's queued requests and partial packet.
@@ -344,6 +352,7 @@ class BLEEmulator(Emulator):
         self._purge()
         Emulator._boot(self, reason)
         if not self.bricked and self._loop is not None:
+            self._quiet = False
             self._loop.run(self._advertise(), 10)
 
     # --- faults ------------------------------------------------------------------------
