@@ -162,6 +162,7 @@ class SMPDevice:
                  skim=False, page_size=4096):
         self.buf_size = buf_size
         self.buf_count = buf_count
+        self.frame_overhead = _FRAME_OVERHEAD  # serial framing shares the net_buf (BLE: 0)
         self.skim = skim
         self.flash = NullFlash(slot_size) if skim else MemoryFlash(slot_size, page_size)
         self.server = SMPServer(buf_size, buf_count, v1_only=v1)
@@ -372,7 +373,7 @@ class SMPDevice:
         n = wire_len or len(pkt)
         if n > self.max_request:
             self.max_request = n
-        if n > self.buf_size - _FRAME_OVERHEAD:
+        if n > self.buf_size - self.frame_overhead:
             self.oversize += 1  # does not fit Zephyr's net_buf: dropped silently
             return
         if self.drop_requests:
