@@ -102,12 +102,23 @@ class BLETransport:
     def send(self, length):
         """Write ``packet[:length]``: in one write, or in MTU - 3 pieces when the server reassembles.
 
-        Reconnects first when the link is down; a full controller queue is
-        waited on.
+        Reconnects first when the link is down, and once more when it drops
+        in the middle of the packet (the server dropped the pieces it had);
+        a full controller queue is waited on.
         """
         adapter = self.adapter
-        if not adapter.connected:
-            self.reconnect(self.connect_ms)
+        for attempt in (0, 1):
+            if not adapter.connected:
+                self.reconnect(self.connect_ms)
+            try:
+                self._write(length)
+                return
+            except LinkError:
+                if attempt or adapter.connected:
+                    raise
+
+    def _write(self, length):
+        adapter = self.adapter
         step = adapter.mtu - _ATT_OVERHEAD
         if length > step and not self._reasm:
             raise ProtocolError("request of %d bytes does not fit one BLE write (MTU %d) and the server "

@@ -81,9 +81,10 @@ class BLEEmulator(Emulator):
 
     ``hci``: a Bumble transport spec for the peripheral's own controller;
     None (default) builds a virtual link with a relay controller for other
-    processes (:attr:`hci`). Faults as on serial: :meth:`drop_rx_lines` drops
-    whole writes, :meth:`drop_tx_lines` single notifications, plus
-    :meth:`disconnect`.
+    processes (:attr:`hci`). Faults as on serial, per BLE packet:
+    :meth:`drop_rx_lines` drops whole writes, :meth:`corrupt_rx_lines` flips
+    a bit in the last byte of a write, :meth:`drop_tx_lines` loses single
+    notifications; plus :meth:`disconnect` and :meth:`disconnect_after_chunks`.
     """
 
     def __init__(self, config=None, on_event=None, hci=None, **kw):
@@ -98,6 +99,7 @@ class BLEEmulator(Emulator):
         self._partial = None  # reassembly: the packet being collected
         self._want = 0
         self._air = queue.Queue()  # (due time, link generation, bytes) in air order
+        self._disconnect_after = 0
         self._advertising = False
         self._quiet = True  # no advertising while down
         self._loop = None
@@ -285,6 +287,12 @@ class BLEEmulator(Emulator):
             self._faults["drop_rx"] -= 1
             self.stats["rx_writes_dropped_fault"] += 1
             return
+        if self._faults["corrupt_rx"] > 0 and len(data) > HEADER_SIZE:
+            # a bit flipped past the header: only the image data notices it
+            self._faults["corrupt_rx"] -= 1
+            self.stats["rx_writes_corrupted_fault"] += 1
+            data = bytearray(data)
+            data[-1] ^= 0x01
         c = self.cfg
         if self._partial is None:
             if len(data) < HEADER_SIZE:
@@ -363,6 +371,18 @@ class BLEEmulator(Emulator):
         if conn is not None:
             self._loop.call(lambda: self._loop.loop.create_task(conn.disconnect()))
 
+    def disconnect_after_chunks(self, n):
+        """Drop the link after the ``n``-th upload chunk from now is written."""
+        self._disconnect_after = n
+
+    def _image_listener(self, kind, info):
+        Emulator._image_listener(self, kind, info)
+        if kind == "upload-chunk" and self._disconnect_after:
+            self._disconnect_after -= 1
+            if not self._disconnect_after:
+                self.stats["disconnects_fault"] += 1
+                self.disconnect()
+
     def counters(self):
         """Link and server counters."""
         d = dict(self.stats)
@@ -370,8 +390,12 @@ class BLEEmulator(Emulator):
         return d
 
     def command(self, line):
-        """As :meth:`.device.Emulator.command`, plus ``disconnect``."""
-        if line.strip() == "disconnect":
+        """As :meth:`.device.Emulator.command`, plus ``disconnect`` and ``disconnect_after_chunks N``."""
+        parts = line.split()
+        if parts == ["disconnect"]:
             self.disconnect()
+            return "ok"
+        if len(parts) == 2 and parts[0] == "disconnect_after_chunks" and parts[1].isdigit():
+            self.disconnect_after_chunks(int(parts[1]))
             return "ok"
         return Emulator.command(self, line)

@@ -9,7 +9,9 @@ needs it::
         emu.drop_rx_lines(2)                 # a fault, sent over stdin
         emu.running_version()                # "1.0.0"
 
-The child prints ``pty: /dev/pts/N`` first, then one line per event (see
+The child prints ``pty: /dev/pts/N`` (with ``--ble``: ``ble: name=NAME
+hci=SPEC``, then :attr:`name` and :attr:`hci` are set and ``path`` is the
+SPEC) first, then one line per event (see
 :mod:`smpdfu_host.emulator.cli`); it answers each control command on stdin
 with one ``ok ...`` (or ``error ...``) line. A reader thread keeps draining
 its stdout (so a chatty emulator never blocks on a full pipe): reply lines go
@@ -71,6 +73,7 @@ class EmulatorProcess:
         self.echo = echo
         self.prefix = prefix
         self.path = None
+        self.name = self.hci = None  # with --ble: the advertised name and the HCI spec
         self.lines = []  #: event lines so far (without the pty line and command replies)
         self._replies = []
         self._cond = threading.Condition()
@@ -96,6 +99,11 @@ class EmulatorProcess:
             with self._cond:
                 if self.path is None and line.startswith("pty: "):
                     self.path = line[5:].strip()
+                elif self.path is None and line.startswith("ble: "):
+                    # --ble: "ble: name=NAME hci=SPEC"; path is the SPEC to reach it
+                    f = dict(kv.split("=", 1) for kv in line[5:].split())
+                    self.name, self.hci = f.get("name"), f.get("hci")
+                    self.path = self.hci
                 elif _is_reply(line):
                     self._replies.append(line)
                 else:
