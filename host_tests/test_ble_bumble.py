@@ -156,3 +156,30 @@ def test_emulate_ble_in_another_process(image):
         # a second central process after the first one has gone
         assert run(["--ble", "any", "--hci", p.hci, "image", "upload", str(image), "--no-progress"]) == 0
         p.wait_line("upload-done")
+
+
+def test_smpclient_bumble_transport_talks_to_the_emulator(emu, image):
+    # Wire oracle: PyPI smpclient's own Bumble transport against the peripheral.
+    import asyncio
+
+    from smpclient import SMPClient as PyPISMPClient
+    from smpclient.requests.image_management import ImageStatesRead
+    from smpclient.requests.os_management import EchoWrite
+    from smpclient.transport.bumble import SMPBumbleTransport
+
+    with open(image, "rb") as f:
+        data = f.read()
+
+    async def go():
+        transport = SMPBumbleTransport(hci=emu.hci)
+        async with PyPISMPClient(transport, emu.cfg.address, timeout_s=10.0) as client:
+            echo = await client.request(EchoWrite(d="oracle"))
+            async for _off in client.upload(data):
+                pass
+            state = await client.request(ImageStatesRead())
+            return echo.r, [i.slot for i in state.images]
+
+    r, slots = asyncio.run(go())
+    assert r == "oracle"
+    assert slots == [0, 1]
+    assert emu.wait_event("upload-done")["match"] is True

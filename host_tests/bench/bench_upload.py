@@ -12,7 +12,12 @@ sized from the device's buf_size, pipelined within buf_count); smpclient with
 its default ``Auto`` fragmentation (messages up to buf_size - 4);
 mcumgr-toolkit with ``use_auto_frame_size()``.
 
-    python host_tests/bench/bench_upload.py [--size 65536] [--quick] [--only smpdfu,...]
+    python host_tests/bench/bench_upload.py [--size 65536] [--quick] [--only smpdfu,...] [--no-ble]
+
+BLE rows: smpdfu (Bumble central) and smpclient (its Bumble transport) against
+``smpdfu emulate --ble`` (smp_svr's BT overlay: MTU 498, reassembly, 2475-byte
+buffers) at 1M and 2M PHY and 7.5/15/30 ms connection intervals, data length
+251, beside the link's own ceiling for 495-byte writes (ble_timing.LinkTiming).
 
 A benchmark, not a test: it prints a table and asserts nothing about time.
 """
@@ -109,6 +114,92 @@ def run_mcumgr_toolkit(port, baud, path):
 RUNNERS = {"smpdfu": run_smpdfu, "smpclient": run_smpclient, "mcumgr-toolkit": run_mcumgr_toolkit}
 
 
+# ---------------------------------------------------------------- BLE
+
+BLE_LINKS = [(phy, interval) for phy in (1, 2) for interval in (7.5, 15, 30)]
+BLE_CLIENTS = ("smpdfu", "smpclient")
+
+
+def run_smpdfu_ble(emu, path):
+    from smpdfu.ble import BLETransport
+    from smpdfu_host.ble_bumble import BumbleAdapter
+
+    c = SMPClient(BLETransport(BumbleAdapter(emu.hci), emu.name, max_packet=4096), timeout_ms=5000)
+    try:
+        with open(path, "rb") as f:
+            info = mcuboot.verify(f)
+            f.seek(0)
+            t0 = time.perf_counter()
+            res = c.upload(f, info.file_size, sha=info.file_sha)
+            dt = time.perf_counter() - t0
+        for s in c.image_state():
+            if s.slot == 1:
+                h = s.hash.hex()
+        return dt, {"chunk": res.chunk_size, "window": res.window, "retries": res.retries, "hash": h}
+    finally:
+        c.transport.close()
+
+
+def run_smpclient_ble(emu, path):
+    from smpclient import SMPClient as PyPISMPClient
+    from smpclient.requests.image_management import ImageStatesRead
+    from smpclient.transport.bumble import SMPBumbleTransport
+
+    with open(path, "rb") as f:
+        data = f.read()
+
+    async def go():
+        transport = SMPBumbleTransport(hci=emu.hci)
+        async with PyPISMPClient(transport, "F0:F1:F2:F3:F4:F5", timeout_s=10.0) as client:
+            t0 = time.perf_counter()
+            async for _off in client.upload(data):
+                pass
+            dt = time.perf_counter() - t0
+            r = await client.request(ImageStatesRead())
+            h = [bytes(i.hash).hex() for i in r.images if i.slot == 1]
+            return dt, {"chunk": transport.max_unencoded_size, "hash": h[0] if h else None}
+
+    return asyncio.run(go())
+
+
+def ble_run(name, phy, interval, path, digest, workdir):
+    flash = os.path.join(workdir, "flash-ble-%s-%d-%s.bin" % (name, phy, interval))
+    emu = EmulatorProcess(["--ble", "--phy", phy, "--interval", interval], flash=flash, via_cli=True)
+    try:
+        dt, extra = (run_smpdfu_ble if name == "smpdfu" else run_smpclient_ble)(emu, path)
+        extra["ok"] = extra.pop("hash") == digest
+        if not extra["ok"]:
+            extra["error"] = "slot 1 does not hold the image"
+        return dt, extra
+    except Exception as e:  # noqa: BLE001 - a failing client is a row, not a crash
+        return None, {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+    finally:
+        emu.stop()
+        try:
+            os.remove(flash)
+        except OSError:
+            pass
+
+
+def ble_rows(clients, path, digest, nbytes, workdir):
+    """Upload over BLE at each PHY and interval; print and return the rows."""
+    from smpdfu_host.emulator.ble_timing import LinkTiming
+
+    rows = []
+    for phy, interval in BLE_LINKS:
+        ceiling = LinkTiming(phy, interval).ceiling(495) / 1000
+        link = "BLE %dM PHY, %g ms, DLE 251" % (phy, interval)
+        for name in clients:
+            if name not in BLE_CLIENTS:
+                continue
+            dt, extra = ble_run(name, phy, interval, path, digest, workdir)
+            extra["ceiling"] = "%.0f kB/s" % ceiling
+            rows.append((name, link, nbytes, dt, nbytes / dt / 1000 if dt else None, extra))
+            note = "" if extra.get("ok") else "FAILED: %s" % extra.get("error")
+            print("  %-15s %-30s %s %s" % (name, link, "%.2f s" % dt if dt else "-", note), flush=True)
+    return rows
+
+
 def slot1_hash(port, baud):
     c = smpdfu_client(port, baud)
     try:
@@ -160,6 +251,8 @@ def main(argv=None):
     ap.add_argument("--bauds", default=None, help="comma-separated baud rates (default 115200,1000000)")
     ap.add_argument("--buf-sizes", default="default,2048", help="emulator buf_size values ('default' = its own)")
     ap.add_argument("--emu-arg", action="append", default=[], help="extra emulator argument (repeatable)")
+    ap.add_argument("--no-ble", action="store_true", help="no BLE rows")
+    ap.add_argument("--ble-only", action="store_true", help="only the BLE rows")
     args = ap.parse_args(argv)
 
     clients = [c for c in args.only.split(",") if c]
@@ -178,7 +271,7 @@ def main(argv=None):
 
     rows = []
     results = {}
-    for baud in bauds:
+    for baud in ([] if args.ble_only else bauds):
         for buf in bufs:
             link = "%d baud, buf_size %s" % (baud, buf or "default")
             for name in clients:
@@ -189,11 +282,14 @@ def main(argv=None):
                 note = "" if extra.get("ok") else "FAILED: %s" % extra.get("error")
                 print("  %-15s %-30s %s %s" % (name, link, "%.2f s" % dt if dt else "-", note), flush=True)
 
+    if not args.no_ble:
+        rows += ble_rows(clients, path, digest, nbytes, work)
+
     print()
     hdr = ("client", "link", "bytes", "seconds", "kB/s", "details")
     table = []
     for name, link, n, dt, rate, extra in rows:
-        det = " ".join("%s=%s" % (k, extra[k]) for k in ("chunk", "window", "retries") if k in extra)
+        det = " ".join("%s=%s" % (k, extra[k]) for k in ("chunk", "window", "retries", "ceiling") if k in extra)
         if not extra.get("ok"):
             det = "FAILED " + extra.get("error", "")
         table.append((name, link, str(n), "%.2f" % dt if dt else "-", "%.1f" % rate if rate else "-", det))
@@ -213,7 +309,7 @@ def main(argv=None):
             if parts:
                 print("  %d baud, buf_size %s: %s" % (baud, buf or "default", ", ".join(parts)))
 
-    if "smpdfu" in clients:
+    if "smpdfu" in clients and not args.ble_only:
         dt, extra = one_run("smpdfu", max(bauds), bufs[0], path, digest, work, args.emu_arg, trace=True)
         if "peak" in extra:
             print("\nsmpdfu upload peak Python memory (tracemalloc, %d baud): %.1f KiB for a %d-byte image"
