@@ -96,6 +96,7 @@ bench-mcu: venv
 
 # ---- the on-board update app (docs/boards.md)
 #   make demo                                   the app on real MicroPython updates the emulated nRF
+#   make demo BLE=1                             the app over BLE (on CPython + Bumble) updates the emulated nRF
 #   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote: .mpy for the board (PY=1: .py, DRYRUN=1: list only)
 #   make deploy-circuitpython BOARD=feather_nrf52840 DRIVE=/media/$$USER/CIRCUITPY   (DRYRUN=1 too)
 #   make mpy [BOARD=pico]                       compile the app's modules to build/mpy with mpy-cross
@@ -108,7 +109,7 @@ DEMO_ARGS ?=
 .PHONY: demo deploy deploy-circuitpython mpy package-json
 
 demo: venv npm
-	$(VPY) -m smpdfu_host.demo $(DEMO_ARGS)
+	$(VPY) -m smpdfu_host.$(if $(BLE),demo_ble,demo) $(DEMO_ARGS)
 
 deploy: venv
 	$(VPY) -m smpdfu_host.deploy micropython --board $(BOARD) --port $(PORT) $(if $(PY),--py) $(if $(DRYRUN),--dry-run)

@@ -22,6 +22,11 @@ TIMEOUT_MS = 3000
 RESET_WAIT_MS = 20000
 ALLOW_DOWNGRADE = False
 
+# BLE instead (``make demo BLE=1``, on CPython): the harness sets these.
+TRANSPORT = "uart"
+BLE_TARGET = None  # the emulated nRF's name
+BLE_HCI = None  # the Bumble transport spec of its relay (``smpdfu emulate --ble``)
+
 
 def make_uart():
     """Open ``UART_PORT``: hostserial under node, unixserial on the unix port, pyserial on CPython."""
@@ -40,3 +45,10 @@ def make_uart():
 
         return UnixSerial(UART_PORT)
     return HostSerial(UART_PORT)
+
+
+def make_ble_adapter():
+    """The PC's Bumble central on ``BLE_HCI`` (CPython only)."""
+    from smpdfu_host.ble_bumble import BumbleAdapter
+
+    return BumbleAdapter(BLE_HCI)

@@ -1,7 +1,8 @@
 """The on-board update app, shared by main.py (MicroPython) and code.py (CircuitPython).
 
 At boot it looks for an MCUboot image at the board's ``IMAGE_PATH`` (default
-``/update/app.bin``), checks it, and updates the neighbour over UART with
+``/update/app.bin``), checks it, and updates the neighbour over UART (or BLE:
+``TRANSPORT = "ble"``, ``BLE_TARGET``) with
 :class:`smpdfu.updater.Updater`. The outcome is recorded so that a power cycle
 neither redoes the update nor loses it:
 
@@ -45,6 +46,8 @@ DEFAULTS = {
     "MAX_PACKET": 2048,
     "WINDOW": None,
     "LINE_GAP_MS": 0,
+    "TRANSPORT": "uart",  # or "ble": the neighbour over Bluetooth LE
+    "BLE_TARGET": None,  # its name or "AA:BB:.." address; None: the first advertising SMP
 }
 
 _SUFFIX = {"updated": ".done", "up-to-date": ".done", "reverted": ".reverted", "failed": ".failed"}
@@ -56,6 +59,31 @@ def setting(cfg, name):
 
 
 # ------------------------------------------------------------ hardware
+
+
+def open_transport(cfg, hw, uart=None):
+    """The SMP transport to the neighbour: over ``uart`` (or the board's UART),
+    or over BLE when ``TRANSPORT`` is ``"ble"``: the board's ``make_ble_adapter()``
+    if it has one, else the platform's adapter (``ble_mp``, ``ble_cp`` for ``busio``)."""
+    if setting(cfg, "TRANSPORT") == "ble":
+        from smpdfu.ble import BLETransport
+
+        make = getattr(cfg, "make_ble_adapter", None)
+        if make is not None:
+            adapter = make()
+        elif hw == "busio":
+            from smpdfu.ble_cp import CPBLEAdapter
+
+            adapter = CPBLEAdapter()
+        else:
+            from smpdfu.ble_mp import MPBLEAdapter
+
+            adapter = MPBLEAdapter()
+        return BLETransport(adapter, setting(cfg, "BLE_TARGET"), max_packet=setting(cfg, "MAX_PACKET"),
+                            connect_ms=setting(cfg, "CONNECT_MS"))
+    if uart is None:
+        uart = open_uart(cfg, hw)
+    return SerialTransport(uart, max_packet=setting(cfg, "MAX_PACKET"), line_gap_ms=setting(cfg, "LINE_GAP_MS"))
 
 
 def open_uart(cfg, hw):
@@ -252,15 +280,13 @@ def run(cfg, hw="machine", log=None, uart=None):
 
         own_uart = uart is None
         try:
-            if own_uart:
-                uart = open_uart(cfg, hw)
-        except Exception as e:  # noqa: BLE001 - any port error: report it, keep the image
-            res = UpdateResult(FAILED, "cannot open the UART: %s" % e, info.version_str)
+            transport = open_transport(cfg, hw, uart)
+        except Exception as e:  # noqa: BLE001 - any port or radio error: report it, keep the image
+            res = UpdateResult(FAILED, "cannot open the %s: %s" % (
+                "BLE link" if setting(cfg, "TRANSPORT") == "ble" else "UART", e), info.version_str)
             res.error = e
             res.transient = True
             return _finish(cfg, res, info, log, led, None)
-        transport = SerialTransport(uart, max_packet=setting(cfg, "MAX_PACKET"),
-                                    line_gap_ms=setting(cfg, "LINE_GAP_MS"))
         client = SMPClient(transport, timeout_ms=setting(cfg, "TIMEOUT_MS"))
         opts = {}
         if setting(cfg, "WINDOW"):

@@ -183,3 +183,15 @@ def test_smpclient_bumble_transport_talks_to_the_emulator(emu, image):
     assert r == "oracle"
     assert slots == [0, 1]
     assert emu.wait_event("upload-done")["match"] is True
+
+
+def test_demo_ble_updates_the_emulated_nrf():
+    import io
+
+    from smpdfu_host.demo_ble import run_demo
+
+    out = io.StringIO()
+    res = run_demo(size=16 * 1024, emulator_args=["--flash-speed", "0", "--no-timing"], out=out)
+    assert res["ok"], out.getvalue()
+    assert res["after"] == "1.1.0" and res["confirmed"]
+    assert "TRANSPORT = \"ble\"" in out.getvalue()
