@@ -97,7 +97,7 @@ class BumbleAdapter:
 
     def wait(self, ms):
         """Block up to ``ms`` ms for a notification or a disconnect."""
-        if self._rx or self._conn is None:
+        if self._rx:
             return
         self._event.wait(ms / 1000.0)
         self._event.clear()

@@ -263,6 +263,11 @@ class BLEEmulator(Emulator):
 
     def _on_write(self, conn, value):
         # On the Bumble loop: note when this write would have arrived on air.
+        if conn is not self.conn:
+            # Data of a link already gone (the virtual link may deliver it
+            # after the disconnection event): Zephyr never sees it.
+            self.stats["rx_writes_after_disconnect"] += 1
+            return
         due = 0.0
         if self.timing is not None:
             due = self.timing.reserve("up", len(value) + _ATT_WRITE_OVERHEAD)
