@@ -10,7 +10,7 @@ import pytest
 
 from smpdfu.ble import BLETransport
 from smpdfu.client import SMPClient
-from smpdfu.errors import NotFound, ProtocolError
+from smpdfu.errors import LinkError, NotFound, ProtocolError
 from smpdfu_host.ble_bumble import BumbleAdapter
 from smpdfu_host.cli import run
 from smpdfu_host.emulator.ble import BLEEmulator
@@ -195,3 +195,22 @@ def test_demo_ble_updates_the_emulated_nrf():
     assert res["ok"], out.getvalue()
     assert res["after"] == "1.1.0" and res["confirmed"]
     assert "TRANSPORT = \"ble\"" in out.getvalue()
+
+
+def test_encrypted_link_pairs_when_the_device_asks(image):
+    e = BLEEmulator(flash_speed=0, timing=False, encrypt=True).start()
+    try:
+        c = _client(e)  # pair=None: pairs when subscribing is refused
+        try:
+            assert c.echo("sealed") == "sealed"
+            assert c.transport.adapter._conn.is_encrypted
+        finally:
+            c.transport.close()
+        never = BumbleAdapter(e.hci, pair=False)
+        try:
+            with pytest.raises(LinkError, match="(?i)encryption"):
+                BLETransport(never, "nrf-smp", connect_ms=5000)
+        finally:
+            never.close()
+    finally:
+        e.stop()

@@ -10,6 +10,7 @@ Notifications queue up whole, in order, none dropped.
 import collections
 import threading
 
+from bumble.att import ATT_Error, ErrorCode
 from bumble.core import UUID, AdvertisingData
 from bumble.device import ConnectionParametersPreferences, Device, Peer
 from bumble.hci import Address, Phy
@@ -22,6 +23,7 @@ from .bumble_loop import LoopThread
 
 _OWN_ADDRESS = "F0:F1:F2:F3:F4:F6"  # static random address of the central
 _MTU = 517  # the largest ATT MTU; the peripheral answers with its own limit
+_NEEDS_PAIRING = (ErrorCode.INSUFFICIENT_ENCRYPTION, ErrorCode.INSUFFICIENT_AUTHENTICATION)
 
 
 def _matches(adv, target):
@@ -37,16 +39,29 @@ def _matches(adv, target):
     return name == target
 
 
+def _why(e):
+    # One line for an exception: Bumble's ATT errors print whole PDUs in color.
+    if isinstance(e, ATT_Error):
+        return "the device answered %s" % ErrorCode(e.error_code).name
+    text = str(e).strip().splitlines()
+    return "%s%s" % (type(e).__name__, ": " + text[0] if text else "")
+
+
 class BumbleAdapter:
     """A BLE central on a Bumble HCI transport (the adapter contract of :mod:`smpdfu.ble`).
 
     ``interval_ms``: the connection interval asked for (the peripheral may
-    change it). Call :meth:`close` to release the HCI transport.
+    change it). ``pair``: None (default) pairs when the device asks for
+    encryption (subscribing fails with insufficient encryption or
+    authentication), True pairs right after connecting, False never.
+    Pairing is Bumble's default: LE Secure Connections, Just Works, bonding
+    in memory. Call :meth:`close` to release the HCI transport.
     """
 
-    def __init__(self, hci, interval_ms=7.5):
+    def __init__(self, hci, interval_ms=7.5, pair=None):
         self.hci = hci
         self.interval_ms = interval_ms
+        self.pair = pair
         self.mtu = 23
         self._loop = None
         self._transport = None
@@ -68,7 +83,7 @@ class BumbleAdapter:
             raise
         except Exception as e:  # noqa: BLE001 - Bumble's errors, as one kind
             self._drop()
-            raise LinkError("BLE connection to %s failed: %s" % (target or "the SMP service", e)) from e
+            raise LinkError("BLE connection to %s failed: %s" % (target or "the SMP service", _why(e))) from e
 
     @property
     def connected(self):
@@ -177,7 +192,15 @@ class BumbleAdapter:
             raise LinkError("%s has no SMP characteristic (service %s)" % (addr, SMP_SERVICE_UUID))
         self._char = chars[0]
         self._rx.clear()
-        await peer.subscribe(self._char, self._on_notification)
+        if self.pair:
+            await conn.pair()
+        try:
+            await peer.subscribe(self._char, self._on_notification)
+        except ATT_Error as e:
+            if self.pair is not None or e.error_code not in _NEEDS_PAIRING:
+                raise
+            await conn.pair()  # the device wants an encrypted link (Zephyr BT_PERM_RW_ENCRYPT/AUTHEN)
+            await peer.subscribe(self._char, self._on_notification)
 
     def _on_notification(self, value):
         self._rx.append(bytes(value))

@@ -75,6 +75,8 @@ def _add_globals(p, top):
     g.add_argument("--ble-reassembly", choices=("auto", "on", "off"), default=d("auto"),
                    help="does the device reassemble requests split over several writes "
                         "(MCUMGR_TRANSPORT_BT_REASSEMBLY)? auto: yes when its buffer is > 384 bytes")
+    g.add_argument("--ble-pair", choices=("auto", "always", "never"), default=d("auto"),
+                   help="pair (LE Secure Connections, Just Works): auto = when the device asks for encryption")
     g.add_argument("-b", "--baud", type=int, default=d(DEFAULT_BAUD),
                    help="baud rate (default %d)" % DEFAULT_BAUD)
     g.add_argument("-t", "--timeout", type=float, default=d(DEFAULT_TIMEOUT),
@@ -362,7 +364,7 @@ def connect_ble(args):
 
     target = None if args.ble == BLE_ANY else args.ble
     reassembly = {"auto": None, "on": True, "off": False}[args.ble_reassembly]
-    adapter = BumbleAdapter(args.hci)
+    adapter = BumbleAdapter(args.hci, pair={"auto": None, "always": True, "never": False}[args.ble_pair])
     try:
         transport = BLETransport(adapter, target, reassembly, max_packet=MAX_PACKET,
                                  connect_ms=int(max(args.timeout, 10) * 1000))
@@ -646,7 +648,7 @@ def error_message(e, args, words):
 
 
 _VALUE_OPTIONS = ("-p", "--port", "-b", "--baud", "-t", "--timeout", "--line-gap", "--ble", "--hci",
-                  "--ble-reassembly")
+                  "--ble-reassembly", "--ble-pair")
 
 
 def _command_index(argv):

@@ -36,7 +36,8 @@ import time
 from bumble.controller import Controller
 from bumble.core import AdvertisingData, UUID
 from bumble.device import Device
-from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.gatt import (GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR, Characteristic,
+                         CharacteristicValue, Descriptor, Service)
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
@@ -73,6 +74,7 @@ class BLEConfig(EmulatorConfig):
         data_length=251,           # BT_CTLR_DATA_LENGTH_MAX 251
         pdus_per_event=0,          # 0: as many as fit in the interval
         timing=True,               # pace the link by air time
+        encrypt=False,             # MCUMGR_TRANSPORT_BT_PERM_RW_ENCRYPT: writes and CCC need encryption
     )
 
 
@@ -168,11 +170,20 @@ class BLEEmulator(Emulator):
             self._relay_sink = relay.sink
             self.hci = "tcp-client:127.0.0.1:%d" % port
         self.device.gatt_server.max_mtu = c.mtu
+        perm = Characteristic.WRITEABLE
+        if c.encrypt:
+            perm |= Characteristic.WRITE_REQUIRES_ENCRYPTION
         self.char = Characteristic(
             UUID(SMP_CHAR_UUID),
             Characteristic.Properties.WRITE_WITHOUT_RESPONSE | Characteristic.Properties.NOTIFY,
-            Characteristic.WRITEABLE,
-            CharacteristicValue(write=self._on_write))
+            perm, CharacteristicValue(write=self._on_write))
+        if c.encrypt:
+            # Zephyr's SMP_BT_PERM covers the CCC too: subscribing needs encryption
+            self.char.descriptors = [Descriptor(
+                GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+                Descriptor.READABLE | Descriptor.WRITEABLE | Descriptor.READ_REQUIRES_ENCRYPTION
+                | Descriptor.WRITE_REQUIRES_ENCRYPTION,
+                self.device.gatt_server.make_descriptor_value(self.char))]
         self.device.add_service(Service(UUID(SMP_SERVICE_UUID), [self.char]))
         self.device.on("connection", self._on_connection)
         await self.device.power_on()

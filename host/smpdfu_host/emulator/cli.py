@@ -70,6 +70,8 @@ def build_parser(prog="smpdfu emulate"):
     b.add_argument("--no-reassembly", action="store_true",
                    help="no MCUMGR_TRANSPORT_BT_REASSEMBLY: one write per request")
     b.add_argument("--no-timing", action="store_true", help="no air-time pacing")
+    b.add_argument("--encrypt", action="store_true",
+                   help="MCUMGR_TRANSPORT_BT_PERM_RW_ENCRYPT: the central must pair (Just Works)")
     return p
 
 
@@ -79,7 +81,7 @@ def config_from_args(a):
 
         extra = dict(name=a.name, phy=a.phy, interval_ms=a.interval, data_length=a.data_length,
                      pdus_per_event=a.pdus_per_event, mtu=a.mtu, reassembly=not a.no_reassembly,
-                     timing=not a.no_timing)
+                     timing=not a.no_timing, encrypt=a.encrypt)
         kw = _common_config(a)
         if a.buf_size == EmulatorConfig.defaults["buf_size"]:
             kw["buf_size"] = BLEConfig.defaults["buf_size"]  # smp_svr's BT overlay unless asked
