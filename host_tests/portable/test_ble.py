@@ -127,3 +127,18 @@ def test_lost_notification_is_retried():
     r = c.upload(io.BytesIO(img), timeout_ms=300)
     assert r.match is True and dev.slot(1, size) == img
     assert r.retries >= 1
+
+
+def test_partial_response_is_dropped_once_overdue():
+    from smpdfu.compat import sleep_ms
+
+    a, c = _client(mtu=247)
+    c.transport.request_limit(2475)
+    seq = c.send_request(2, 0, 0, {"d": "y" * 300})  # the answer takes 2 notifications
+    a._rx.pop()  # lose the second one
+    assert c.poll() is None  # the first piece waits for the rest
+    sleep_ms(1100)
+    assert c.poll() is None  # overdue: dropped
+    assert c.transport.dropped == 1
+    c.cancel(seq)
+    assert c.echo("after") == "after"  # the next answer is read whole

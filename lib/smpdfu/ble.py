@@ -151,13 +151,15 @@ class BLETransport:
         :attr:`dropped`) and raises :class:`~smpdfu.errors.FrameError`.
         """
         adapter = self.adapter
-        if self._want and ticks_diff(ticks_ms(), self._last) > _STALE_MS:
-            # A notification of this response was lost: the next one starts anew.
-            self._want = self._have = 0
-            self.dropped += 1
         while True:
             data = adapter.read_notification()
             if data is None:
+                if self._want and ticks_diff(ticks_ms(), self._last) > _STALE_MS:
+                    # Nothing queued and the rest of this response is long
+                    # overdue (Zephyr sends it back to back): a notification
+                    # was lost; the next one starts a new response.
+                    self._want = self._have = 0
+                    self.dropped += 1
                 return None
             self._last = ticks_ms()
             pkt = self._take(data)

@@ -141,14 +141,7 @@ class BLEEmulator(Emulator):
             t.join(5)
         self._loop.run(self._close_transports(), 5)
         self._loop.stop()
-        self.flash.close()
-        self._remove_tmp_flash()
-
-    def _remove_tmp_flash(self):
-        import os
-
-        if self._tmp_flash and os.path.exists(self._tmp_flash):
-            os.remove(self._tmp_flash)
+        self._close_flash()
 
     async def _power_on(self):
         c = self.cfg

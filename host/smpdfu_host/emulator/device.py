@@ -168,6 +168,9 @@ class Emulator:
                 os.close(fd)
             except OSError:
                 pass
+        self._close_flash()
+
+    def _close_flash(self):
         self.flash.close()
         if self._tmp_flash and os.path.exists(self._tmp_flash):
             os.remove(self._tmp_flash)
