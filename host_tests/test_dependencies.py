@@ -11,6 +11,7 @@ import re
 import sys
 
 import pytest
+from packaging.requirements import Requirement
 
 tomllib = pytest.importorskip("tomllib")
 
@@ -62,7 +63,9 @@ def _closure(names):
             continue
         seen.add(n)
         for r in md.requires(n) or ():
-            if "extra ==" not in r:
+            req = Requirement(r)
+            # markers decide: an extra, or an older Python's backport (tomli), is not installed
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(_name(r))
     return seen
 

@@ -27,11 +27,17 @@ from smpdfu_host.imgtool_image import make_image
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def _load(name, path):
+    # A module from a file of the repo (boards/, firmware/: not packages).
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def board_config(**settings):
     """A fresh copy of ``boards/host.py`` with ``settings`` applied."""
-    spec = importlib.util.spec_from_file_location("board_config", os.path.join(REPO_ROOT, "boards", "host.py"))
-    cfg = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cfg)
+    cfg = _load("board_config", os.path.join("boards", "host.py"))
     for k, v in settings.items():
         setattr(cfg, k, v)
     return cfg
@@ -74,11 +80,9 @@ def run_demo(version="1.1.0", size=40 * 1024, emulator_args=(), out=None):
         say("demo: the board app runs on CPython with the Bumble adapter (TRANSPORT = \"ble\")")
         cfg = board_config(TRANSPORT="ble", BLE_TARGET=emu.name, BLE_HCI=emu.hci, MAX_PACKET=2475,
                            IMAGE_PATH=image, STATUS_PATH=os.path.join(upd, "status.json"))
-        sys.path.insert(0, os.path.join(REPO_ROOT, "firmware"))
-        import smpdfu_app
-
+        app = _load("smpdfu_app", os.path.join("firmware", "smpdfu_app.py"))
         t0 = time.monotonic()
-        res = smpdfu_app.run(cfg, "machine", log=lambda s: say("board | " + s))
+        res = app.run(cfg, "machine", log=lambda s: say("board | " + s))
         wall = time.monotonic() - t0
         after, confirmed = device_state(emu.hci, emu.name)
         ok = res is not None and res.outcome == "updated" and after == version and confirmed
