@@ -308,6 +308,12 @@ def main(argv=None):
                     parts.append("smpdfu/%s %.2f" % (other, theirs / mine))
             if parts:
                 print("  %d baud, buf_size %s: %s" % (baud, buf or "default", ", ".join(parts)))
+    ble = dict(((name, link), dt) for name, link, _n, dt, _r, extra in rows
+               if link.startswith("BLE") and extra.get("ok"))
+    for (name, link), mine in sorted(ble.items()):
+        theirs = ble.get(("smpclient", link))
+        if name == "smpdfu" and mine and theirs:
+            print("  %s: smpdfu/smpclient %.2f" % (link, theirs / mine))
 
     if "smpdfu" in clients and not args.ble_only:
         dt, extra = one_run("smpdfu", max(bauds), bufs[0], path, digest, work, args.emu_arg, trace=True)
