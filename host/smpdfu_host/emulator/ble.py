@@ -186,8 +186,6 @@ class BLEEmulator(Emulator):
     def _watch_relay(self):
         # A central process that died keeps its link up in the shared virtual
         # controller: drop the connection when its HCI socket is gone.
-        if not self.running and self._loop is None:
-            return
         if self.conn is not None and self._relay_sink.transport is None:
             self.disconnect()
         self._loop.loop.call_later(0.2, self._watch_relay)
