@@ -214,3 +214,9 @@ def test_encrypted_link_pairs_when_the_device_asks(image):
             never.close()
     finally:
         e.stop()
+
+
+def test_cli_names_a_device_it_cannot_find(emu, capsys):
+    assert run(["--ble", "nowhere", "--hci", emu.hci, "--scan-timeout", "0.5", "echo", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: not found:") and "'nowhere'" in err and len(err.splitlines()) == 1

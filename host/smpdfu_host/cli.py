@@ -75,6 +75,8 @@ def _add_globals(p, top):
     g.add_argument("--ble-reassembly", choices=("auto", "on", "off"), default=d("auto"),
                    help="does the device reassemble requests split over several writes "
                         "(MCUMGR_TRANSPORT_BT_REASSEMBLY)? auto: yes when its buffer is > 384 bytes")
+    g.add_argument("--scan-timeout", type=float, default=d(10.0), metavar="S",
+                   help="seconds to look for the BLE device (default 10)")
     g.add_argument("--ble-pair", choices=("auto", "always", "never"), default=d("auto"),
                    help="pair (LE Secure Connections, Just Works): auto = when the device asks for encryption")
     g.add_argument("-b", "--baud", type=int, default=d(DEFAULT_BAUD),
@@ -367,7 +369,7 @@ def connect_ble(args):
     adapter = BumbleAdapter(args.hci, pair={"auto": None, "always": True, "never": False}[args.ble_pair])
     try:
         transport = BLETransport(adapter, target, reassembly, max_packet=MAX_PACKET,
-                                 connect_ms=int(max(args.timeout, 10) * 1000))
+                                 connect_ms=int(args.scan_timeout * 1000))
     except BaseException:
         adapter.close()
         raise
@@ -648,7 +650,7 @@ def error_message(e, args, words):
 
 
 _VALUE_OPTIONS = ("-p", "--port", "-b", "--baud", "-t", "--timeout", "--line-gap", "--ble", "--hci",
-                  "--ble-reassembly", "--ble-pair")
+                  "--ble-reassembly", "--ble-pair", "--scan-timeout")
 
 
 def _command_index(argv):
