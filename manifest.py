@@ -9,13 +9,14 @@
 # The file list is the app's import closure (host_tests/test_firmware_deploy.py
 # checks it against smpdfu_host.deploy).
 
-metadata(description="Update an nRF (Zephyr, MCUboot, MCUmgr) over UART with SMP", version="0.1.0")
+metadata(description="Update an nRF (Zephyr, MCUboot, MCUmgr) over UART or BLE with SMP", version="0.1.0")
 
 package(
     "smpdfu",
     files=(
         "__init__.py",
         "b64.py",
+        "ble.py",
         "cbor.py",
         "client.py",
         "compat.py",
