@@ -235,6 +235,8 @@ def test_tls_without_or_with_a_wrong_ca_is_refused(site, tmp_path, impl):
     url = site.url("small.bin", tls=True)
     lines, last = run(impl, {"url": url, "out": str(tmp_path / "o"), "ca": wrong_ca})
     assert last.startswith("error TLSError: TLS with 127.0.0.1 failed"), lines
+    assert "not correctly signed by the trusted CA" in last or "certificate verify failed" in last
+    assert last.endswith("(is ca the CA that signed the server's certificate?)")
     lines, last = run(impl, {"url": url, "out": str(tmp_path / "o")})
     assert last.startswith("error TLSError: "), lines
     if impl == "micropython":

@@ -139,7 +139,8 @@ def connect(host, port, tls=False, ca=None, timeout_ms=10000):
                 raise
             except Exception as e:  # noqa: BLE001 - each port raises its own types
                 if _is_tls_error(e):
-                    raise TLSError("TLS with %s failed: %s" % (host, e))
+                    raise TLSError("TLS with %s failed: %s%s" % (host, " ".join(str(e).split()) or repr(e),
+                                   "" if ca is None else " (is ca the CA that signed the server's certificate?)"))
                 raise NetError("TLS with %s: connection lost: %s" % (host, _reason(e)))
         return _Conn(sock, timeout_ms)
     except BaseException:
