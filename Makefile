@@ -97,6 +97,7 @@ bench-mcu: venv
 # ---- the on-board update app (docs/boards.md)
 #   make demo                                   the app on real MicroPython updates the emulated nRF
 #   make demo BLE=1                             the app over BLE (on CPython + Bumble) updates the emulated nRF
+#   make demo-fota                              the same over HTTPS: manifest -> stream -> test -> reset -> confirm
 #   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote: .mpy for the board (PY=1: .py, DRYRUN=1: list only)
 #   make deploy-circuitpython BOARD=feather_nrf52840 DRIVE=/media/$$USER/CIRCUITPY   (DRYRUN=1 too)
 #   make mpy [BOARD=pico]                       compile the app's modules to build/mpy with mpy-cross
@@ -106,10 +107,14 @@ DRIVE ?=
 PY ?=
 DRYRUN ?=
 DEMO_ARGS ?=
-.PHONY: demo deploy deploy-circuitpython mpy package-json
+.PHONY: demo demo-fota deploy deploy-circuitpython mpy package-json
 
 demo: venv npm
 	$(VPY) -m smpdfu_host.$(if $(BLE),demo_ble,demo) $(DEMO_ARGS)
+
+# needs nginx (apt-get install nginx) and the unix port from requirements-dev.txt
+demo-fota: venv
+	$(VPY) -m smpdfu_host.demo_fota $(DEMO_ARGS)
 
 deploy: venv
 	$(VPY) -m smpdfu_host.deploy micropython --board $(BOARD) --port $(PORT) $(if $(PY),--py) $(if $(DRYRUN),--dry-run)

@@ -2,8 +2,8 @@
 
 Under MicroPython-on-node (host/smpdfu_host/mpy/demo.mjs) the UART is the harness's
 ``hostserial.HostSerial`` over the pty, on the MicroPython unix port
-(``make footprint``) ``unixserial.UnixSerial`` (host/smpdfu_host/mpy); on CPython
-(tests) it is pyserial.
+(``make footprint``, ``make demo-fota``) ``unixserial.UnixSerial`` (host/smpdfu_host/mpy);
+on CPython (tests) it is pyserial.
 The harness sets ``UART_PORT`` (the pty path) before the app runs:
 ``import board_config; board_config.UART_PORT = "/dev/pts/N"``.
 """

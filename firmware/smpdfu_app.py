@@ -13,6 +13,9 @@ neither redoes the update nor loses it:
   it is *kept* after a transient failure (no answer, timeout) to retry at the
   next boot, which then resumes from what the neighbour reports.
 
+With ``MANIFEST_URL`` (or ``IMAGE_URL``) in the board config the image comes
+over HTTP(S) instead, streamed into the neighbour: see ``smpdfu_fota.py``.
+
 The board's settings come from the module ``board_config`` (one of ``boards/*.py``,
 deployed as ``/board_config.py``); see docs/boards.md.
 """
@@ -48,6 +51,15 @@ DEFAULTS = {
     "LINE_GAP_MS": 0,
     "TRANSPORT": "uart",  # or "ble": the neighbour over Bluetooth LE
     "BLE_TARGET": None,  # its name or "AA:BB:.." address; None: the first advertising SMP
+    # over the air (smpdfu_fota.py)
+    "MANIFEST_URL": None,
+    "IMAGE_URL": None,
+    "CA_PATH": None,
+    "WIFI_SSID": None,
+    "WIFI_PASSWORD": None,
+    "WIFI_TIMEOUT_MS": 20000,
+    "HTTP_TIMEOUT_MS": 10000,
+    "HTTP_RETRIES": 5,
 }
 
 _SUFFIX = {"updated": ".done", "up-to-date": ".done", "reverted": ".reverted", "failed": ".failed"}
@@ -247,6 +259,10 @@ def run(cfg, hw="machine", log=None, uart=None):
     ``uart``: an already open UART (tests); by default one is opened from ``cfg``.
     """
     log = log or print
+    if setting(cfg, "MANIFEST_URL") or setting(cfg, "IMAGE_URL"):
+        import smpdfu_fota  # only boards that update over the air load the HTTP code
+
+        return smpdfu_fota.run(cfg, hw, log, uart)
     path = setting(cfg, "IMAGE_PATH")
     status_path = setting(cfg, "STATUS_PATH")
     if not exists(path):

@@ -115,8 +115,8 @@ def _read_status(out_dir):
         return {}
 
 
-def _summary(ok, status, before, after, wall):
-    """The demo's last line: outcome, versions, bytes and upload speed."""
+def summary_line(ok, status, before, after, wall, name="demo"):
+    """The demo's last line: outcome, versions, bytes and upload speed (``make demo-fota`` shares it)."""
     outcome = status.get("outcome")
     if outcome in ("updated", "up-to-date", "reverted") or status.get("bytes"):
         text = "%s -> %s, %d bytes in %.1f s (%.1f kB/s upload)" % (
@@ -124,7 +124,7 @@ def _summary(ok, status, before, after, wall):
             status.get("bytes", 0) / 1000.0 / (status.get("upload_seconds") or 1e9))
     else:
         text = status.get("message") or "no status from the board"
-    return "demo %s: %s: %s" % ("OK" if ok else "FAILED", outcome or "no outcome", text)
+    return "%s %s: %s: %s" % (name, "OK" if ok else "FAILED", outcome or "no outcome", text)
 
 
 def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighbour=False,
@@ -173,7 +173,7 @@ def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighb
         ok = rc == 0 and outcome == expect
         if ok and expect == "updated":
             ok = after == status.get("image_version") and confirmed
-        summary = _summary(ok, status, before, after if emu is not None else "?", wall)
+        summary = summary_line(ok, status, before, after if emu is not None else "?", wall)
         events = emu.event_kinds() if emu is not None else []
         if emu is not None:
             emu.stop()  # first, so that the summary is the last line

@@ -70,7 +70,17 @@ def join_url(base, ref):
     if ref.startswith("/"):
         return scheme + "://" + origin + ref
     path = "/" + path.split("?")[0].split("#")[0]
-    return scheme + "://" + origin + path[:path.rfind("/") + 1] + ref
+    ref, q, query = ref.partition("?")
+    out = []
+    for seg in (path[:path.rfind("/") + 1] + ref).split("/")[1:]:  # RFC 3986 5.2.4: drop . and ..
+        if seg == "..":
+            if out:
+                out.pop()
+        elif seg != ".":
+            out.append(seg)
+    if ref.endswith(("/..", "/.")) or ref in ("..", "."):
+        out.append("")
+    return scheme + "://" + origin + "/" + "/".join(out) + q + query
 
 
 class Response:
@@ -164,6 +174,7 @@ class Response:
                 self.total = self.length
         if not self.chunked:
             self._left = self.length if self.length is not None else -1
+            self._eof = self._left == 0
 
     def _content_range(self, value):
         # "bytes START-END/TOTAL" (206) or "bytes */TOTAL" (416)

@@ -1,0 +1,271 @@
+"""The on-board app's over-the-air path: the image comes from a URL instead of a file.
+
+Used by :func:`smpdfu_app.run` when the board config sets ``MANIFEST_URL`` (or
+``IMAGE_URL``)::
+
+    Wi-Fi -> manifest -> compare versions with the neighbour -> download and
+    stream into it (SMPTarget) -> test -> reset -> confirm
+
+The same :class:`smpdfu.updater.Updater` as the file path drives the steps
+(its upload step is the download), with the same journal in ``STATUS_PATH``,
+so a power cut anywhere resumes safely:
+
+- during the download: the next boot streams again; the neighbour keeps what
+  it holds for the manifest's ``sha256`` and only the rest crosses the UART
+  (the bytes it holds are downloaded again, to verify the whole image);
+- after it: the journal holds the image hash, so a pending image is just
+  booted, a running one confirmed, and a reverted one not tried again.
+
+With a bare ``IMAGE_URL`` (no manifest) the version is known only once
+downloaded and the neighbour cannot resume a partial upload after a power cut
+of the board (no ``sha``); once an update from a URL is done the app does not
+fetch that URL again (change the URL, or use a manifest).
+
+Settings: ``MANIFEST_URL``/``IMAGE_URL``; ``CA_PATH`` (PEM or DER of the
+server's CA: required for https on MicroPython, which has no trust store);
+``WIFI_SSID``/``WIFI_PASSWORD`` (``network.WLAN``; leave unset where the
+network is already up); ``WIFI_TIMEOUT_MS``, ``HTTP_TIMEOUT_MS``, ``HTTP_RETRIES``.
+"""
+
+from binascii import hexlify
+
+from smpdfu import fota_download
+from smpdfu.compat import sleep_ms, ticks_diff, ticks_ms
+from smpdfu.mcuboot import ImageInfo
+from smpdfu.errors import BadImage, DeviceError, FrameError, SMPTimeout
+from smpdfu.sock import NetError, TLSError
+from smpdfu.updater import FAILED, STAGE_DONE, STAGE_UPLOAD, UPDATED, UP_TO_DATE, UpdateResult, Updater, parse_version
+
+import smpdfu_app as app
+
+
+class WifiError(OSError):
+    """Wi-Fi did not come up; the message says why (wrong password, no such network...)."""
+
+
+def connect_wifi(cfg, log):
+    """Join ``WIFI_SSID`` with ``network.WLAN``; nothing to do when no SSID is set."""
+    ssid = app.setting(cfg, "WIFI_SSID")
+    if not ssid:
+        return
+    import network
+
+    w = network.WLAN(network.STA_IF)
+    w.active(True)
+    if w.isconnected():
+        return
+    log("Wi-Fi: joining %r" % ssid)
+    w.connect(ssid, app.setting(cfg, "WIFI_PASSWORD") or "")
+    # Status numbers differ per port (esp32, cyw43): compare with the names.
+    failures = (("STAT_WRONG_PASSWORD", "wrong password for Wi-Fi network %r"),
+                ("STAT_NO_AP_FOUND", "no Wi-Fi network named %r in range"),
+                ("STAT_CONNECT_FAIL", "could not join Wi-Fi network %r"))
+    limit = app.setting(cfg, "WIFI_TIMEOUT_MS")
+    t0 = ticks_ms()
+    while not w.isconnected():
+        st = w.status()
+        for name, text in failures:
+            code = getattr(network, name, None)
+            if code is not None and st == code:
+                w.active(False)
+                raise WifiError(text % ssid)
+        if ticks_diff(ticks_ms(), t0) > limit:
+            w.active(False)
+            raise WifiError("Wi-Fi network %r: not connected after %d ms (status %s)" % (ssid, limit, st))
+        sleep_ms(200)
+    log("Wi-Fi: connected, address %s" % w.ifconfig()[0])
+
+
+def _ca(cfg):
+    path = app.setting(cfg, "CA_PATH")
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class _Source:
+    # Where the image comes from: the manifest's facts, or a bare URL's.
+    def __init__(self, cfg):
+        self.manifest = app.setting(cfg, "MANIFEST_URL")
+        self.url = self.manifest or app.setting(cfg, "IMAGE_URL")
+        self.sha = self.size = self.version = None
+
+    def load(self, ca, timeout_ms, retries, log):
+        if self.manifest:
+            m = fota_download.fetch_manifest(self.manifest, ca=ca, timeout_ms=timeout_ms, retries=retries)
+            self.url, self.sha, self.size, self.version = m.url, m.sha256, m.size, m.version
+            log("manifest %s: version %s, %d bytes at %s" % (self.manifest, m.version, m.size, m.url))
+
+    def key(self):
+        # What the journal remembers this image by.
+        return hexlify(self.sha).decode() if self.sha else self.url
+
+    def info(self, status):
+        """An ImageInfo for the plan: the version (manifest) and the hash (journal) known before download."""
+        v = parse_version(self.version) if self.version else None
+        info = ImageInfo(0, 0, 0, 0, 0, v or (0, 0, 0, 0))
+        info.file_sha = self.sha
+        info.file_size = self.size
+        if status.get("source") == self.key() and status.get("hash"):
+            from binascii import unhexlify
+
+            info.hash = unhexlify(status["hash"])
+        return info
+
+
+class _DownloadFailed(Exception):
+    # Ends the run with the download's own error (Updater.run would call a bad image a lost link).
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+        status = getattr(error, "status", 500)
+        self.transient = not isinstance(error, (BadImage, TLSError, ValueError)) and status >= 500
+
+
+class _FotaUpdater(Updater):
+    # The Updater whose upload step downloads the image into the neighbour.
+    def __init__(self, client, source, ca, timeout_ms, retries, led, **kw):
+        super().__init__(client, **kw)
+        self.source = source
+        self.ca = ca
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self.led = led
+
+    def upload(self, stream, info, res):
+        from smpdfu.dfu_smp import SMPTarget
+
+        src = self.source
+        self.log("downloading %s into the neighbour" % src.url)
+        target = SMPTarget(self.client, **self.upload_options)
+        pct = [-10]
+
+        def events(event, value):
+            if event == "progress":
+                self.led.toggle()
+                if value >= pct[0] + 10:
+                    pct[0] = value - value % 10
+                    self.log("  download %3d%%" % value)
+
+        if self.record is not None:
+            self.record(STAGE_UPLOAD, None)
+        t0 = ticks_ms()
+        try:
+            got = fota_download.download(src.url, target, sha=src.sha, size=src.size, progress=events,
+                                         retries=self.retries, timeout_ms=self.timeout_ms, ca=self.ca)
+            if src.version and parse_version(src.version) != tuple(got.version):
+                raise BadImage("the image at %s is version %s, the manifest says %s"
+                               % (src.url, got.version_str, src.version))
+        except (SMPTimeout, DeviceError, FrameError, OSError) as e:
+            if isinstance(e, (NetError, TLSError)):
+                raise _DownloadFailed(e)
+            raise  # the neighbour or the UART: the Updater's own handling
+        except Exception as e:  # noqa: BLE001 - the download's named errors
+            raise _DownloadFailed(e)
+        # The plan's stand-in becomes the real image: the next steps test it by its hash.
+        for k in ("hash", "version", "load_addr", "header_size", "protected_tlv_size", "image_size",
+                  "flags", "tlvs", "protected_tlvs", "tlv_size", "file_size", "file_sha"):
+            setattr(info, k, getattr(got, k))
+        res.image_version = got.version_str
+        r = target.result()
+        res.bytes = r.size - r.resumed_from
+        res.upload_seconds = ticks_diff(ticks_ms(), t0) / 1000
+        if r.resumed_from:
+            self.log("the neighbour already held %d bytes" % r.resumed_from)
+        self.log("streamed %s: %d bytes over the UART in %.1f s" % (got.version_str, res.bytes, res.upload_seconds))
+
+
+def run(cfg, hw="machine", log=None, uart=None):
+    """One over-the-air update pass (see the module doc); returns the UpdateResult, or None when done before."""
+    log = log or print
+    status_path = app.setting(cfg, "STATUS_PATH")
+    src = _Source(cfg)
+    status = app.read_status(status_path)
+    if not src.manifest and status.get("source") == src.url and status.get("stage") == STAGE_DONE:
+        log("%s was done before (%s): nothing to do" % (src.url, status.get("outcome")))
+        return None
+    led = app.Led(cfg, hw)
+    log("smpdfu: %s, update from %s" % (app.setting(cfg, "NAME"), src.url))
+    timeout_ms = app.setting(cfg, "HTTP_TIMEOUT_MS")
+    retries = app.setting(cfg, "HTTP_RETRIES")
+    try:
+        connect_wifi(cfg, log)
+        ca = _ca(cfg)
+        src.load(ca, timeout_ms, retries, log)
+    except Exception as e:  # noqa: BLE001 - no network, no manifest: try again at the next boot
+        res = UpdateResult(FAILED, "%s: %s" % (type(e).__name__, e))
+        res.error = e
+        res.transient = not isinstance(e, ValueError)
+        return _finish(cfg, src, res, None, log, led)
+    if status.get("source") == src.key() and status.get("outcome") == FAILED and not status.get("transient"):
+        log("the image of %s failed before (%s): nothing to do until it changes" % (src.url, status.get("message")))
+        return None
+    info = src.info(status)
+    previous = None
+    if info.hash is not None and status.get("stage"):
+        previous = (status["stage"], status["hash"])
+
+    def record(stage, hash_hex):
+        app.write_status(status_path, {"stage": stage, "hash": hash_hex or info.hash_hex(), "source": src.key(),
+                                       "url": src.url, "version": info.version_str})
+
+    own_uart = uart is None
+    try:
+        if own_uart:
+            uart = app.open_uart(cfg, hw)
+    except Exception as e:  # noqa: BLE001 - any port error: report it, try again later
+        res = UpdateResult(FAILED, "cannot open the UART: %s" % e)
+        res.error = e
+        res.transient = True
+        return _finish(cfg, src, res, info, log, led)
+    from smpdfu.client import SMPClient
+    from smpdfu.transport import SerialTransport
+
+    transport = SerialTransport(uart, max_packet=app.setting(cfg, "MAX_PACKET"),
+                                line_gap_ms=app.setting(cfg, "LINE_GAP_MS"))
+    client = SMPClient(transport, timeout_ms=app.setting(cfg, "TIMEOUT_MS"))
+    opts = {}
+    if app.setting(cfg, "WINDOW"):
+        opts["window"] = app.setting(cfg, "WINDOW")
+    updater = _FotaUpdater(client, src, ca, timeout_ms, retries, led, log=log, record=record, previous=previous,
+                           connect_ms=app.setting(cfg, "CONNECT_MS"),
+                           reset_wait_ms=app.setting(cfg, "RESET_WAIT_MS"),
+                           allow_downgrade=app.setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
+    led.on()
+    try:
+        res = updater.run(None, info)
+    except _DownloadFailed as e:
+        res = UpdateResult(FAILED, "download failed: %s" % e, src.version)
+        res.error = e.error
+        res.transient = e.transient
+    finally:
+        if own_uart:
+            transport.close()
+    return _finish(cfg, src, res, info, log, led)
+
+
+def _finish(cfg, src, res, info, log, led):
+    # The journal gets the outcome; a transient failure keeps the step for the next boot.
+    path = app.setting(cfg, "STATUS_PATH")
+    status = res.to_dict()
+    status["source"] = src.key()
+    status["url"] = src.url
+    if info is not None and info.hash is not None:
+        status["hash"] = info.hash_hex()
+    if res.transient:
+        prev = app.read_status(path)
+        status["stage"] = prev.get("stage") if prev.get("source") == src.key() else None
+        status["hash"] = prev.get("hash") if status["stage"] else status.get("hash")
+    else:
+        status["stage"] = STAGE_DONE
+    app.write_status(path, status)
+    log(("update %s: " % res.outcome) + res.message)
+    if res.transient:
+        log("the next boot tries again")
+    log(res.summary())
+    if res.outcome in (UPDATED, UP_TO_DATE):
+        led.on()
+    else:
+        led.blink(5)
+    return res
