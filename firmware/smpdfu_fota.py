@@ -31,10 +31,7 @@ from binascii import hexlify
 
 from smpdfu import fota_download
 from smpdfu.compat import sleep_ms, ticks_diff, ticks_ms
-from smpdfu.mcuboot import ImageInfo
-from smpdfu.errors import BadImage, DeviceError, FrameError, SMPTimeout
-from smpdfu.sock import NetError, TLSError
-from smpdfu.updater import FAILED, STAGE_DONE, STAGE_UPLOAD, UPDATED, UP_TO_DATE, UpdateResult, Updater, parse_version
+from smpdfu.updater import FAILED, STAGE_DONE, UPDATED, UP_TO_DATE, UpdateResult
 
 import smpdfu_app as app
 
@@ -101,79 +98,13 @@ class _Source:
         # What the journal remembers this image by.
         return hexlify(self.sha).decode() if self.sha else self.url
 
-    def info(self, status):
-        """An ImageInfo for the plan: the version (manifest) and the hash (journal) known before download."""
-        v = parse_version(self.version) if self.version else None
-        info = ImageInfo(0, 0, 0, 0, 0, v or (0, 0, 0, 0))
-        info.file_sha = self.sha
-        info.file_size = self.size
+    def journal_hash(self, status):
+        """The image hash an earlier run recorded for this image, or None."""
         if status.get("source") == self.key() and status.get("hash"):
             from binascii import unhexlify
 
-            info.hash = unhexlify(status["hash"])
-        return info
-
-
-class _DownloadFailed(Exception):
-    # Ends the run with the download's own error (Updater.run would call a bad image a lost link).
-    def __init__(self, error):
-        super().__init__(str(error))
-        self.error = error
-        status = getattr(error, "status", 500)
-        self.transient = not isinstance(error, (BadImage, TLSError, ValueError)) and status >= 500
-
-
-class _FotaUpdater(Updater):
-    # The Updater whose upload step downloads the image into the neighbour.
-    def __init__(self, client, source, ca, timeout_ms, retries, led, **kw):
-        super().__init__(client, **kw)
-        self.source = source
-        self.ca = ca
-        self.timeout_ms = timeout_ms
-        self.retries = retries
-        self.led = led
-
-    def upload(self, stream, info, res):
-        from smpdfu.dfu_smp import SMPTarget
-
-        src = self.source
-        self.log("downloading %s into the neighbour" % src.url)
-        target = SMPTarget(self.client, **self.upload_options)
-        pct = [-10]
-
-        def events(event, value):
-            if event == "progress":
-                self.led.toggle()
-                if value >= pct[0] + 10:
-                    pct[0] = value - value % 10
-                    self.log("  download %3d%%" % value)
-
-        if self.record is not None:
-            self.record(STAGE_UPLOAD, None)
-        t0 = ticks_ms()
-        try:
-            got = fota_download.download(src.url, target, sha=src.sha, size=src.size, progress=events,
-                                         retries=self.retries, timeout_ms=self.timeout_ms, ca=self.ca)
-            if src.version and parse_version(src.version) != tuple(got.version):
-                raise BadImage("the image at %s is version %s, the manifest says %s"
-                               % (src.url, got.version_str, src.version))
-        except (SMPTimeout, DeviceError, FrameError, OSError) as e:
-            if isinstance(e, (NetError, TLSError)):
-                raise _DownloadFailed(e)
-            raise  # the neighbour or the UART: the Updater's own handling
-        except Exception as e:  # noqa: BLE001 - the download's named errors
-            raise _DownloadFailed(e)
-        # The plan's stand-in becomes the real image: the next steps test it by its hash.
-        for k in ("hash", "version", "load_addr", "header_size", "protected_tlv_size", "image_size",
-                  "flags", "tlvs", "protected_tlvs", "tlv_size", "file_size", "file_sha"):
-            setattr(info, k, getattr(got, k))
-        res.image_version = got.version_str
-        r = target.result()
-        res.bytes = r.size - r.resumed_from
-        res.upload_seconds = ticks_diff(ticks_ms(), t0) / 1000
-        if r.resumed_from:
-            self.log("the neighbour already held %d bytes" % r.resumed_from)
-        self.log("streamed %s: %d bytes over the UART in %.1f s" % (got.version_str, res.bytes, res.upload_seconds))
+            return unhexlify(status["hash"])
+        return None
 
 
 def run(cfg, hw="machine", log=None, uart=None):
@@ -201,14 +132,13 @@ def run(cfg, hw="machine", log=None, uart=None):
     if status.get("source") == src.key() and status.get("outcome") == FAILED and not status.get("transient"):
         log("the image of %s failed before (%s): nothing to do until it changes" % (src.url, status.get("message")))
         return None
-    info = src.info(status)
-    previous = None
-    if info.hash is not None and status.get("stage"):
-        previous = (status["stage"], status["hash"])
+    image_hash = src.journal_hash(status)
+    previous = (status["stage"], status["hash"]) if image_hash and status.get("stage") else None
+    info = None
 
     def record(stage, hash_hex):
-        app.write_status(status_path, {"stage": stage, "hash": hash_hex or info.hash_hex(), "source": src.key(),
-                                       "url": src.url, "version": info.version_str})
+        app.write_status(status_path, {"stage": stage, "hash": hash_hex, "source": src.key(), "url": src.url,
+                                       "version": info.version_str})
 
     own_uart = uart is None
     try:
@@ -220,6 +150,7 @@ def run(cfg, hw="machine", log=None, uart=None):
         res.transient = True
         return _finish(cfg, src, res, info, log, led)
     from smpdfu.client import SMPClient
+    from smpdfu.fota_update import DownloadUpdater
     from smpdfu.transport import SerialTransport
 
     transport = SerialTransport(uart, max_packet=app.setting(cfg, "MAX_PACKET"),
@@ -228,17 +159,15 @@ def run(cfg, hw="machine", log=None, uart=None):
     opts = {}
     if app.setting(cfg, "WINDOW"):
         opts["window"] = app.setting(cfg, "WINDOW")
-    updater = _FotaUpdater(client, src, ca, timeout_ms, retries, led, log=log, record=record, previous=previous,
-                           connect_ms=app.setting(cfg, "CONNECT_MS"),
-                           reset_wait_ms=app.setting(cfg, "RESET_WAIT_MS"),
-                           allow_downgrade=app.setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
+    updater = DownloadUpdater(client, src.url, src.sha, src.size, src.version, ca, timeout_ms, retries,
+                              log=log, progress=app._Progress(led, log), record=record, previous=previous,
+                              connect_ms=app.setting(cfg, "CONNECT_MS"),
+                              reset_wait_ms=app.setting(cfg, "RESET_WAIT_MS"),
+                              allow_downgrade=app.setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
+    info = updater.plan_info(image_hash)
     led.on()
     try:
-        res = updater.run(None, info)
-    except _DownloadFailed as e:
-        res = UpdateResult(FAILED, "download failed: %s" % e, src.version)
-        res.error = e.error
-        res.transient = e.transient
+        res = updater.run(info)
     finally:
         if own_uart:
             transport.close()

@@ -343,3 +343,49 @@ def test_file_target_resumes_after_a_power_cut(site, tmp_path, impl):
         proxy.stop()
     assert second < len(data) * 3 // 4, (first, second)
     _check_file(out, data)
+
+
+# ---------------------------------------------------------------- the host CLI
+
+
+def test_cli_update_from_a_manifest_url_then_up_to_date(site, tmp_path):
+    from emulator.fixtures import FAST_ARGS
+    from smpdfu_host.emulator.process import EmulatorProcess
+    from test_e2e_cli import smpdfu, state
+
+    data = site.images["other.bin"]
+    (site.rootdir / "cli").mkdir(exist_ok=True)
+    (site.rootdir / "cli" / "manifest.json").write_text(json.dumps(
+        {"url": "/other.bin", "size": len(data), "sha256": _sha(data), "version": "1.2.0"}))
+    url = site.url("cli/manifest.json", tls=True)
+    with EmulatorProcess(FAST_ARGS + ["--flash", str(tmp_path / "flash.bin")]) as emu:
+        r = smpdfu(emu.path, "update", url, "--ca", site.ca, "--json", check=False)
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        assert d["ok"] and d["upload"]["version"] == "1.2.0" and d["upload"]["match"] is True
+        st = state(emu.path)
+        assert st[0]["version"] == "1.2.0" and st[0]["confirmed"]
+        r = smpdfu(emu.path, "update", url, "--ca", site.ca, "--json")
+        d = json.loads(r.stdout)
+        assert d["outcome"] == "up-to-date" and "already runs 1.2.0" in d["message"], d
+        assert "upload" not in d  # nothing downloaded
+        # without the CA the system's trust store refuses the test CA's certificate
+        r = smpdfu(emu.path, "update", url, check=False)
+        assert r.returncode == 1 and "error: download failed: TLS with 127.0.0.1 failed" in r.stderr, r.stderr
+
+
+def test_cli_image_upload_from_a_bare_url(site, tmp_path):
+    from emulator.fixtures import FAST_ARGS
+    from smpdfu_host.emulator.process import EmulatorProcess
+    from test_e2e_cli import smpdfu, state
+
+    data = site.images["small.bin"]
+    with EmulatorProcess(FAST_ARGS + ["--flash", str(tmp_path / "flash.bin")]) as emu:
+        r = smpdfu(emu.path, "image", "upload", site.url("small.bin"), "--json")
+        d = json.loads(r.stdout)
+        assert d["ok"] and d["size"] == len(data) and d["version"] == "1.1.0"
+        st = state(emu.path)
+        assert st[1]["version"] == "1.1.0" and not st[1]["pending"]
+        r = smpdfu(emu.path, "image", "upload", site.url("nothing.bin"), check=False)
+        assert r.returncode == 1 and "error: download failed: the server refused" in r.stderr
+        assert "status 404" in r.stderr

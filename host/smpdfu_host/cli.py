@@ -149,7 +149,10 @@ def build_parser():
 
 
 def _add_upload_args(p):
-    p.add_argument("file", help="MCUboot image (imgtool sign output)")
+    p.add_argument("file", help="MCUboot image (imgtool sign output), or the http(s):// URL of one "
+                   "or of a manifest (.json: url, size, sha256, version), streamed to the device")
+    p.add_argument("--ca", metavar="PEM",
+                   help="CA certificate that signed the https server's (default: the system's trust store)")
     p.add_argument("-n", "--image", type=int, default=0, help="image number (default 0)")
     p.add_argument("-w", "--window", type=int, default=None,
                    help="requests in flight (default: up to 3, as the device's buffers allow)")
@@ -520,8 +523,53 @@ def _progress(args, out, size):
     return Progress(size, stream=out.stderr, mode=mode, label="upload")
 
 
+def is_url(s):
+    """True for an http:// or https:// URL (an image or a manifest to download)."""
+    return s.startswith(("http://", "https://"))
+
+
+def load_manifest(args, out):
+    """The Manifest at ``args.file`` when it names one (``.json``), else None; sets ``args.ca_data``."""
+    from smpdfu import fota_download
+
+    args.ca_data = None
+    if args.ca:
+        try:
+            with open(args.ca, "rb") as f:
+                args.ca_data = f.read()
+        except OSError as e:
+            raise CLIError("cannot read the CA certificate %s: %s" % (args.ca, _oserror_text(e)))
+    if args.chunk is not None:
+        raise CLIError("--chunk is for files; a download streams with the device's buffer size", 2)
+    if not args.file.split("?")[0].endswith(".json"):
+        return None
+    m = fota_download.fetch_manifest(args.file, ca=args.ca_data, timeout_ms=int(args.timeout * 1000) + 7000)
+    out.note("manifest: version %s, %d bytes, %s" % (m.version, m.size, m.url))
+    return m
+
+
+def download_upload(c, args, out):
+    """Stream the image at the URL ``args.file`` (or its manifest's) into the device; (ImageInfo, UploadResult)."""
+    from smpdfu.fota_update import DownloadUpdater
+
+    m = load_manifest(args, out)
+    prog = _progress(args, out, m.size if m else 0)
+    # the same download step as `update`, without the steps around it
+    u = DownloadUpdater(c, m.url if m else args.file, m.sha256 if m else None, m.size if m else None,
+                        m.version if m else None, args.ca_data, log=out.debug, progress=prog,
+                        upload_options=upload_options(c, args, out))
+    info = u.plan_info()
+    try:
+        res = u.stream(info, args.image)
+    finally:
+        prog.finish()
+    return info, res
+
+
 def do_upload(c, args, out):
     """Upload ``args.file`` through the engine (checked again while it streams); returns (ImageInfo or None, UploadResult)."""
+    if is_url(args.file):
+        return download_upload(c, args, out)
     info, size = args.image_info, args.image_size
     kw = upload_options(c, args, out)
     prog = _progress(args, out, size)
@@ -569,6 +617,8 @@ def cmd_update(c, args, out):
     """The whole update through :class:`smpdfu.updater.Updater`: up-to-date check, upload, test, reset, confirm."""
     from smpdfu.updater import Updater
 
+    if is_url(args.file):
+        return update_from_url(c, args, out)
     info = args.image_info
     if info is None:
         raise CLIError("update needs a valid image (its hash) to test and confirm; use image upload --no-verify")
@@ -583,6 +633,32 @@ def cmd_update(c, args, out):
             res = u.run(f, info)
         finally:
             prog.finish()
+    update_result(c, args, out, u, res, info)
+
+
+def update_from_url(c, args, out):
+    """``update URL``: the same steps, the upload streamed from the download (smpdfu.fota_update)."""
+    from smpdfu.fota_update import DownloadUpdater
+
+    if args.image != 0:
+        raise CLIError("update handles image 0 only; use image upload -n %d, image test, reset" % args.image, 2)
+    m = load_manifest(args, out)
+    prog = _progress(args, out, m.size if m else 0)
+    u = DownloadUpdater(c, m.url if m else args.file, m.sha256 if m else None, m.size if m else None,
+                        m.version if m else None, args.ca_data, log=out.note, progress=prog,
+                        connect_ms=int(args.timeout * 1000), reset_wait_ms=int(args.boot_timeout * 1000),
+                        upload_options=upload_options(c, args, out), permanent=args.permanent,
+                        confirm=not args.no_confirm)
+    info = u.plan_info()
+    try:
+        res = u.run(info)
+    finally:
+        prog.finish()
+    update_result(c, args, out, u, res, info)
+
+
+def update_result(c, args, out, u, res, info):
+    """Print what an Updater run did (a failure is one error line)."""
     if not res.ok:
         raise CLIError("update %s: %s" % (res.outcome, res.message))
     steps = res.to_dict()
@@ -638,6 +714,9 @@ def error_message(e, args, words):
         return "BLE link (%s): %s" % (words, e)
     if isinstance(e, BadImage):
         return "bad image %s: %s" % (getattr(args, "file", "?"), e)
+    if type(e).__name__ in ("DownloadFailed", "HTTPStatus", "Changed", "TLSError", "BadResponse", "NetError",
+                            "Stalled"):  # smpdfu.fota_download's, http's and sock's
+        return "download failed: %s" % e
     if isinstance(e, (FrameError, ProtocolError)):
         return "%s (%s): %s" % (type(e).__name__, words, e)
     if isinstance(e, SMPError):
@@ -690,7 +769,7 @@ def run(argv=None, stdout=None, stderr=None):
             cmd_image_info(args, out)
             return 0
         fn = DEVICE_COMMANDS[args.command if args.command != "image" else ("image", args.image_command)]
-        if getattr(args, "file", None) is not None:
+        if getattr(args, "file", None) is not None and not is_url(args.file):
             # Check the image before the port is even opened: nothing is sent
             # for a bad file.
             args.image_info, args.image_size = load_image(args.file, out, args.no_verify)
