@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from smpdfu_host.demo import _pump, device_state, summary_line
+from smpdfu_host.demo import device_state, summary_line
 from smpdfu_host.deploy import plan
 from smpdfu_host.emulator.process import EmulatorProcess
 from smpdfu_host.imgtool_image import make_image
@@ -66,8 +66,10 @@ def install_board(board_dir, settings):
             f.write("%s = %r\n" % (k, v))
 
 
-def run_board(board_dir, timeout=180, out=None, prefix="board | "):
-    """Run the board's main.py on the unix port; returns (returncode, output lines)."""
+def run_board(board_dir, timeout=180, out=None, prefix="board | ", cut_at=None):
+    """Run the board's main.py on the unix port; returns (returncode, output lines).
+
+    ``cut_at``: kill the board (a power cut) as soon as it prints a line containing this."""
     out = out or sys.stdout
     mp = micropython_binary()
     if mp is None:
@@ -77,7 +79,18 @@ def run_board(board_dir, timeout=180, out=None, prefix="board | "):
     p = subprocess.Popen([mp, os.path.join(board_dir, "main.py")], cwd=board_dir, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
-    t = threading.Thread(target=_pump, args=(p.stdout, prefix, out, lines), daemon=True)
+
+    def pump():
+        for line in iter(p.stdout.readline, ""):
+            line = line.rstrip("\n")
+            lines.append(line)
+            out.write(prefix + line + "\n")
+            if cut_at and cut_at in line:
+                p.kill()
+                out.write("demo-fota: power cut\n")
+                return
+
+    t = threading.Thread(target=pump, daemon=True)
     t.start()
     try:
         rc = p.wait(timeout)
@@ -90,7 +103,7 @@ def run_board(board_dir, timeout=180, out=None, prefix="board | "):
 
 
 def run_demo(baud=115200, version="1.1.0", size=40 * 1024, https=True, expect="updated", out=None,
-             workdir=None, settings=None):
+             workdir=None, settings=None, emulator_args=()):
     """Run the whole demo; a dict like :func:`smpdfu_host.demo.run_demo`'s."""
     out = out or sys.stdout
 
@@ -109,7 +122,7 @@ def run_demo(baud=115200, version="1.1.0", size=40 * 1024, https=True, expect="u
         srv = Nginx(os.path.join(work, "nginx"), www)
         url = srv.url("fw/manifest.json", tls=https)
         say("demo-fota: nginx serves %s (image %s, %d bytes)" % (url, version, n))
-        emu = EmulatorProcess((), baud=baud, flash=os.path.join(work, "flash.bin"), echo=out,
+        emu = EmulatorProcess(emulator_args, baud=baud, flash=os.path.join(work, "flash.bin"), echo=out,
                               prefix="  nRF | ", merge_stderr=True)
         before = emu.running_version()
         say("demo-fota: emulated nRF52840 on %s at %d baud, running %s" % (emu.path, baud, before))
