@@ -62,8 +62,8 @@ def test_make_demo_fota(tmp_path):
 
 
 def test_power_cut_mid_download_resumes_then_up_to_date(world):
-    rc, lines, status = boot(world, cut_at="download  3")
-    assert any("download  3" in ln for ln in lines), lines
+    rc, lines, status = boot(world, cut_at="upload  30%")
+    assert any("upload  30%" in ln for ln in lines), lines
     assert status.get("stage") == "upload", status  # the journal says where it stopped
     held = [s for s in world["emu"].lines if "upload-progress" in s or "upload " in s]
     assert held, world["emu"].lines
