@@ -21,3 +21,9 @@ CONNECT_MS = 5000
 TIMEOUT_MS = 3000
 RESET_WAIT_MS = 60000
 ALLOW_DOWNGRADE = False
+
+# Over the air (docs/boards.md): set MANIFEST_URL to update from a URL instead of IMAGE_PATH.
+MANIFEST_URL = None  # e.g. "https://example.com/nrf/manifest.json"
+CA_PATH = None  # PEM/DER of the server's CA, required for https
+WIFI_SSID = None
+WIFI_PASSWORD = None

@@ -93,3 +93,61 @@ def test_https_without_a_ca_and_a_lying_manifest_are_named(world):
     assert not any("test permanent" in ln for ln in world["emu"].lines)
     rc, lines, status = boot(world)
     assert any("failed before" in ln for ln in lines), lines  # not downloaded again at every boot
+
+
+class _FakeNetwork:
+    """A stand-in for MicroPython's ``network`` module (rp2/cyw43 status numbers)."""
+
+    STA_IF = 0
+    STAT_IDLE, STAT_CONNECTING, STAT_GOT_IP = 0, 1, 3
+    STAT_CONNECT_FAIL, STAT_NO_AP_FOUND, STAT_WRONG_PASSWORD = -1, -2, -3
+
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.joined = None
+
+    def WLAN(self, iface):
+        net = self
+
+        class WLAN:
+            def active(self, on=None):
+                return True
+
+            def connect(self, ssid, key):
+                net.joined = (ssid, key)
+
+            def status(self):
+                return net.statuses.pop(0) if len(net.statuses) > 1 else net.statuses[0]
+
+            def isconnected(self):
+                return self.status() == net.STAT_GOT_IP
+
+            def ifconfig(self):
+                return ("192.168.1.7", "255.255.255.0", "192.168.1.1", "192.168.1.1")
+
+        return WLAN()
+
+
+@pytest.mark.parametrize("status, text", [(-3, "wrong password for Wi-Fi network 'home'"),
+                                          (-2, "no Wi-Fi network named 'home' in range"),
+                                          (1, "not connected after 300 ms")])
+def test_wifi_errors_are_named(monkeypatch, status, text):
+    import sys
+    import types
+
+    from firmware_helpers import FIRMWARE, load_app, load_module
+
+    load_app()  # smpdfu_fota imports it (firmware/ stays off sys.path: its code.py would shadow `code`)
+    smpdfu_fota = load_module("smpdfu_fota", FIRMWARE / "smpdfu_fota.py")
+
+    net = _FakeNetwork([status])
+    monkeypatch.setitem(sys.modules, "network", net)
+    cfg = types.SimpleNamespace(WIFI_SSID="home", WIFI_PASSWORD="secret", WIFI_TIMEOUT_MS=300)
+    with pytest.raises(smpdfu_fota.WifiError) as e:
+        smpdfu_fota.connect_wifi(cfg, lambda s: None)
+    assert text in str(e.value) and net.joined == ("home", "secret")
+    ok = _FakeNetwork([1, 1, 3])
+    monkeypatch.setitem(sys.modules, "network", ok)
+    lines = []
+    smpdfu_fota.connect_wifi(cfg, lines.append)
+    assert lines[-1] == "Wi-Fi: connected, address 192.168.1.7"
