@@ -127,7 +127,9 @@ def connect(host, port, tls=False, ca=None, timeout_ms=10000):
         raise NetError("cannot resolve %s: %s" % (host, e))
     sock = sm.socket(ai[0], sm.SOCK_STREAM)
     try:
-        sock.settimeout(timeout_ms / 1000)
+        st = getattr(sock, "settimeout", None)  # missing on some MicroPython ports: then reads are polled only
+        if st is not None:
+            st(timeout_ms / 1000)
         try:
             sock.connect(ai[-1])
         except OSError as e:
@@ -169,9 +171,11 @@ class _Conn:
     def write(self, buf):
         try:
             if IS_MICROPYTHON:
-                self.sock.write(buf)
+                self.sock.write(buf)  # a blocking stream write sends it all
             else:
-                self.sock.sendall(buf)
+                mv = memoryview(buf)
+                while mv:
+                    mv = mv[self.sock.send(mv):]  # CircuitPython has no sendall
         except OSError as e:
             raise NetError("send failed: %s" % _reason(e))
 
