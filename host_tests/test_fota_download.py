@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.join(os.path.dirname(HERE), "lib")
 FOTA = os.path.join(HERE, "fota")
 RUNNER = os.path.join(FOTA, "run_download.py")
-MP_HELPERS = os.path.join(HERE, "mp")  # unixserial: the pty UART on the unix port
+MP_HELPERS = os.path.join(os.path.dirname(HERE), "host", "smpdfu_host", "mpy")  # unixserial: the pty UART
 
 
 def micropython_binary():
