@@ -130,6 +130,22 @@ def test_resume_after_a_fault_feeds_no_byte_twice(site, tmp_path, impl, fault):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_resume_when_the_server_ignores_range(site, tmp_path, impl):
+    # nginx's sub_filter (the /chunked/ location) answers a Range request with
+    # 200 and the whole (chunked) body: the bytes already fed are skipped.
+    data = site.images["small.bin"]
+    proxy = FaultProxy(site.port, faults=[("drop", 20000)])
+    try:
+        out = str(tmp_path / "out.bin")
+        lines, last = run(impl, {"url": proxy.url("chunked/small.bin"), "out": out, "size": len(data)})
+        assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data)), lines
+        assert proxy.connections == 2 and proxy.down > len(data) + 15000  # the prefix came twice
+        _check_file(out, data)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_trickle(site, tmp_path, impl):
     data = site.images["small.bin"]
     proxy = FaultProxy(site.port, faults=[("trickle", 700, 0.001)])
@@ -203,6 +219,8 @@ def test_file_changed_on_the_server_restarts_from_zero(site, tmp_path, impl):
 def test_refusals_name_the_status_and_bad_images(site, tmp_path, impl):
     lines, last = run(impl, {"url": site.url("nothing.bin"), "out": str(tmp_path / "o")})
     assert last.startswith("error HTTPStatus: the server refused ") and "status 404" in last, lines
+    lines, last = run(impl, {"url": site.url("loop"), "out": str(tmp_path / "o")})
+    assert last.startswith("error HTTPStatus: ") and "more than 5 redirects" in last, lines
     (site.rootdir / "junk.bin").write_bytes(b"\x00" * 5000)
     lines, last = run(impl, {"url": site.url("junk.bin"), "out": str(tmp_path / "o")})
     assert last.startswith("error BadImage"), lines

@@ -3,8 +3,8 @@
 - :class:`Nginx` serves a directory over HTTP and HTTPS on ephemeral loopback
   ports; Range, If-Range and ETag are nginx's own. ``/chunked/NAME`` serves
   ``NAME`` with a chunked body (a no-op ``sub_filter`` drops Content-Length);
-  ``/moved/NAME`` answers 301 to ``/NAME`` and ``/rel/NAME`` 302 with a
-  relative Location.
+  ``/moved/NAME`` answers 301 to ``/NAME``, ``/rel/NAME`` 302 with a
+  relative Location, ``/loop`` 302 to itself.
 - :func:`make_ca` makes a CA and a server certificate for 127.0.0.1/localhost
   with ``openssl``.
 """
@@ -76,6 +76,7 @@ http {{
         }}
         location ~ ^/moved/(.*)$ {{ return 301 /$1; }}
         location ~ ^/rel/(.*)$ {{ add_header Location ../$1 always; return 302; }}
+        location = /loop {{ return 302 /loop; }}
     }}
 }}
 """

@@ -20,7 +20,9 @@ Resume across a power cut of the board comes from the target: an
 :class:`SMPTarget` given ``sha`` asks the neighbour how much of that image it
 holds; a ``FileTarget`` keeps its saved progress. Without ``sha`` (a bare
 image URL, no manifest) the neighbour cannot tell whose bytes it holds, so an
-SMP target starts from 0 after a power cut.
+SMP target starts from 0 after a power cut. (After a power cut no ETag is
+known for ``If-Range``: a file changed meanwhile is caught by ``sha`` at
+``done``, which then refuses the image.)
 
 Events go to ``progress(event, value)`` (None: no events):
 ``"progress"`` (percent, 0-100), ``"finished"`` (the ImageInfo from
