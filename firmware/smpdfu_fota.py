@@ -149,6 +149,19 @@ def run(cfg, hw="machine", log=None, uart=None):
         res.error = e
         res.transient = True
         return _finish(cfg, src, res, info, log, led)
+    transport, updater = _updater(cfg, src, uart, ca, led, log, record, previous)
+    info = updater.plan_info(image_hash)
+    led.on()
+    try:
+        res = updater.run(info)
+    finally:
+        if own_uart:
+            transport.close()
+    return _finish(cfg, src, res, info, log, led)
+
+
+def _updater(cfg, src, uart, ca, led, log, record, previous):
+    # The serial transport and the DownloadUpdater on it, from the board's settings.
     from smpdfu.client import SMPClient
     from smpdfu.fota_update import DownloadUpdater
     from smpdfu.transport import SerialTransport
@@ -159,19 +172,11 @@ def run(cfg, hw="machine", log=None, uart=None):
     opts = {}
     if app.setting(cfg, "WINDOW"):
         opts["window"] = app.setting(cfg, "WINDOW")
-    updater = DownloadUpdater(client, src.url, src.sha, src.size, src.version, ca, timeout_ms, retries,
-                              log=log, progress=app._Progress(led, log), record=record, previous=previous,
-                              connect_ms=app.setting(cfg, "CONNECT_MS"),
-                              reset_wait_ms=app.setting(cfg, "RESET_WAIT_MS"),
-                              allow_downgrade=app.setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
-    info = updater.plan_info(image_hash)
-    led.on()
-    try:
-        res = updater.run(info)
-    finally:
-        if own_uart:
-            transport.close()
-    return _finish(cfg, src, res, info, log, led)
+    return transport, DownloadUpdater(
+        client, src.url, src.sha, src.size, src.version, ca, app.setting(cfg, "HTTP_TIMEOUT_MS"),
+        app.setting(cfg, "HTTP_RETRIES"), log=log, progress=app._Progress(led, log), record=record,
+        previous=previous, connect_ms=app.setting(cfg, "CONNECT_MS"), reset_wait_ms=app.setting(cfg, "RESET_WAIT_MS"),
+        allow_downgrade=app.setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
 
 
 def _finish(cfg, src, res, info, log, led):
