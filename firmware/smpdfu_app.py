@@ -60,6 +60,7 @@ DEFAULTS = {
     "WIFI_TIMEOUT_MS": 20000,
     "HTTP_TIMEOUT_MS": 10000,
     "HTTP_RETRIES": 5,
+    "NTP_HOST": None,
 }
 
 _SUFFIX = {"updated": ".done", "up-to-date": ".done", "reverted": ".reverted", "failed": ".failed"}

@@ -24,7 +24,9 @@ fetch that URL again (change the URL, or use a manifest).
 Settings: ``MANIFEST_URL``/``IMAGE_URL``; ``CA_PATH`` (PEM or DER of the
 server's CA: required for https on MicroPython, which has no trust store);
 ``WIFI_SSID``/``WIFI_PASSWORD`` (``network.WLAN``; leave unset where the
-network is already up); ``WIFI_TIMEOUT_MS``, ``HTTP_TIMEOUT_MS``, ``HTTP_RETRIES``.
+network is already up); ``WIFI_TIMEOUT_MS``, ``HTTP_TIMEOUT_MS``, ``HTTP_RETRIES``;
+``NTP_HOST`` (https checks certificate dates: an unset clock is set with
+``ntptime`` first).
 """
 
 from binascii import hexlify
@@ -71,6 +73,25 @@ def connect_wifi(cfg, log):
             raise WifiError("Wi-Fi network %r: not connected after %d ms (status %s)" % (ssid, limit, st))
         sleep_ms(200)
     log("Wi-Fi: connected, address %s" % w.ifconfig()[0])
+
+
+def set_clock(cfg, log):
+    """Set the clock from NTP when it is unset (a board boots in 2000): TLS checks certificate dates."""
+    import time
+
+    if time.gmtime()[0] >= 2024:
+        return
+    try:
+        import ntptime
+
+        host = app.setting(cfg, "NTP_HOST")
+        if host:
+            ntptime.host = host
+        ntptime.settime()
+        log("clock set from NTP: %04d-%02d-%02d %02d:%02d UTC" % time.gmtime()[:5])
+    except Exception as e:  # noqa: BLE001 - any NTP failure: say what it breaks
+        raise OSError("the board's clock is not set (year %d) and NTP failed (%s): https needs the date to check "
+                      "the server's certificate" % (time.gmtime()[0], e))
 
 
 def _ca(cfg):
@@ -123,6 +144,8 @@ def run(cfg, hw="machine", log=None, uart=None):
     try:
         connect_wifi(cfg, log)
         ca = _ca(cfg)
+        if ca and src.url.startswith("https:"):
+            set_clock(cfg, log)
         src.load(ca, timeout_ms, retries, log)
     except Exception as e:  # noqa: BLE001 - no network, no manifest: try again at the next boot
         res = UpdateResult(FAILED, "%s: %s" % (type(e).__name__, e))

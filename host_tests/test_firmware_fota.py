@@ -151,3 +151,39 @@ def test_wifi_errors_are_named(monkeypatch, status, text):
     lines = []
     smpdfu_fota.connect_wifi(cfg, lines.append)
     assert lines[-1] == "Wi-Fi: connected, address 192.168.1.7"
+
+
+def test_unset_clock_is_set_by_ntp_or_named(monkeypatch):
+    # A board boots in 2000; mbedTLS would call the server's certificate "not yet valid".
+    import sys
+    import time
+    import types
+
+    from firmware_helpers import FIRMWARE, load_app, load_module
+
+    load_app()
+    smpdfu_fota = load_module("smpdfu_fota", FIRMWARE / "smpdfu_fota.py")
+    now = [time.struct_time((2000, 1, 1, 0, 0, 5, 5, 1, 0))]
+    monkeypatch.setattr(time, "gmtime", lambda *a: now[0])
+    ntp = types.ModuleType("ntptime")
+    ntp.host = "pool.ntp.org"
+
+    def settime():
+        now[0] = time.struct_time((2026, 11, 30, 10, 0, 0, 0, 334, 0))
+
+    ntp.settime = settime
+    monkeypatch.setitem(sys.modules, "ntptime", ntp)
+    lines = []
+    cfg = types.SimpleNamespace(NTP_HOST="ntp.example")
+    smpdfu_fota.set_clock(cfg, lines.append)
+    assert ntp.host == "ntp.example" and lines == ["clock set from NTP: 2026-11-30 10:00 UTC"]
+
+    now[0] = time.struct_time((2000, 1, 1, 0, 0, 5, 5, 1, 0))
+
+    def fails():
+        raise OSError(110)
+
+    ntp.settime = fails
+    with pytest.raises(OSError) as e:
+        smpdfu_fota.set_clock(cfg, lines.append)
+    assert "clock is not set (year 2000) and NTP failed" in str(e.value)
