@@ -332,6 +332,7 @@ def test_stream_into_the_emulated_nrf_with_drops(site, emu_factory, impl):
     slots = {s["slot"]: s for s in emu.state()}
     img_hash = hashlib.sha256(data[:len(data) - _tlv_len(data)]).hexdigest()
     assert slots[1]["hash"].hex() == img_hash and slots[1]["pending"], slots
+    assert emu.flash.slot_bytes(1, 0, len(data)) == data  # the exact file, byte for byte
     extra = _uart_bytes(emu) - baseline
     window_bytes = 3 * 2048 * 4 // 3  # a window of 3 chunks of a 2 KB request, base64
     print("UART bytes: clean %d, with 2 drops %d (+%d)" % (baseline, _uart_bytes(emu), extra))
