@@ -258,7 +258,8 @@ def get(url, buf, offset=0, if_range=None, ca=None, timeout_ms=10000):
         conn = sock.connect(host, port, scheme == "https", ca, timeout_ms)
         r = Response(conn, buf, url)
         try:
-            hostport = host if port == (443 if scheme == "https" else 80) else "%s:%d" % (host, port)
+            name = "[%s]" % host if ":" in host else host  # an IPv6 address goes in brackets
+            hostport = name if port == (443 if scheme == "https" else 80) else "%s:%d" % (name, port)
             req = "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: smpdfu\r\nConnection: close\r\n" % (path, hostport)
             if offset:
                 req += "Range: bytes=%d-\r\n" % offset
