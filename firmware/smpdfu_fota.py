@@ -23,7 +23,7 @@ fetch that URL again (change the URL, or use a manifest).
 
 Settings: ``MANIFEST_URL``/``IMAGE_URL``; ``CA_PATH`` (PEM or DER of the
 server's CA: required for https on MicroPython, which has no trust store);
-``WIFI_SSID``/``WIFI_PASSWORD`` (``network.WLAN``; leave unset where the
+``WIFI_SSID``/``WIFI_PASSWORD`` (``network.WLAN``, CircuitPythons ``wifi.radio``; unset where the
 network is already up); ``WIFI_TIMEOUT_MS``, ``HTTP_TIMEOUT_MS``, ``HTTP_RETRIES``;
 ``NTP_HOST`` (https checks certificate dates: an unset clock is set with
 ``ntptime`` first).
@@ -47,7 +47,10 @@ def connect_wifi(cfg, log):
     ssid = app.setting(cfg, "WIFI_SSID")
     if not ssid:
         return
-    import network
+    try:
+        import network
+    except ImportError:  # CircuitPython: wifi.radio
+        return _connect_circuitpython(cfg, ssid, log)
 
     w = network.WLAN(network.STA_IF)
     w.active(True)
@@ -73,6 +76,20 @@ def connect_wifi(cfg, log):
             raise WifiError("Wi-Fi network %r: not connected after %d ms (status %s)" % (ssid, limit, st))
         sleep_ms(200)
     log("Wi-Fi: connected, address %s" % w.ifconfig()[0])
+
+
+def _connect_circuitpython(cfg, ssid, log):
+    import wifi
+
+    if wifi.radio.connected:
+        return
+    log("Wi-Fi: joining %r" % ssid)
+    try:
+        wifi.radio.connect(ssid, app.setting(cfg, "WIFI_PASSWORD") or "",
+                           timeout=app.setting(cfg, "WIFI_TIMEOUT_MS") / 1000)
+    except ConnectionError as e:  # "Authentication failure", "No network with that ssid"...
+        raise WifiError("could not join Wi-Fi network %r: %s" % (ssid, e))
+    log("Wi-Fi: connected, address %s" % wifi.radio.ipv4_address)
 
 
 def set_clock(cfg, log):

@@ -187,3 +187,31 @@ def test_unset_clock_is_set_by_ntp_or_named(monkeypatch):
     with pytest.raises(OSError) as e:
         smpdfu_fota.set_clock(cfg, lines.append)
     assert "clock is not set (year 2000) and NTP failed" in str(e.value)
+
+
+def test_wifi_on_circuitpython_names_the_refusal(monkeypatch):
+    import sys
+    import types
+
+    from firmware_helpers import FIRMWARE, load_app, load_module
+
+    load_app()
+    smpdfu_fota = load_module("smpdfu_fota", FIRMWARE / "smpdfu_fota.py")
+    monkeypatch.setitem(sys.modules, "network", None)  # import network -> ImportError
+    radio = types.SimpleNamespace(connected=False, ipv4_address="10.0.0.9")
+
+    def connect(ssid, password, timeout):
+        if password != "right":
+            raise ConnectionError("Authentication failure")
+        radio.connected = True
+
+    radio.connect = connect
+    monkeypatch.setitem(sys.modules, "wifi", types.SimpleNamespace(radio=radio))
+    cfg = types.SimpleNamespace(WIFI_SSID="home", WIFI_PASSWORD="wrong", WIFI_TIMEOUT_MS=1000)
+    with pytest.raises(smpdfu_fota.WifiError) as e:
+        smpdfu_fota.connect_wifi(cfg, lambda s: None)
+    assert str(e.value) == "could not join Wi-Fi network 'home': Authentication failure"
+    cfg.WIFI_PASSWORD = "right"
+    lines = []
+    smpdfu_fota.connect_wifi(cfg, lines.append)
+    assert lines[-1] == "Wi-Fi: connected, address 10.0.0.9"
