@@ -23,7 +23,7 @@ fetch that URL again (change the URL, or use a manifest).
 
 Settings: ``MANIFEST_URL``/``IMAGE_URL``; ``CA_PATH`` (PEM or DER of the
 server's CA: required for https on MicroPython, which has no trust store);
-``WIFI_SSID``/``WIFI_PASSWORD`` (``network.WLAN``, CircuitPythons ``wifi.radio``; unset where the
+``WIFI_SSID``/``WIFI_PASSWORD`` (``network.WLAN``, or CircuitPython's ``wifi.radio``; unset where the
 network is already up); ``WIFI_TIMEOUT_MS``, ``HTTP_TIMEOUT_MS``, ``HTTP_RETRIES``;
 ``NTP_HOST`` (https checks certificate dates: an unset clock is set with
 ``ntptime`` first).
