@@ -247,6 +247,21 @@ def test_tls_with_the_ca_is_accepted(site, tmp_path, impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_tls_resumes_after_drops_and_a_stalled_handshake(site, tmp_path, impl):
+    data = site.images["small.bin"]
+    proxy = FaultProxy(site.tls_port, faults=[("drop", 25000), ("stall", 0), ("reset", 15000)])
+    try:
+        out = str(tmp_path / "out.bin")
+        url = "https://127.0.0.1:%d/small.bin" % proxy.port
+        lines, last = run(impl, {"url": url, "out": out, "ca": site.ca, "timeout_ms": 1500})
+        assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data)), lines
+        assert proxy.connections == 4
+        _check_file(out, data)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_tls_without_or_with_a_wrong_ca_is_refused(site, tmp_path, impl):
     from smpdfu_host.webserver import make_ca
 
