@@ -25,12 +25,16 @@ package(
         "dfu_target.py",
         "errcodes.py",
         "errors.py",
+        "fota_download.py",
+        "fota_update.py",
         "framing.py",
         "header.py",
+        "http.py",
         "mcuboot.py",
         "messages.py",
         "native.py",
         "proto.py",
+        "sock.py",
         "transport.py",
         "uart.py",
         "updater.py",
@@ -39,3 +43,4 @@ package(
     base_path="lib",
 )
 module("smpdfu_app.py", base_path="firmware")
+module("smpdfu_fota.py", base_path="firmware")
