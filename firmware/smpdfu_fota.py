@@ -182,14 +182,13 @@ def run(cfg, hw="machine", log=None, uart=None):
 
     own_uart = uart is None
     try:
-        if own_uart:
-            uart = app.open_uart(cfg, hw)
-    except Exception as e:  # noqa: BLE001 - any port error: report it, try again later
-        res = UpdateResult(FAILED, "cannot open the UART: %s" % e)
+        transport = app.open_transport(cfg, hw, uart)  # UART, or BLE with TRANSPORT = "ble"
+    except Exception as e:  # noqa: BLE001 - any port or radio error: report it, try again later
+        res = UpdateResult(FAILED, "cannot open the link to the neighbour: %s" % e)
         res.error = e
         res.transient = True
         return _finish(cfg, src, res, info, log, led)
-    transport, updater = _updater(cfg, src, uart, ca, led, log, record, previous)
+    updater = _updater(cfg, src, transport, ca, led, log, record, previous)
     info = updater.plan_info(image_hash)
     led.on()
     try:
@@ -200,19 +199,16 @@ def run(cfg, hw="machine", log=None, uart=None):
     return _finish(cfg, src, res, info, log, led)
 
 
-def _updater(cfg, src, uart, ca, led, log, record, previous):
-    # The serial transport and the DownloadUpdater on it, from the board's settings.
+def _updater(cfg, src, transport, ca, led, log, record, previous):
+    # The DownloadUpdater over ``transport``, from the board's settings.
     from smpdfu.client import SMPClient
     from smpdfu.fota_update import DownloadUpdater
-    from smpdfu.transport import SerialTransport
 
-    transport = SerialTransport(uart, max_packet=app.setting(cfg, "MAX_PACKET"),
-                                line_gap_ms=app.setting(cfg, "LINE_GAP_MS"))
     client = SMPClient(transport, timeout_ms=app.setting(cfg, "TIMEOUT_MS"))
     opts = {}
     if app.setting(cfg, "WINDOW"):
         opts["window"] = app.setting(cfg, "WINDOW")
-    return transport, DownloadUpdater(
+    return DownloadUpdater(
         client, src.url, src.sha, src.size, src.version, ca, app.setting(cfg, "HTTP_TIMEOUT_MS"),
         app.setting(cfg, "HTTP_RETRIES"), log=log, progress=app._Progress(led, log), record=record,
         previous=previous, connect_ms=app.setting(cfg, "CONNECT_MS"), reset_wait_ms=app.setting(cfg, "RESET_WAIT_MS"),
