@@ -6,7 +6,7 @@ from . import cbor
 from .compat import sleep_ms, ticks_diff, ticks_ms
 from .errors import FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
 from .header import HEADER_SIZE, pack_header, unpack_header
-from .messages import ImageSlot, McuMgrParams
+from .messages import ImageSlot, McuMgrParams, get_bool, get_int, get_str, slot_info_from_response
 from .proto import (GROUP_IMAGE, GROUP_OS, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE,
                     OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET)
 
@@ -167,7 +167,7 @@ class SMPClient:
         body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if length else {}
         if not isinstance(body, dict):
             raise ProtocolError("response body of %s is not a CBOR map" % _command_name(group, cmd))
-        err = error_from_response(body, group)
+        err = error_from_response(body, group, (group, cmd))
         if err is not None:
             raise err
         return body
@@ -176,18 +176,12 @@ class SMPClient:
         """Send a request and wait for its response body (dict)."""
         return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
 
-    def _field(self, rsp, key, group, cmd):
-        try:
-            return rsp[key]
-        except KeyError:
-            raise ProtocolError("response to %s has no %r" % (_command_name(group, cmd), key))
-
     # ------------------------------------------------------------ OS group
 
     def echo(self, text, timeout_ms=None):
         """Echo ``text`` through the device; return what came back."""
         rsp = self.request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": text}, timeout_ms)
-        return self._field(rsp, "r", GROUP_OS, OS_ECHO)
+        return get_str(rsp, "r", "echo")
 
     def reset(self, force=False, boot_mode=None, settle_ms=300, reconnect_ms=5000):
         """Ask the device to reset; returns once it has gone down.
@@ -226,12 +220,18 @@ class SMPClient:
     def os_info(self, fmt="a"):
         """``uname``-like info; ``fmt`` letters from ``snrvbmpioa`` (``a`` = all)."""
         rsp = self.request(OP_READ, GROUP_OS, OS_INFO, {"format": fmt})
-        return self._field(rsp, "output", GROUP_OS, OS_INFO)
+        return get_str(rsp, "output", "os info")
 
     def bootloader_info(self, query=None):
         """Bootloader info: ``{"bootloader": "MCUboot"}``, or ``{"mode": n}`` for query ``"mode"``."""
         body = {"query": query} if query is not None else None
-        return self.request(OP_READ, GROUP_OS, OS_BOOTLOADER_INFO, body)
+        rsp = self.request(OP_READ, GROUP_OS, OS_BOOTLOADER_INFO, body)
+        w = "bootloader info"
+        # Checked here so that callers can use the known fields as they are.
+        get_str(rsp, "bootloader", w, None)
+        get_int(rsp, "mode", w, None, -1, 0xFF)
+        get_bool(rsp, "no-downgrade", w, None)
+        return rsp
 
     def wait_until_ready(self, timeout_ms=10000, attempt_ms=500):
         """Echo until the device answers (e.g. after a reset); drop garbage meanwhile.
@@ -277,9 +277,9 @@ class SMPClient:
         self.request(OP_WRITE, GROUP_IMAGE, IMG_ERASE, body, timeout_ms)
 
     def slot_info(self):
-        """Slot sizes: the ``images`` list of the slot info response (dicts)."""
-        rsp = self.request(OP_READ, GROUP_IMAGE, IMG_SLOT_INFO)
-        return self._field(rsp, "images", GROUP_IMAGE, IMG_SLOT_INFO)
+        """Slot sizes: the ``images`` list of the slot info response (type-checked dicts,
+        see :func:`~smpdfu.messages.slot_info_from_response`)."""
+        return slot_info_from_response(self.request(OP_READ, GROUP_IMAGE, IMG_SLOT_INFO))
 
     def upload(self, stream, size=None, image=0, sha=None, progress=None, **kwargs):
         """Upload an image from ``stream`` (anything with ``readinto``).

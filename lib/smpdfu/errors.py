@@ -73,22 +73,29 @@ class ImageError(GroupError):
     names = "IMG_ERR_NAMES"
 
 
-def error_from_response(body, group):
+def error_from_response(body, group, what="the request"):
     """The exception a response body carries, or None when it reports success.
 
     Handles both forms: SMP v1 ``{"rc": n}`` and SMP v2 ``{"err": {"group", "rc"}}``.
+    A malformed ``rc``/``err``/``rsn`` (``{"rc": "x"}``) is a
+    :class:`ProtocolError` naming ``what`` (the command: text or ``(group, cmd)``),
+    not an error code.
     """
+    from .messages import describe, get_int, get_str  # loaded by the client already
+
     err = body.get("err")
-    if isinstance(err, dict):
-        rc = err.get("rc", 0)
+    if err is not None:
+        if not isinstance(err, dict):
+            raise ProtocolError("answer to %s: 'err' is not a map" % describe(what))
+        rc = get_int(err, "rc", what, 0, -0x80000000)
         if rc:
-            g = err.get("group", group)
+            g = get_int(err, "group", what, group, 0, 0xFFFF)
             if g == GROUP_IMAGE:
                 return ImageError(rc, g)
             if g == GROUP_OS:
                 return OSGroupError(rc, g)
             return GroupError(rc, g)
-    rc = body.get("rc", 0)
+    rc = get_int(body, "rc", what, 0, -0x80000000)
     if rc:
-        return MgmtError(rc, None, body.get("rsn"))
+        return MgmtError(rc, None, get_str(body, "rsn", what, None))
     return None

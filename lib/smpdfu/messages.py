@@ -2,17 +2,98 @@
 
 from binascii import hexlify
 
+from .compat import const
 from .errors import ProtocolError
 
 DEFAULT_BUF_SIZE = 384  # Zephyr's CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE default
 DEFAULT_BUF_COUNT = 4
 
 
-def _field(rsp, key, what):
-    try:
-        return rsp[key]
-    except (KeyError, TypeError):
-        raise ProtocolError("%s response has no %r field" % (what, key))
+_MISSING = object()
+_MAX_HASH = const(64)  # SHA-512, the longest image hash MCUboot uses
+_U32 = const(0xFFFFFFFF)
+
+
+def describe(what):
+    """``what`` for a message: a command's name (text), or ``(group, cmd)``, named
+    only now: the names module is loaded when an error is built, not before."""
+    if isinstance(what, tuple):
+        from .errcodes import command_name
+
+        return command_name(what[0], what[1])
+    return what
+
+
+def _bad(what, key, v, want):
+    r = repr(v)
+    if len(r) > 40:
+        r = r[:37] + "..."
+    return ProtocolError("answer to %s: %r is %s, expected %s" % (describe(what), key, r, want))
+
+
+def _get(rsp, key, what, default):
+    v = rsp.get(key, _MISSING)
+    if v is _MISSING and default is _MISSING:
+        raise ProtocolError("answer to %s has no %r field" % (describe(what), key))
+    return v
+
+
+def get_int(rsp, key, what, default=_MISSING, lo=0, hi=_U32):
+    """``rsp[key]`` as an int in ``lo..hi``; a :class:`ProtocolError` naming the field otherwise.
+
+    ``what`` names the command (for the message; text or ``(group, cmd)``,
+    see :func:`describe`). A bool is not an int here:
+    ``"off": true`` is an error, not offset 1. Missing gives ``default``.
+    """
+    v = _get(rsp, key, what, default)
+    if v is _MISSING or v is default:
+        return default
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+        raise _bad(what, key, v, "an integer %d..%d" % (lo, hi))
+    return v
+
+
+def get_bool(rsp, key, what, default=False):
+    """``rsp[key]`` as a real CBOR bool (``"no"`` or 1 are errors, not "true")."""
+    v = _get(rsp, key, what, default)
+    if v is _MISSING or v is default:
+        return default
+    if v is not True and v is not False:
+        raise _bad(what, key, v, "true or false")
+    return v
+
+
+def get_str(rsp, key, what, default=_MISSING):
+    """``rsp[key]`` as text."""
+    v = _get(rsp, key, what, default)
+    if v is _MISSING or v is default:
+        return default
+    if not isinstance(v, str):
+        raise _bad(what, key, v, "text")
+    return v
+
+
+def get_bytes(rsp, key, what, default=_MISSING, maxlen=_MAX_HASH):
+    """``rsp[key]`` as 1 to ``maxlen`` bytes (a hash): never an int turned into zero bytes."""
+    v = _get(rsp, key, what, default)
+    if v is _MISSING or v is default:
+        return default
+    if not isinstance(v, (bytes, bytearray, memoryview)) or not 0 < len(v) <= maxlen:
+        raise _bad(what, key, v, "a byte string of 1..%d bytes" % maxlen)
+    return bytes(v)
+
+
+def get_list(rsp, key, what, default=_MISSING):
+    """``rsp[key]`` as a list whose items are all maps (dicts)."""
+    v = _get(rsp, key, what, default)
+    if v is _MISSING:
+        return default
+    if not isinstance(v, list):
+        raise _bad(what, key, v, "a list")
+    for d in v:
+        if not isinstance(d, dict):
+            raise _bad(what, key + "[]", d, "a map")
+    return v
 
 
 class McuMgrParams:
@@ -24,7 +105,8 @@ class McuMgrParams:
 
     @classmethod
     def from_response(cls, rsp):
-        return cls(_field(rsp, "buf_size", "MCUmgr params"), rsp.get("buf_count", DEFAULT_BUF_COUNT))
+        what = "MCUmgr params"
+        return cls(get_int(rsp, "buf_size", what, lo=16), get_int(rsp, "buf_count", what, DEFAULT_BUF_COUNT, 1, 0xFFFF))
 
     def __repr__(self):
         return "McuMgrParams(buf_size=%d, buf_count=%d)" % (self.buf_size, self.buf_count)
@@ -52,18 +134,16 @@ class ImageSlot:
 
     @classmethod
     def from_response(cls, d):
-        g = d.get
-        h = g("hash")
-        return cls(g("image", 0), _field(d, "slot", "image state"), g("version", ""),
-                   bytes(h) if h is not None else None,
-                   bool(g("bootable")), bool(g("pending")), bool(g("confirmed")),
-                   bool(g("active")), bool(g("permanent")))
+        w = "image state"
+        return cls(get_int(d, "image", w, 0, 0, 0xFF), get_int(d, "slot", w, hi=0xFF),
+                   get_str(d, "version", w, ""), get_bytes(d, "hash", w, None),
+                   get_bool(d, "bootable", w), get_bool(d, "pending", w), get_bool(d, "confirmed", w),
+                   get_bool(d, "active", w), get_bool(d, "permanent", w))
 
     @staticmethod
     def list_from_response(rsp):
         """The list of :class:`ImageSlot` in an image state response."""
-        images = _field(rsp, "images", "image state")
-        return [ImageSlot.from_response(d) for d in images]
+        return [ImageSlot.from_response(d) for d in get_list(rsp, "images", "image state")]
 
     @property
     def hash_hex(self):
@@ -82,6 +162,39 @@ class ImageSlot:
     def __repr__(self):
         return "ImageSlot(image=%d, slot=%d, version=%r, flags=%r, hash=%s)" % (
             self.image, self.slot, self.version, self.flags, self.hash_hex)
+
+
+def slot_info_from_response(rsp):
+    """The ``images`` list of a slot info answer, every field type-checked.
+
+    A list of dicts ``{"image", "slots": [{"slot", "size", "upload_image_id"?}],
+    "max_image_size"?}`` (optional keys only when the device sent them).
+    """
+    w = "slot info"
+    out = []
+    for im in get_list(rsp, "images", w):
+        d = {"image": get_int(im, "image", w, 0, 0, 0xFF), "slots": []}
+        m = get_int(im, "max_image_size", w, None)
+        if m is not None:
+            d["max_image_size"] = m
+        for s in get_list(im, "slots", w, []):
+            e = {"slot": get_int(s, "slot", w, hi=0xFF), "size": get_int(s, "size", w)}
+            u = get_int(s, "upload_image_id", w, None, 0, 0xFF)
+            if u is not None:
+                e["upload_image_id"] = u
+            d["slots"].append(e)
+        out.append(d)
+    return out
+
+
+def upload_offset(rsp, size):
+    """The offset an image upload answer asks for next, and its ``match`` (True/False/None).
+
+    The offset must be an int within the image; ``match`` a real bool (so
+    ``"no"`` is an error, not a match).
+    """
+    w = "image upload"
+    return get_int(rsp, "off", w, hi=size), get_bool(rsp, "match", w, None)
 
 
 class UploadResult:

@@ -1,0 +1,127 @@
+"""A device that answers well-framed bodies with wrong types (issue 9, items 1-3).
+
+Every field of every answer is type-checked where it is read: anything wrong
+is a ProtocolError naming the field and the command, never a TypeError, an
+AttributeError, a huge allocation or a truthy guess. Portable.
+"""
+
+import io
+
+from smpdfu.client import SMPClient
+from smpdfu.errors import MgmtError, ProtocolError
+from smpdfu.proto import GROUP_IMAGE, GROUP_OS
+from smpdfu.transport import SerialTransport
+from smpdfu.updater import Updater
+
+from _portable import raises
+from mcuimg import build
+from smpdev import SMPDevice
+
+
+def _client():
+    dev = SMPDevice()
+    return dev, SMPClient(SerialTransport(dev), timeout_ms=300)
+
+
+def _protocol_error(fn, *args, **kw):
+    e = raises(ProtocolError, fn, *args, **kw)
+    return str(e)
+
+
+def test_rc_of_wrong_type_names_the_field():
+    dev, c = _client()
+    dev.errors[(GROUP_OS, 0)] = {"rc": "x"}
+    msg = _protocol_error(c.echo, "hi")
+    assert "'rc'" in msg and "group 0 (OS) command 0" in msg and "'x'" in msg
+    dev.errors[(GROUP_OS, 0)] = {"rc": True}  # a bool is not an error code
+    assert "'rc'" in _protocol_error(c.echo, "hi")
+    dev.errors[(GROUP_OS, 0)] = {"err": [1, 2]}
+    assert "'err'" in _protocol_error(c.echo, "hi")
+    dev.errors[(GROUP_OS, 0)] = {"err": {"group": "os", "rc": 3}}
+    assert "'group'" in _protocol_error(c.echo, "hi")
+    dev.errors[(GROUP_OS, 0)] = {"rc": 3, "rsn": 7}
+    assert "'rsn'" in _protocol_error(c.echo, "hi")
+    dev.errors[(GROUP_OS, 0)] = {"rc": 3, "rsn": "why"}
+    assert "why" in str(raises(MgmtError, c.echo, "hi"))
+
+
+def test_image_state_of_wrong_types():
+    dev, c = _client()
+    for body, field in (({"images": [1]}, "images[]"),
+                        ({"images": 5}, "images"),
+                        ({"images": [{"slot": "1"}]}, "slot"),
+                        ({"images": [{"slot": 1, "version": 3}]}, "version"),
+                        ({"images": [{"slot": 1, "active": "false"}]}, "active"),
+                        ({"images": [{"slot": 1, "confirmed": 1}]}, "confirmed"),
+                        ({}, "images")):
+        dev.errors[(GROUP_IMAGE, 0)] = body
+        msg = _protocol_error(c.image_state)
+        assert repr(field) in msg and "image state" in msg, msg
+
+
+def test_hash_of_wrong_type_allocates_nothing():
+    dev, c = _client()
+    # 2**32 would be bytes(4 GiB); 7 would be seven zero bytes
+    for h in (1 << 32, 7, "abcd", b"", b"x" * 65):
+        dev.errors[(GROUP_IMAGE, 0)] = {"images": [{"slot": 1, "hash": h}]}
+        assert "'hash'" in _protocol_error(c.image_state)
+
+
+def test_params_of_wrong_type():
+    dev, c = _client()
+    for body, field in (({"buf_size": "x"}, "buf_size"), ({"buf_size": True}, "buf_size"),
+                        ({"buf_size": -5}, "buf_size"), ({"buf_size": 512, "buf_count": 0}, "buf_count"),
+                        ({"buf_count": 4}, "buf_size")):
+        dev.errors[(GROUP_OS, 6)] = body
+        msg = _protocol_error(c.params)
+        assert repr(field) in msg and "MCUmgr params" in msg
+
+
+def test_text_answers_of_wrong_type():
+    dev, c = _client()
+    dev.errors[(GROUP_OS, 0)] = {"r": b"bytes"}
+    assert "'r'" in _protocol_error(c.echo, "hi")
+    dev.errors[(GROUP_OS, 7)] = {"output": 1}
+    assert "'output'" in _protocol_error(c.os_info)
+    dev.errors[(GROUP_OS, 8)] = {"bootloader": 1}
+    assert "'bootloader'" in _protocol_error(c.bootloader_info)
+    dev.errors[(GROUP_OS, 8)] = {"mode": "swap"}
+    assert "'mode'" in _protocol_error(c.bootloader_info, "mode")
+    dev.errors[(GROUP_OS, 8)] = {"mode": 1, "no-downgrade": "no"}
+    assert "'no-downgrade'" in _protocol_error(c.bootloader_info, "mode")
+
+
+def test_slot_info_of_wrong_types():
+    dev, c = _client()
+    for body, field in (({"images": [{"image": 0, "slots": [{"slot": 0, "size": "big"}]}]}, "size"),
+                        ({"images": [{"image": 0, "slots": 3}]}, "slots"),
+                        ({"images": [{"image": 0, "slots": [], "max_image_size": []}]}, "max_image_size")):
+        dev.errors[(GROUP_IMAGE, 6)] = body
+        assert repr(field) in _protocol_error(c.slot_info)
+    dev.errors[(GROUP_IMAGE, 6)] = {"images": [{"image": 0, "slots": [{"slot": 1, "size": 4096}],
+                                                "max_image_size": 4000}]}
+    assert c.slot_info() == [{"image": 0, "slots": [{"slot": 1, "size": 4096}], "max_image_size": 4000}]
+
+
+def test_upload_answers_are_not_truthy():
+    dev, c = _client()
+    data = bytes(range(256)) * 8
+    for body, field in (({"off": True}, "off"), ({"off": "0"}, "off"), ({"off": 1 << 40}, "off"),
+                        ({"off": len(data), "match": "no"}, "match"),
+                        ({"off": len(data), "match": 0}, "match")):
+        dev.errors[(GROUP_IMAGE, 1)] = body
+        msg = _protocol_error(c.upload, io.BytesIO(data), len(data), buf_size=384)
+        assert repr(field) in msg and "image upload" in msg, msg
+
+
+def test_updater_reports_a_hostile_device_instead_of_raising():
+    from smpdfu import mcuboot
+
+    dev, c = _client()
+    img = build()
+    info = mcuboot.verify(io.BytesIO(img))
+    dev.errors[(GROUP_IMAGE, 0)] = {"images": [{"slot": 0, "hash": 1 << 32, "active": True}]}
+    res = Updater(c, log=lambda s: None, connect_ms=500).run(io.BytesIO(img), info)
+    assert res.outcome == "failed"
+    assert isinstance(res.error, ProtocolError)
+    assert "'hash'" in res.message
