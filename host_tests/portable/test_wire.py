@@ -91,6 +91,26 @@ def test_cbor_rejects_what_smp_does_not_use():
         assert word in str(err), (hexstr, str(err))
 
 
+def test_cbor_decode_cost_is_capped_per_packet():
+    # ~2 KB bodies that would build thousands of objects (70-200 KB of heap)
+    hostile = (
+        b"\x5f" + b"\x40" * 2000 + b"\xff",  # indefinite byte string of empty chunks
+        b"\x7f" + b"\x60" * 2000 + b"\xff",  # the same for text
+        b"\x99\x07\xd0" + b"\x80" * 2000,  # an array of 2000 empty arrays
+        b"\x9f" + b"\xa0" * 2000 + b"\xff",  # indefinite array of empty maps
+        b"\xb9\x03\xe8" + b"\x00\x80" * 1000,  # a map of 1000 pairs
+    )
+    for data in hostile:
+        err = raises(CBORError, cbor.loads, data)
+        assert "too many items" in str(err)
+    # what SMP really sends stays far below the cap
+    state = {"images": [{"image": i, "slot": s, "version": "1.2.3", "hash": bytes(32), "bootable": True,
+                         "pending": False, "confirmed": True, "active": True, "permanent": False}
+                        for i in range(4) for s in range(2)]}
+    assert cbor.loads(cbor.dumps(state)) == state
+    assert cbor.loads(b"\x99\x07\xd0" + b"\x80" * 2000, max_items=2001) == [[]] * 2000
+
+
 def test_cbor_encoder_writes_memoryview_without_copying_elsewhere():
     buf = bytearray(64)
     enc = cbor.Encoder(buf)

@@ -28,6 +28,10 @@ _NULL = const(0xF6)
 _BREAK = const(0xFF)
 
 _MAX_DEPTH = const(16)  # nesting limit: MicroPython's C stack is small
+# Items one decode may build (array/map entries, string chunks). Each costs a
+# heap object even when empty: 2 KB of empty arrays would be ~2000 lists, a
+# MemoryError on a board. SMP answers hold a few dozen items.
+MAX_ITEMS = 512
 
 
 class Encoder:
@@ -168,10 +172,17 @@ def dumps(obj):
 
 
 class _Decoder:
-    def __init__(self, data, views):
+    def __init__(self, data, views, max_items):
         self.mv = memoryview(data)
         self.pos = 0
         self.views = views
+        self.budget = max_items
+
+    def _spend(self):
+        # One more item built: stop before a hostile packet costs too much.
+        self.budget -= 1
+        if self.budget < 0:
+            self._fail("CBOR data holds too many items (limit reached)")
 
     def _fail(self, what):
         raise CBORError("%s at offset %d" % (what, self.pos))
@@ -214,6 +225,7 @@ class _Decoder:
         if info == 31:  # indefinite: definite chunks of the same type until break
             parts = []
             while True:
+                self._spend()
                 b = self._byte()
                 if b == _BREAK:
                     break
@@ -322,13 +334,15 @@ class _Decoder:
         out[k] = self.item(depth + 1)
 
 
-def loads(data, views=False):
+def loads(data, views=False, max_items=None):
     """Decode one CBOR item that fills ``data`` exactly.
 
     With ``views=True`` byte strings come back as memoryviews into ``data``
-    (no copy), which the server uses for upload chunks.
+    (no copy), which the server uses for upload chunks. At most ``max_items``
+    items (default :data:`MAX_ITEMS`; string chunks count) are built, so what
+    one packet costs to decode is capped.
     """
-    d = _Decoder(data, views)
+    d = _Decoder(data, views, MAX_ITEMS if max_items is None else max_items)
     obj = d.item()
     if d.pos != len(d.mv):
         d._fail("%d trailing bytes after the CBOR item" % (len(d.mv) - d.pos))
