@@ -166,6 +166,25 @@ def test_decoder_skips_console_text_and_split_reads():
     assert dec.errors == 0
 
 
+def test_decoder_finds_a_multi_line_frame_after_a_prompt_without_newline():
+    # The first frame line is full (127 bytes): with the prompt before it the
+    # line is longer than any frame line, and used to be dropped whole.
+    enc = FrameEncoder(600)
+    p1 = _pattern(300, 5)
+    p2 = _pattern(200, 6)
+    long_text = b"x" * 300  # console text longer than a line buffer, then a frame
+    stream = (b"uart:~$ " + bytes(enc.encode_packet(p1)) + long_text + bytes(enc.encode_packet(p2))
+              + b"uart:~$ ")
+    for step in (1, 2, 7, 64, 127, 128, len(stream)):
+        dec = FrameDecoder(600)
+        for i in range(0, len(stream), step):
+            dec.feed(stream[i:i + step])
+        assert dec.next() == p1, step
+        assert dec.next() == p2, step
+        assert dec.next() is None
+        assert dec.errors == 0
+
+
 def test_decoder_names_bad_crc_base64_and_length():
     enc = FrameEncoder(300)
     good = bytes(enc.encode_packet(_pattern(40)))

@@ -144,6 +144,9 @@ class FrameDecoder:
             nl = data.find(b"\n", start)
             end = n if nl < 0 else nl
             k = end - start
+            if k and (self._line_len < 2 or self._line_overflow or line[0] != _START0 and line[0] != _CONT0):
+                start = self._skip_text(data, start, end)
+                k = end - start
             if k and not self._line_overflow:
                 if self._line_len + k > len(line):
                     self._line_overflow = True
@@ -169,6 +172,32 @@ class FrameDecoder:
                 return
             self._end_line()
             start = nl + 1
+
+    def _skip_text(self, data, start, end):
+        # Console text without a newline (a "uart:~$ " prompt) may precede a
+        # frame start on the current line. Keep the line from the marker on:
+        # otherwise a full first frame line overflows and the frame is lost.
+        # Returns where to go on copying ``data`` from.
+        n = self._line_len
+        line = self._line
+        if n == 0 and data[start] == _CONT0:
+            return start  # a continuation line: nothing to skip (no search)
+        j = data.find(_START, start, end)
+        if j >= 0:
+            if j > start or n:
+                self._line_len = 0
+                self._line_overflow = False
+            return j
+        if n and not self._line_overflow and line[n - 1] == _START0 and data[start] == _START1:
+            line[0] = _START0  # the marker was split across two reads
+            self._line_len = 1
+            self._line_overflow = False
+        elif self._line_overflow and data[end - 1] == _START0:
+            line[0] = _START0  # maybe a marker's first half, after text too long to keep
+            self._line_len = 1
+            self._line_overflow = False
+            return end
+        return start
 
     def _end_line(self):
         n = self._line_len
