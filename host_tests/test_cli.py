@@ -209,7 +209,10 @@ def test_timeout_against_silent_pty(pty_port):
     code, out, err = run("--port", port, "--timeout", "0.3", "image", "list")
     assert code == 1
     assert one_error_line(err) == "error: device did not answer within 0.3 s (image list)"
-    assert drain(master).startswith(b"\x06\x09")  # the request did go out, framed
+    sent = drain(master)
+    # a newline ends the device's partial line first; the request went out,
+    # framed, and (the first of the link) once more after the timeout
+    assert sent.startswith(b"\n\x06\x09") and sent.count(b"\x06\x09") == 2
     code, out, err = run("--port", port, "--timeout", "0.2", "--json", "params")
     assert code == 1
     d = json.loads(out)
@@ -243,6 +246,12 @@ def test_bad_hash_argument(pty_port):
     assert code == 2
     assert one_error_line(err) == "error: bad hash 'xyz': expected hex digits"
     assert drain(master) == b""
+    # valid hex, but no image hash: refused here, not sent to the device
+    for cmd in ("test", "confirm"):
+        code, out, err = run("--port", port, "image", cmd, "abcd")
+        assert code == 2
+        assert one_error_line(err).startswith("error: bad hash 'abcd': an image hash is 64 hex digits")
+        assert drain(master) == b""
 
 
 def test_python_dash_m_entry_point(images):

@@ -383,6 +383,8 @@ def _oserror_text(e):
     # pyserial puts its whole sentence in strerror ("could not open port
     # /dev/x: [Errno 2] No such file or directory: '/dev/x'"): use the errno.
     errno = getattr(e, "errno", None)
+    if errno == 16 and e.strerror:  # EBUSY from PySerialUART: its own sentence
+        return e.strerror
     if isinstance(errno, int) and errno > 0:
         return os.strerror(errno)
     if isinstance(e, OSError) and e.strerror:
@@ -443,12 +445,12 @@ def cmd_image_list(c, args, out):
 
 
 def cmd_image_test(c, args, out):
-    slots = c.image_test(_parse_hash(args.hash))
+    slots = c.image_test(args.hash_bytes)
     out.result({"images": [slot_dict(s) for s in slots]}, state_lines(slots))
 
 
 def cmd_image_confirm(c, args, out):
-    slots = c.image_confirm(_parse_hash(args.hash) if args.hash else None)
+    slots = c.image_confirm(args.hash_bytes)
     out.result({"images": [slot_dict(s) for s in slots]}, state_lines(slots))
 
 
@@ -477,12 +479,16 @@ def cmd_image_slots(c, args, out):
 
 
 def _parse_hash(h):
+    """An image hash argument: hex of a SHA-256 (or SHA-384/512) image hash, checked locally."""
     try:
         b = bytes.fromhex(h)
     except ValueError:
         raise CLIError("bad hash %r: expected hex digits" % h, 2)
     if not b:
         raise CLIError("empty hash", 2)
+    if len(b) not in (32, 48, 64):
+        raise CLIError("bad hash %r: an image hash is 64 hex digits (SHA-256), as `image list` "
+                       "or `image info` show it; this is %d" % (h, len(h)), 2)
     return b
 
 
@@ -773,6 +779,8 @@ def run(argv=None, stdout=None, stderr=None):
             # Check the image before the port is even opened: nothing is sent
             # for a bad file.
             args.image_info, args.image_size = load_image(args.file, out, args.no_verify)
+        # Arguments are checked before the port is opened: nothing is sent for a bad one.
+        args.hash_bytes = _parse_hash(args.hash) if getattr(args, "hash", None) else None
         client = connect(args)
         fn(client, args, out)
         return 0

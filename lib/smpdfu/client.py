@@ -44,6 +44,7 @@ class SMPClient:
         self._stash = {}  # seq -> raw response packet, for outstanding seqs
         self._enc = cbor.Encoder(transport.packet, HEADER_SIZE)
         self.stray = 0  # responses dropped because nobody waited for them
+        self._heard = False  # the device answered once (or the first request was retried)
 
     # ------------------------------------------------------------ requests
 
@@ -154,6 +155,7 @@ class SMPClient:
                 self.transport.wait(left if left < 50 else 50)
         pkt = stash.pop(seq)
         del self._pending[seq]
+        self._heard = True
         return self._decode(pkt, expect)
 
     def _decode(self, pkt, expect):
@@ -173,8 +175,20 @@ class SMPClient:
         return body
 
     def request(self, op, group, cmd, body=None, timeout_ms=None):
-        """Send a request and wait for its response body (dict)."""
-        return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
+        """Send a request and wait for its response body (dict).
+
+        The first request on a link that has never answered is sent again
+        once after a timeout (after :meth:`transport.reset`): a stray byte
+        on the device's line, or its boot, may have eaten the first one.
+        """
+        try:
+            return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
+        except SMPTimeout:
+            if self._heard:
+                raise
+            self._heard = True  # once per link
+            self.transport.reset()
+            return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
 
     # ------------------------------------------------------------ OS group
 

@@ -94,7 +94,13 @@ class SerialTransport:
             sleep_ms(1)
 
     def reset(self):
-        """Drop anything received so far (partial frames, queued packets, garbage)."""
+        """Drop anything received so far (partial frames, queued packets, garbage).
+
+        Also ends the device's partial input line with a newline: one stray
+        byte there (noise, a killed client) would otherwise swallow the next
+        request, which Zephyr drops as a line that does not start a frame.
+        """
+        self.uart.write(b"\n")
         for _ in range(64):
             if not self.uart.read_available():
                 break

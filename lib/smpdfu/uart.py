@@ -18,6 +18,7 @@ own object that already has ``read_available``.
 from .compat import sleep_ms, ticks_diff, ticks_ms
 
 _WRITE_STALL_MS = 2000  # a UART that accepts nothing for this long is dead
+_EBUSY = 16  # errno of a port another program holds
 
 
 def _write_all(write, buf):
@@ -94,7 +95,15 @@ class PySerialUART:
         if isinstance(port, str):
             import serial  # lazily: boards have no pyserial
 
-            port = serial.serial_for_url(port, baudrate=baudrate, timeout=0, **kwargs)
+            # Exclusive: a second program on the same port would steal half
+            # the answers (two uploads both fail, one with a false mismatch).
+            kwargs.setdefault("exclusive", True)
+            try:
+                port = serial.serial_for_url(port, baudrate=baudrate, timeout=0, **kwargs)
+            except serial.SerialException as e:
+                if "exclusively lock" in str(e):
+                    raise OSError(_EBUSY, "port busy: another program has %s open" % port)
+                raise
         else:
             port.timeout = 0
         self.serial = port

@@ -1,0 +1,51 @@
+"""The link against a new user's mishaps (issue 9, items 5 and 6), through the CLI
+and the emulated nRF on a pty: a port held by another program, a stray byte on
+the device's line.
+"""
+
+import os
+
+import pytest
+
+from emulator.fixtures import proc_factory  # noqa: F401  (pytest fixture)
+from imagegen import make_image
+from test_e2e_cli import one_error_line, smpdfu
+
+from smpdfu.uart import PySerialUART
+
+pytest.importorskip("serial")
+
+
+def test_a_second_program_on_the_port_gets_port_busy_at_once(proc_factory, tmp_path):  # noqa: F811
+    emu = proc_factory("--flash", tmp_path / "flash.bin")
+    first = PySerialUART(emu.path, 1000000)
+    try:
+        with pytest.raises(OSError) as e:
+            PySerialUART(emu.path, 1000000)
+        assert "port busy" in str(e.value) and emu.path in str(e.value)
+        r = smpdfu(emu.path, "echo", "hi", check=False, timeout=10)
+        assert r.returncode == 1
+        assert one_error_line(r.stderr) == ("error: cannot open port %s: port busy: another program has %s open"
+                                            % (emu.path, emu.path))
+    finally:
+        first.close()
+    assert smpdfu(emu.path, "echo", "free again").stdout.strip() == "free again"
+
+
+def _stray_byte(path):
+    # Noise, or a client killed mid-line: one byte and no newline.
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+def test_a_stray_byte_on_the_line_does_not_swallow_the_next_command(proc_factory, tmp_path):  # noqa: F811
+    emu = proc_factory("--flash", tmp_path / "flash.bin")
+    _stray_byte(emu.path)
+    assert smpdfu(emu.path, "echo", "after noise").stdout.strip() == "after noise"
+    img = make_image(tmp_path / "a.bin", version="1.1.0", size=3000, seed=3)
+    _stray_byte(emu.path)
+    r = smpdfu(emu.path, "image", "upload", img)
+    assert "device hash check: match" in r.stdout
