@@ -3,6 +3,7 @@ and the emulated nRF on a pty: a port held by another program, a stray byte on
 the device's line.
 """
 
+import json
 import os
 
 import pytest
@@ -49,3 +50,16 @@ def test_a_stray_byte_on_the_line_does_not_swallow_the_next_command(proc_factory
     _stray_byte(emu.path)
     r = smpdfu(emu.path, "image", "upload", img)
     assert "device hash check: match" in r.stdout
+
+
+def test_reset_wait_returns_once_the_device_answers_again(proc_factory, tmp_path):  # noqa: F811
+    emu = proc_factory("--flash", tmp_path / "flash.bin", "--boot-ms", "600")
+    n = len(emu.lines)
+    r = smpdfu(emu.path, "reset")
+    assert "does not answer until it is back (reset --wait" in r.stdout
+    emu.wait_line("boot: swap type none", timeout=10, start=n)
+    r = smpdfu(emu.path, "reset", "--wait", "10", "--json")
+    d = json.loads(r.stdout)
+    assert d["ok"] and d["reset"] and d["back_after"] >= 0.3
+    # the device is back: the next command needs no retry or wait
+    assert smpdfu(emu.path, "--timeout", "0.5", "echo", "back").stdout.strip() == "back"

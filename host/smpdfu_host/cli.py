@@ -116,6 +116,8 @@ def build_parser():
     cmd(sub, "info", "OS/application info and bootloader info")
     p = cmd(sub, "reset", "reset the device")
     p.add_argument("--force", action="store_true", help="reset even if the device refuses (EBUSY)")
+    p.add_argument("--wait", nargs="?", type=float, const=30.0, default=None, metavar="S",
+                   help="wait until the device answers again (up to S seconds, default 30)")
 
     p = cmd(sub, "update", "upload FILE, test it, reset, wait for the device, confirm it")
     _add_upload_args(p)
@@ -436,7 +438,19 @@ def cmd_info(c, args, out):
 
 def cmd_reset(c, args, out):
     c.reset(force=args.force)
-    out.result({"reset": True}, ["reset requested"])
+    if args.wait is None:
+        out.result({"reset": True}, ["reset requested: the device reboots now and does not answer "
+                                     "until it is back (reset --wait waits for it)"])
+        return
+    t0 = time.monotonic()
+    try:
+        c.wait_until_ready(max(int(args.wait * 1000), 1))
+    except SMPTimeout:
+        raise CLIError("the device did not answer within %g s of the reset (MCUboot may still be "
+                       "swapping images: try a longer --wait)" % args.wait)
+    secs = time.monotonic() - t0
+    out.result({"reset": True, "back_after": round(secs, 3)},
+               ["reset: the device answers again after %.1f s" % secs])
 
 
 def cmd_image_list(c, args, out):

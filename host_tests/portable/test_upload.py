@@ -8,7 +8,7 @@ import io
 from smpdfu.client import SMPClient
 from smpdfu.errors import FrameError, ImageError, ProtocolError, SMPTimeout
 from smpdfu.transport import SerialTransport
-from smpdfu.upload import Uploader, upload
+from smpdfu.upload import Uploader, erase_wait, upload
 
 from _portable import raises
 from smpdev import SMPDevice
@@ -268,8 +268,29 @@ def test_uploader_with_own_scratch_buffer_and_explicit_buffers():
     u = Uploader(c, chunk_buf=bytearray(64))
     r = u.upload(PatternStream(7000), buf_size=256, buf_count=3)
     assert r.match is True
-    assert dev.max_request == 252 and dev.requests == r.chunks  # no params request
+    # no params request; one slot info request (the erase wait)
+    assert dev.max_request == 252 and dev.requests == r.chunks + 1
     assert r.window == 2
+
+
+def test_first_chunk_waits_for_the_erase_of_the_devices_slot():
+    dev, c = _client(FakeDevice(slot_size=0x76000), timeout_ms=1000)
+    assert erase_wait(c, 5000) == (1000 + 118 * 100, 0x76000)  # 118 pages of 4 KiB
+    dev.slot_size = 0x8000
+    assert erase_wait(c, 5000) == (1000 + 8 * 100, 0x8000)
+    assert erase_wait(c, 5000, image=1) == (1000 + 128 * 100, 0x80000)  # unknown: 512 KiB
+    dev.errors[(1, 6)] = {"rc": 8}  # an older server without slot info
+    assert erase_wait(c, 5000) == (1000 + 128 * 100, 0x80000)
+    assert erase_wait(c, 0x100000) == (1000 + 256 * 100, 0x100000)  # at least the image
+
+
+def test_lost_first_chunk_says_what_it_waited_for():
+    dev, c = _client(FakeDevice(slot_size=0x2000), timeout_ms=50)
+    dev.drop_upload_offsets = [0, 0]
+    e = raises(SMPTimeout, c.upload, PatternStream(3000), retries=1)
+    msg = str(e)
+    assert "offset 0 after 2 attempts" in msg and "250 ms" in msg
+    assert "erase its 8192-byte slot" in msg
 
 
 def test_console_noise_and_small_uart_reads_during_upload():
