@@ -91,6 +91,26 @@ def test_help_and_usage_errors():
     assert run("--baud", "fast", "params")[0] == 2
 
 
+def test_version(capsys):
+    from smpdfu import __version__
+    assert run("--version")[0] == 0
+    assert capsys.readouterr().out.strip() == "smpdfu %s" % __version__
+
+
+def test_encrypted_image_says_plainly_what_was_not_checked(tmp_path, pty_port):
+    enc = make_image(tmp_path / "enc.bin", version="1.0.0", size=2000, encrypt="x25519", seed=4)
+    code, out, err = run("image", "info", enc)
+    assert code == 0
+    assert "NOT CHECKED: the image is encrypted and its hash covers the plaintext" in out
+    assert "OK" not in out
+    code, out, err = run("image", "info", enc, "--json")
+    d = json.loads(out)
+    assert d["hash_verified"] is False and d["checked"] == "layout only (encrypted: hash not checked)"
+    port, master = pty_port
+    code, out, err = run("--port", port, "--timeout", "0.1", "image", "upload", enc)
+    assert err.startswith("note: %s: hash NOT CHECKED" % enc)
+
+
 def test_global_options_before_or_after_the_command():
     p = cli.build_parser()
     a = p.parse_args(["--port", "/dev/x", "--baud", "1000000", "image", "list"])

@@ -63,3 +63,13 @@ def test_reset_wait_returns_once_the_device_answers_again(proc_factory, tmp_path
     assert d["ok"] and d["reset"] and d["back_after"] >= 0.3
     # the device is back: the next command needs no retry or wait
     assert smpdfu(emu.path, "--timeout", "0.5", "echo", "back").stdout.strip() == "back"
+
+
+def test_image_too_large_names_the_image_and_the_slot(proc_factory, tmp_path):  # noqa: F811
+    emu = proc_factory("--flash", tmp_path / "flash.bin", "--slot-size", "0x4000", "--factory-size", "2000")
+    img = make_image(tmp_path / "big.bin", version="1.1.0", size=20000, seed=3)
+    r = smpdfu(emu.path, "image", "upload", img, check=False)
+    assert r.returncode == 1
+    line = one_error_line(r.stderr)
+    assert line.startswith("error: image too large: %s is %d bytes; the device's image 0 slots are 16384/16384 bytes"
+                           % (img, os.path.getsize(img))), line

@@ -102,6 +102,7 @@ def build_parser():
         description="Update the firmware of a Zephyr/MCUboot device over SMP (MCUmgr) on a serial line "
                     "or Bluetooth LE.")
     _add_globals(top, True)
+    top.add_argument("--version", action="version", version="smpdfu %s" % __version__)
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -292,6 +293,7 @@ def image_info_dict(path, info, hdr, err, size):
             "tlv_size": info.tlv_size, "total_size": info.total_size,
             "hash": info.hash_hex(), "file_sha256": info.file_sha_hex(),
             "hash_verified": info.hash_verified, "signed": info.signed, "padded": info.padded,
+            "checked": "hash" if info.hash_verified else "layout only (encrypted: hash not checked)",
             "security_counter": info.security_counter,
             "tlvs": [{"type": t, "name": tlv_name(t), "len": n} for t, n in info.tlvs],
             "protected_tlvs": [{"type": t, "name": tlv_name(t), "len": n}
@@ -321,11 +323,14 @@ def image_info_lines(d):
         if d["security_counter"] is not None:
             pairs.append(("security counter", "%d" % d["security_counter"]))
         pairs += [("image hash", d["hash"]), ("file sha256", d["file_sha256"]),
-                  ("verify", "OK (image hash matches)" if d["hash_verified"]
-                   else "hash not checked (encrypted image)")]
+                  ("verify", "OK (image hash matches)" if d["hash_verified"] else _NOT_CHECKED)]
     else:
         pairs.append(("verify", "FAILED: %s" % d["error"]))
     return kv_lines(pairs)
+
+
+_NOT_CHECKED = ("NOT CHECKED: the image is encrypted and its hash covers the plaintext; only the "
+                "header and TLV layout were checked here (the device checks the hash after decrypting)")
 
 
 def load_image(path, out, no_verify=False):
@@ -335,6 +340,8 @@ def load_image(path, out, no_verify=False):
         if not no_verify:
             raise CLIError("bad image %s: %s" % (path, err))
         out.note("warning: %s fails the local check (%s); sending it anyway (--no-verify)" % (path, err))
+    elif not info.hash_verified:
+        out.note("note: %s: hash %s" % (path, _NOT_CHECKED))
     return info, size
 
 
@@ -600,6 +607,20 @@ def do_upload(c, args, out):
         finally:
             prog.finish()
     return info, res
+
+
+def _slot_text(c, image):
+    # What the device says its slots hold, for a "too large" message.
+    try:
+        for im in c.slot_info():
+            if im["image"] == image:
+                sizes = "/".join(str(s["size"]) for s in im["slots"])
+                m = im.get("max_image_size")
+                return "the device's image %d slots are %s bytes%s" % (
+                    image, sizes, ", at most %d for an image (its trailer needs the rest)" % m if m else "")
+    except SMPError:
+        pass
+    return "the device's slot for image %d is smaller (it does not report its size)" % image
 
 
 def upload_dict(path, info, res):

@@ -138,6 +138,15 @@ def test_missing_and_duplicate_hash():
     _raises(lambda: _v(short), "SHA256 TLV has length 20")
 
 
+def test_truncated_body_names_what_the_image_needs():
+    # not the 4 KB read that failed: the body's whole size and where it ends
+    img = build(body_len=10000)
+    for size in (5000, None):
+        msg = _raises(lambda: _v(img[:5000], buf=bytearray(4096), size=size),
+                      "image body needs 10000 bytes at offset 32 (to 10032)")
+        assert "4096" not in msg
+
+
 def test_truncated_everywhere():
     img = build(body_len=300, prot=[(0x50, bytes(4))], tlvs=[(0x24, bytes(64))])
     for cut in (0, 10, 31, 32, 200, 332, 340, len(img) - 70, len(img) - 1):
