@@ -76,6 +76,13 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
 
+# The decoders and the client's answer parsing against hostile input
+# (host_tests/fuzzing.py); `make test` runs a short pass (host_tests/test_fuzz.py).
+FUZZ_ARGS ?=
+.PHONY: fuzz
+fuzz: venv
+	nice $(VPY) host_tests/fuzzing.py $(FUZZ_ARGS)
+
 # Upload throughput of smpdfu vs smpclient vs mcumgr-toolkit on the emulated
 # nRF (a benchmark, not a test).  BENCH_ARGS="--quick" for 1 Mbaud only.
 BENCH_ARGS ?=

@@ -183,6 +183,12 @@ def test_decoder_finds_a_multi_line_frame_after_a_prompt_without_newline():
         assert dec.next() == p2, step
         assert dec.next() is None
         assert dec.errors == 0
+    # text too long for a line, then the frame in the next read (found by the fuzzer)
+    for text in (long_text, b"y" * 128, b"z" * 127):
+        dec = FrameDecoder(600)
+        dec.feed(b"\n" + text)
+        dec.feed(bytes(enc.encode_packet(p2)))
+        assert dec.next() == p2, len(text)
 
 
 def test_decoder_names_bad_crc_base64_and_length():
