@@ -8,7 +8,7 @@ AttributeError, a huge allocation or a truthy guess. Portable.
 import io
 
 from smpdfu.client import SMPClient
-from smpdfu.errors import MgmtError, ProtocolError
+from smpdfu.errors import CBORError, MgmtError, ProtocolError
 from smpdfu.proto import GROUP_IMAGE, GROUP_OS
 from smpdfu.transport import SerialTransport
 from smpdfu.updater import Updater
@@ -43,6 +43,24 @@ def test_rc_of_wrong_type_names_the_field():
     assert "'rsn'" in _protocol_error(c.echo, "hi")
     dev.errors[(GROUP_OS, 0)] = {"rc": 3, "rsn": "why"}
     assert "why" in str(raises(MgmtError, c.echo, "hi"))
+
+
+def test_an_answer_that_is_not_cbor_names_the_command():
+    from smpdfu.framing import FrameEncoder
+    from smpdfu.header import pack_header
+    from smpdfu.proto import OP_WRITE_RSP
+
+    dev, c = _client()
+    assert c.echo("heard") == "heard"
+    # the device's own answer is lost; in its place a well-framed answer whose
+    # body is a lone CBOR break byte
+    pkt = bytearray(9)
+    pack_header(pkt, 0, OP_WRITE_RSP, 1, GROUP_OS, c._seq, 0)
+    pkt[8] = 0xFF
+    dev.drop_requests = 1
+    dev.inject_raw(bytes(FrameEncoder(64).encode_packet(pkt)))
+    e = raises(CBORError, c.echo, "hi")
+    assert str(e).startswith("answer to group 0 (OS) command 0: unexpected CBOR break")
 
 
 def test_image_state_of_wrong_types():

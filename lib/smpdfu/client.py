@@ -166,7 +166,10 @@ class SMPClient:
                 op, _command_name(group, cmd), rop, _command_name(rgroup, rcmd)))
         if length != len(pkt) - HEADER_SIZE:
             raise ProtocolError("response header says %d body bytes, packet has %d" % (length, len(pkt) - HEADER_SIZE))
-        body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if length else {}
+        try:
+            body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if length else {}
+        except CBORError as e:
+            raise CBORError("answer to %s: %s" % (_command_name(group, cmd), e))
         if not isinstance(body, dict):
             raise ProtocolError("response body of %s is not a CBOR map" % _command_name(group, cmd))
         err = error_from_response(body, group, (group, cmd))
