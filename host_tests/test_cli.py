@@ -258,6 +258,12 @@ def test_upload_refuses_bad_image_and_sends_nothing(images, pty_port):
     assert code == 1
     assert json.loads(out)["ok"] is False
     assert drain(master) == b""
+    # update checks first even with --no-verify: nothing is sent for an image it cannot confirm
+    code, out, err = run("--port", port, "update", images["bad"], "--no-verify")
+    assert code == 1
+    assert one_error_line(err).startswith("error: bad image %s: image hash mismatch" % images["bad"])
+    assert err.rstrip().endswith("; nothing sent")
+    assert drain(master) == b""
 
 
 def test_bad_hash_argument(pty_port):

@@ -166,7 +166,8 @@ def _add_upload_args(p):
     p.add_argument("--upgrade", action="store_true",
                    help="let the device refuse an image older than the running one")
     p.add_argument("--no-verify", action="store_true",
-                   help="send the file even if it fails the local MCUboot check")
+                   help="send the file even if it fails the local MCUboot check (image upload; "
+                        "update never sends an image it cannot check)")
     p.add_argument("--progress", action="store_true",
                    help="draw the progress bar even when stderr is not a terminal")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
@@ -338,7 +339,7 @@ def load_image(path, out, no_verify=False):
     info, _hdr, err, size = inspect_image(path)
     if err:
         if not no_verify:
-            raise CLIError("bad image %s: %s" % (path, err))
+            raise CLIError("bad image %s: %s; nothing sent" % (path, err))
         out.note("warning: %s fails the local check (%s); sending it anyway (--no-verify)" % (path, err))
     elif not info.hash_verified:
         out.note("note: %s: hash %s" % (path, _NOT_CHECKED))
@@ -813,7 +814,8 @@ def run(argv=None, stdout=None, stderr=None):
         if getattr(args, "file", None) is not None and not is_url(args.file):
             # Check the image before the port is even opened: nothing is sent
             # for a bad file.
-            args.image_info, args.image_size = load_image(args.file, out, args.no_verify)
+            # update tests and confirms the image by its hash: never without the check
+            args.image_info, args.image_size = load_image(args.file, out, args.no_verify and args.command != "update")
         # Arguments are checked before the port is opened: nothing is sent for a bad one.
         args.hash_bytes = _parse_hash(args.hash) if getattr(args, "hash", None) else None
         client = connect(args)

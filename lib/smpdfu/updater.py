@@ -247,8 +247,6 @@ class Updater:
             raise _Stop(FAILED, "the neighbour's copy of the image does not match (SHA-256 differs)")
         res.bytes = r.size - r.resumed_from
         res.upload_seconds = r.elapsed_ms / 1000
-        if r.resumed_from:
-            self.log("resumed the upload at byte %d" % r.resumed_from)
         self.log("uploaded %d bytes in %.1f s (%.1f kB/s)" % (res.bytes, res.upload_seconds, res.rate / 1000))
 
     def test(self, info):
@@ -339,7 +337,7 @@ class Updater:
             step = self.plan(info, active, other)
             if step == "up-to-date":
                 res.outcome = UP_TO_DATE
-                res.message = "the neighbour already runs %s" % active.version
+                res.message = "the neighbour already runs %s: nothing sent" % active.version
                 if self._previous_stage(info) in (STAGE_RESET, STAGE_CONFIRM):
                     res.outcome = UPDATED  # finished by an earlier run, cut short before recording
                     res.message = "the neighbour runs %s, confirmed" % active.version
@@ -351,7 +349,7 @@ class Updater:
                             % (active.version, info.version_str))
             if step != "upload":
                 res.resumed = True
-                self.log("resuming: the image is already on the neighbour (next step: %s)" % step)
+                self.log("resuming: the image is already on the neighbour, nothing sent (next step: %s)" % step)
             if step == "upload":
                 self.upload(stream, info, res)
                 step = "test"

@@ -1,0 +1,67 @@
+"""Updater: check first, send nothing that is not needed, say what happens when it
+starts (issue 9, items 9 and 10). Against the in-memory fake device. Portable.
+"""
+
+import io
+
+from smpdfu import mcuboot
+from smpdfu.client import SMPClient
+from smpdfu.transport import SerialTransport
+from smpdfu.updater import Updater
+
+from fakedev import FakeDevice
+from test_mcuboot_portable import build
+
+
+def _setup(version=(1, 1, 0, 0)):
+    dev = FakeDevice()
+    c = SMPClient(SerialTransport(dev), timeout_ms=300)
+    img = build(version=version, body_len=2000)
+    info = mcuboot.verify(io.BytesIO(img))
+    return dev, c, img, info
+
+
+def _run(c, img, info, **kw):
+    log = []
+    res = Updater(c, log=log.append, connect_ms=500, reset_wait_ms=300, **kw).run(io.BytesIO(img), info)
+    return res, log
+
+
+def test_image_already_running_sends_nothing():
+    dev, c, img, info = _setup()
+    dev.running["hash"] = info.hash
+    dev.running["version"] = "1.1.0"
+    res, log = _run(c, img, info)
+    assert res.outcome == "up-to-date" and res.bytes == 0
+    assert dev.upload_requests == 0 and dev.erases == 0
+    assert res.message == "the neighbour already runs 1.1.0: nothing sent"
+
+
+def test_downgrade_needs_the_flag_and_sends_nothing_without_it():
+    dev, c, img, info = _setup(version=(0, 9, 0, 0))
+    res, log = _run(c, img, info)
+    assert res.outcome == "failed" and "not downgrading" in res.message and "allow_downgrade" in res.message
+    assert dev.upload_requests == 0 and dev.erases == 0
+    res, log = _run(c, img, info, allow_downgrade=True)
+    assert dev.upload_requests > 0 and dev.last_upload_digest is not None
+    assert res.bytes == len(img)
+
+
+def test_image_already_in_slot_1_is_not_sent_again():
+    dev, c, img, info = _setup()
+    dev.slot1 = {"image": 0, "slot": 1, "version": "1.1.0", "hash": info.hash, "bootable": True}
+    res, log = _run(c, img, info)
+    assert dev.upload_requests == 0
+    assert "resuming: the image is already on the neighbour, nothing sent (next step: test)" in log
+    assert res.resumed and res.bytes == 0
+
+
+def test_resume_is_said_when_it_starts():
+    dev, c, img, info = _setup()
+    dev.start_upload(len(img), info.file_sha, img[:1200])
+    seen = []
+    res, log = _run(c, img, info, progress=lambda off, total: seen.append(off))
+    start = log.index("resuming the upload at byte 1200 of %d (the neighbour kept an interrupted one)" % len(img))
+    assert log[start + 1].startswith("uploaded %d bytes" % (len(img) - 1200))
+    assert seen[0] == 1200 and seen[-1] == len(img)  # the caller's progress still gets every report
+    assert dev.last_upload_digest is not None
