@@ -224,35 +224,71 @@ def mpremote_command(files, port):
     return cmd
 
 
+NEXT_MICROPYTHON = (
+    "next: wire the board to the nRF (docs/boards.md), then give it an image:\n"
+    "  mpremote%s cp zephyr.signed.bin :/update/app.bin + reset\n"
+    "the app updates the nRF at boot; its log is on the console (mpremote%s repl),\n"
+    "its outcome in /update/status.json")
+NEXT_CIRCUITPYTHON = (
+    "next: wire the board to the nRF (docs/boards.md), then give it an image: hold the user\n"
+    "switch, press reset, copy zephyr.signed.bin to %s/update/app.bin, press reset without\n"
+    "the switch; the outcome is in %s/update/status.json")
+
+
+def _port_problem(port):
+    # A device path that is not there: said before anything is copied or listed.
+    if port and port != "auto" and port.startswith("/") and not os.path.exists(port):
+        return ("no port %s: is the board plugged in? (`mpremote devs` lists the ports; "
+                "PORT=auto takes the first)" % port)
+    return None
+
+
 def deploy_micropython(board, port, mpy=False, dry_run=False):
     files = plan(board, mpy=mpy)
+    problem = _port_problem(port)
+    if problem and not dry_run:
+        raise SystemExit(problem)
     if mpy and not dry_run:
         compile_mpy(arch=board_arch(board))
     cmd = mpremote_command(files, port)
-    for src, dest in files:
-        print("%-40s -> :%s" % (os.path.relpath(src, REPO_ROOT), dest))
     if dry_run:
+        for src, dest in files:
+            print("%-40s -> :%s" % (os.path.relpath(src, REPO_ROOT), dest))
         print("dry run: would run: mpremote %s" % " ".join(
             repr(a) if "\n" in a else a for a in cmd[3:]))
+        if problem:
+            print("note: " + problem)
         return 0
-    return subprocess.run(cmd, cwd=REPO_ROOT).returncode
+    print("deploying %d files to %s with mpremote (DRYRUN=1 lists them)" % (len(files), port))
+    r = subprocess.run(cmd, cwd=REPO_ROOT).returncode
+    if r == 0:
+        conn = "" if port == "auto" else " connect " + port
+        print("done: the update app is on the board.")
+        print(NEXT_MICROPYTHON % (conn, conn))
+    return r
 
 
 def deploy_circuitpython(board, drive, dry_run=False):
     if not drive:
-        raise SystemExit("give DRIVE=/path/to/CIRCUITPY")
+        raise SystemExit("give DRIVE=/path/to/CIRCUITPY (where the board's drive is mounted)")
     files = plan(board, circuitpython=True)
-    for src, dest in files:
-        print("%-40s -> %s%s" % (os.path.relpath(src, REPO_ROOT), drive.rstrip("/"), dest))
-    if dry_run:
-        return 0
-    if not os.path.isdir(drive):
+    mounted = os.path.isdir(drive)
+    if not mounted and not dry_run:
         raise SystemExit("%s is not a directory (is the CIRCUITPY drive mounted?)" % drive)
+    if dry_run:
+        for src, dest in files:
+            print("%-40s -> %s%s" % (os.path.relpath(src, REPO_ROOT), drive.rstrip("/"), dest))
+        if not mounted:
+            print("note: %s is not there now: mount the CIRCUITPY drive before deploying" % drive)
+        return 0
     os.makedirs(os.path.join(drive, "update"), exist_ok=True)
     for src, dest in files:
         dst = os.path.join(drive, dest.lstrip("/"))
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copyfile(src, dst)
+    print("done: %d files copied to %s." % (len(files), drive))
+    d = drive.rstrip("/")
+    print(NEXT_CIRCUITPYTHON % (d, d))
     return 0
 
 
