@@ -226,3 +226,16 @@ def test_flash_timing_first_chunk_erase(emu_factory, imgs):
     assert c.request(WRITE, 1, 5, {}, timeout=10)[1] == {}  # image erase: the whole slot, 16 pages
     assert time.monotonic() - t > 16 * 0.085 * 0.5 * 0.95
     c.close()
+
+
+def test_v1_mode_is_named_after_what_it_imitates(capsys):
+    # issue 9: it imitates the legacy rc behaviour answering as SMP v1, not Zephyr 3.2.0
+    from smpdfu_host.emulator.cli import build_parser, config_from_args
+
+    p = build_parser()
+    assert config_from_args(p.parse_args(["--v1-legacy-rc"])).v1_only is True
+    assert config_from_args(p.parse_args([])).v1_only is False
+    p.print_help()
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--v1-legacy-rc" in text and "not a model of an older release" in text
+    assert "older Zephyr" not in text

@@ -16,8 +16,10 @@ What it reproduces from Zephyr (``subsys/mgmt/mcumgr/smp/src/smp.c``):
 - group errors answer ``{"err": {"group", "rc"}}`` to v2 requests and the
   translated ``{"rc": n}`` (the group's MGMT_ERR mapping) to v1 requests.
 
-Options imitate other server builds: ``v1_only`` (older Zephyr: every response
-has a v1 header and errors use the rc form; upload/erase add ``"rc": 0``) and
+Options imitate other server builds: ``v1_only`` (every response has a v1
+header and errors use the rc form; upload/erase add ``"rc": 0``: Zephyr's
+``CONFIG_MCUMGR_SMP_LEGACY_RC_BEHAVIOUR`` answering as SMP v1, not a model of
+any one older release) and
 ``rc_errors`` (rc-form errors even to v2 requests).
 
 Handlers are ``fn(req)`` returning a dict (the response map) and raising
@@ -90,8 +92,8 @@ class SMPServer:
 
     ``buf_size`` / ``buf_count``: the transport's net_buf size and count
     (CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE/COUNT, defaults 384 and 4); a response
-    (header + CBOR) must fit ``buf_size``. ``v1_only``: answer like an older
-    Zephyr without SMP v2. ``rc_errors``: always use the rc error form.
+    (header + CBOR) must fit ``buf_size``. ``v1_only``: SMP v1 answers with
+    the legacy rc behaviour (see the module doc). ``rc_errors``: always use the rc error form.
     """
 
     def __init__(self, buf_size=384, buf_count=4, v1_only=False, rc_errors=False):

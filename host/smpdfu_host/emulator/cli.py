@@ -34,7 +34,11 @@ def build_parser(prog="smpdfu emulate"):
     p.add_argument("--line-bufs", type=int, default=d["line_bufs"], help="UART RX line buffers (2)")
     p.add_argument("--line-buf-size", type=int, default=d["line_buf_size"],
                    help="bytes per RX line buffer (128)")
-    p.add_argument("--v1", action="store_true", help="older Zephyr: SMP v1 answers only")
+    # Named after what it imitates: a current server answering as SMP v1 with the
+    # legacy rc behaviour, not any one older Zephyr release (3.2.0 differs).
+    p.add_argument("--v1-legacy-rc", dest="v1", action="store_true",
+                   help="SMP v1 headers, rc-form errors, \"rc\": 0 in upload/erase answers "
+                        "(CONFIG_MCUMGR_SMP_LEGACY_RC_BEHAVIOUR); not a model of an older release")
     p.add_argument("--rc-errors", action="store_true", help="rc-form errors to v2 requests too")
     p.add_argument("--flash-speed", type=float, default=d["flash_speed"],
                    help="scale of flash timings, 0 = instant (default 1)")

@@ -38,7 +38,7 @@ class EmulatorConfig:
         buf_count=4,              # CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT
         line_bufs=2,              # CONFIG_UART_MCUMGR_RX_BUF_COUNT
         line_buf_size=128,        # CONFIG_UART_MCUMGR_RX_BUF_SIZE
-        v1_only=False,            # older Zephyr: v1 headers, rc errors, "rc": 0
+        v1_only=False,            # v1 headers, rc errors, "rc": 0 (legacy rc behaviour)
         rc_errors=False,          # rc-form errors even to v2 requests
         flash_speed=1.0,          # scale of NVMC timings (0 = instant)
         progressive_erase=False,  # CONFIG_IMG_ERASE_PROGRESSIVELY
