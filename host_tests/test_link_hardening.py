@@ -3,6 +3,7 @@ and the emulated nRF on a pty: a port held by another program, a stray byte on
 the device's line.
 """
 
+import io
 import json
 import os
 
@@ -73,3 +74,35 @@ def test_image_too_large_names_the_image_and_the_slot(proc_factory, tmp_path):  
     line = one_error_line(r.stderr)
     assert line.startswith("error: image too large: %s is %d bytes; the device's image 0 slots are 16384/16384 bytes"
                            % (img, os.path.getsize(img))), line
+
+
+def test_upload_says_it_resumes_when_it_starts(tmp_path):
+    from fakedev import FakeDevice
+    from test_client_pyserial import PtyDevice
+
+    from smpdfu import mcuboot
+
+    img = make_image(tmp_path / "r.bin", version="1.1.0", size=3000, seed=4)
+    data = open(img, "rb").read()
+    info = mcuboot.verify(io.BytesIO(data))
+    dev = PtyDevice(FakeDevice())
+    try:
+        dev.dev.start_upload(len(data), info.file_sha, data[:1000])
+        code, out, err = _run("--port", dev.path, "image", "upload", img, "--no-progress")
+        assert code == 0, err
+        assert err.splitlines()[0] == "resuming at byte 1000 of %d (the device kept an earlier, interrupted upload)" % len(data)
+        assert "resumed from offset 1000" in out
+        dev.dev.start_upload(len(data), info.file_sha, data)
+        code, out, err = _run("--port", dev.path, "image", "upload", img, "--no-progress")
+        assert code == 0, err
+        assert "already holds all %d bytes (an earlier upload): nothing more sent" % len(data) in err
+    finally:
+        dev.close()
+
+
+def _run(*argv):
+    from smpdfu_host import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.run([str(a) for a in argv], stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()

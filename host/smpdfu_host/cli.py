@@ -602,6 +602,15 @@ def do_upload(c, args, out):
     kw = upload_options(c, args, out)
     prog = _progress(args, out, size)
     sha = info.file_sha if info is not None else None
+
+    def started(off, total):
+        # Said when the device answers the first chunk, not only at the end.
+        if off >= total:
+            out.note("the device already holds all %d bytes (an earlier upload): nothing more sent" % total)
+        elif off:
+            out.note("resuming at byte %d of %d (the device kept an earlier, interrupted upload)" % (off, total))
+
+    kw["started"] = started
     with open(args.file, "rb") as f:
         try:
             res = c.upload(f, size, image=args.image, sha=sha, progress=prog, verify=info is not None, **kw)

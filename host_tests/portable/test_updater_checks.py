@@ -65,3 +65,10 @@ def test_resume_is_said_when_it_starts():
     assert log[start + 1].startswith("uploaded %d bytes" % (len(img) - 1200))
     assert seen[0] == 1200 and seen[-1] == len(img)  # the caller's progress still gets every report
     assert dev.last_upload_digest is not None
+
+
+def test_a_fresh_upload_reports_no_resume():
+    dev, c, img, info = _setup()
+    res, log = _run(c, img, info)
+    assert not any("resuming" in line or "already holds" in line for line in log), log
+    assert res.bytes == len(img)
