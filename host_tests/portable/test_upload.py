@@ -273,15 +273,15 @@ def test_uploader_with_own_scratch_buffer_and_explicit_buffers():
     assert r.window == 2
 
 
-def test_first_chunk_waits_for_the_erase_of_the_devices_slot():
+def test_first_chunk_waits_for_the_erase_the_image_needs():
     dev, c = _client(FakeDevice(slot_size=0x76000), timeout_ms=1000)
-    assert erase_wait(c, 5000) == (1000 + 118 * 100, 0x76000)  # 118 pages of 4 KiB
-    dev.slot_size = 0x8000
-    assert erase_wait(c, 5000) == (1000 + 8 * 100, 0x8000)
-    assert erase_wait(c, 5000, image=1) == (1000 + 128 * 100, 0x80000)  # unknown: 512 KiB
+    # the image's pages (2 of 4 KiB) and the trailer's
+    assert erase_wait(c, 5000) == (1000 + 3 * 100, 3 * 4096)
+    assert erase_wait(c, 400000) == (1000 + 99 * 100, 99 * 4096)
+    dev.slot_size = 0x2000  # never more than the whole slot
+    assert erase_wait(c, 400000) == (1000 + 2 * 100, 0x2000)
     dev.errors[(1, 6)] = {"rc": 8}  # an older server without slot info
-    assert erase_wait(c, 5000) == (1000 + 128 * 100, 0x80000)
-    assert erase_wait(c, 0x100000) == (1000 + 256 * 100, 0x100000)  # at least the image
+    assert erase_wait(c, 400000) == (1000 + 99 * 100, 99 * 4096)
 
 
 def test_lost_first_chunk_says_what_it_waited_for():
@@ -290,7 +290,7 @@ def test_lost_first_chunk_says_what_it_waited_for():
     e = raises(SMPTimeout, c.upload, PatternStream(3000), retries=1)
     msg = str(e)
     assert "offset 0 after 2 attempts" in msg and "250 ms" in msg
-    assert "erase its 8192-byte slot" in msg
+    assert "each waited 250 ms: the device erases 8192 bytes of flash first" in msg
 
 
 def test_console_noise_and_small_uart_reads_during_upload():
