@@ -31,6 +31,7 @@ def test_demo_command_at_115200(tmp_path):
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     assert "at 115200 baud, running 1.0.0" in out
+    assert "demo: the board side is firmware/main.py on real MicroPython 1." in out
     # the whole update, as the board (MicroPython) printed it
     for text in ("board | neighbour runs 1.0.0; image is 1.1.0", "board |   upload 100%",
                  "board | marking 1.1.0 for a test boot", "board | resetting the neighbour",

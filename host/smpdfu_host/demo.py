@@ -61,6 +61,16 @@ def device_state(pty, baud):
         t.close()
 
 
+def micropython_version():
+    """The MicroPython release the harness runs (its npm package's version)."""
+    try:
+        with open(os.path.join(os.path.dirname(DEMO_MJS), "package.json")) as f:
+            deps = json.load(f)["dependencies"]
+        return deps["@micropython/micropython-webassembly-pyscript"]
+    except (OSError, ValueError, KeyError):
+        return "(version unknown)"
+
+
 def run_board(pty, image=None, out_dir=None, status=None, settings=None, timeout=120,
               prefix="board | ", out=None, files=None):
     """Run firmware/main.py on MicroPython (node) against ``pty``; returns (returncode, output lines).
@@ -162,6 +172,8 @@ def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighb
         out_dir = os.path.join(work, "board-update")
         t0 = time.monotonic()
         files = _deploy_list(work)
+        say("demo: the board side is firmware/main.py on real MicroPython %s (its WebAssembly build "
+            "under node), with what `make deploy BOARD=host` copies; its UART is %s" % (micropython_version(), pty))
         rc, lines = run_board(pty, image, out_dir, settings=settings, out=out, files=files)
         wall = time.monotonic() - t0
         status = _read_status(out_dir)
