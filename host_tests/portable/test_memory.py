@@ -308,3 +308,21 @@ if __name__ == "__main__":  # pragma: no cover - manual run on a board
         if name.startswith("test_"):
             globals()[name]()
             print("ok", name)
+
+
+def test_hostile_cbor_body_costs_a_bounded_amount():
+    # issue 9: a 2 KB answer of empty containers or chunks used to cost 70-200 KB
+    _need_micropython()
+    from smpdfu import cbor
+    from smpdfu.errors import CBORError
+
+    for data in (b"\x99\x07\xd0" + b"\x80" * 2000, b"\x5f" + b"\x40" * 2000 + b"\xff",
+                 b"\x9f" + b"\xa0" * 2000 + b"\xff"):
+        gc.collect()
+        a = gc.mem_alloc()
+        try:
+            cbor.loads(data)
+        except CBORError:
+            pass
+        used = gc.mem_alloc() - a
+        assert used < 16384, (data[:2], used)

@@ -31,7 +31,7 @@ _MAX_DEPTH = const(16)  # nesting limit: MicroPython's C stack is small
 # Items one decode may build (array/map entries, string chunks). Each costs a
 # heap object even when empty: 2 KB of empty arrays would be ~2000 lists, a
 # MemoryError on a board. SMP answers hold a few dozen items.
-MAX_ITEMS = 512
+MAX_ITEMS = 256
 
 
 class Encoder:
