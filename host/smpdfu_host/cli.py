@@ -128,6 +128,8 @@ def build_parser():
                    help="mark the image permanent instead of test (no confirm step needed)")
     p.add_argument("--boot-timeout", type=float, default=20.0, metavar="S",
                    help="seconds to wait for the device after the reset (default 20)")
+    p.add_argument("--allow-downgrade", action="store_true",
+                   help="send the image even when the device runs a newer version")
 
     img = cmd(sub, "image", "image management (state list, upload, test, confirm, erase...)")
     isub = img.add_subparsers(dest="image_command", metavar="IMAGE_COMMAND")

@@ -72,3 +72,16 @@ def test_a_fresh_upload_reports_no_resume():
     res, log = _run(c, img, info)
     assert not any("resuming" in line or "already holds" in line for line in log), log
     assert res.bytes == len(img)
+
+
+def test_check_asks_the_device_and_sends_nothing():
+    dev, c, img, info = _setup()
+    u = Updater(c, log=lambda s: None)
+    assert u.check(info) == ("upload", "1.0.0")
+    dev.running["version"] = "2.0.0"
+    step, why = u.check(info)
+    assert step == "failed" and "newer than the image's 1.1.0: not downgrading" in why
+    assert Updater(c, log=lambda s: None, allow_downgrade=True).check(info) == ("upload", "2.0.0")
+    dev.slot1 = {"image": 0, "slot": 1, "version": "1.1.0", "hash": info.hash, "bootable": True, "pending": True}
+    assert Updater(c, log=lambda s: None, allow_downgrade=True).check(info) == ("reset", "2.0.0")
+    assert dev.upload_requests == 0

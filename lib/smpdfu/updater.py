@@ -235,6 +235,23 @@ class Updater:
                         "(set allow_downgrade)" % (active.version, info.version_str))
         return "upload"
 
+    def check(self, info):
+        """What a run would do first for ``info``, asking the device and sending nothing.
+
+        Returns ``(step, text)``: a step of :meth:`plan` and the running
+        version, or ``("failed"/"reverted", why)`` when the run would stop
+        (a newer version running without ``allow_downgrade``, a foreign test
+        image...). For callers that drive the steps themselves (the CLI).
+        """
+        try:
+            active, other = self._slots()
+            step = self.plan(info, active, other)
+        except _Stop as e:
+            return e.outcome, e.message
+        if step == "reverted":
+            return REVERTED, "the neighbour reverted %s after a test boot; nothing confirmed" % info.version_str
+        return step, active.version
+
     def upload(self, stream, info, res):
         """Send the image (resuming a partial upload the device still holds)."""
         size = info.file_size or info.total_size
