@@ -10,6 +10,9 @@ error; anything else, or a broken invariant, is a finding):
 - ``header``: :func:`smpdfu.header.unpack_header`;
 - ``mcuboot``: :func:`smpdfu.mcuboot.verify` on mutated images; an accepted
   image's hash really matches (recomputed here);
+- ``server``: the portable SMP server (OS and image groups over an emulated
+  flash) fed mutated requests: every answer is a well-formed SMP packet whose
+  body is a CBOR map;
 - ``client``: :class:`smpdfu.client.SMPClient` commands, upload included,
   against a device that answers hostile bodies (mutated real answers, random
   CBOR values of the wrong types, raw garbage); results must have the
@@ -382,6 +385,57 @@ def make_client_target():
     return run
 
 
+def make_server_target():
+    """The ``server`` target: ``run(data, rng)`` feeds one request packet."""
+    import atexit
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "host"))
+    from smpdfu.server import SMPServer
+    from smpdfu.server_image import ImageGroup
+    from smpdfu.server_os import OSGroup
+    from smpdfu_host.emulator.flash import FlashFile
+
+    work = tempfile.mkdtemp(prefix="smpdfu-fuzz-")
+    atexit.register(shutil.rmtree, work, True)
+    server = SMPServer(512, 4)
+    server.register(OSGroup(lambda: "1.0.0", lambda: None))
+    server.register(ImageGroup(FlashFile(os.path.join(work, "flash.bin"), slot_size=0x4000, speed=0)))
+
+    def run(data, rng):
+        how = "no answer"
+        for rsp in server.process(data):
+            if not isinstance(rsp, bytes) or len(rsp) > 512:
+                raise Finding("answer %r" % (rsp[:16],))
+            length = unpack_header(rsp)[3]
+            body = cbor.loads(rsp[HEADER_SIZE:]) if length == len(rsp) - HEADER_SIZE else None
+            if not isinstance(body, dict):
+                raise Finding("malformed answer %s" % bytes(rsp).hex())
+            how = "error answer" if body.get("rc") or body.get("err") else "success answer"
+        return how
+
+    return run
+
+
+def _requests():
+    # Valid request packets (header + CBOR) for the server target's corpus.
+    img = build(body_len=600)
+    out = []
+    for op, group, cmd, body in ((2, 0, 0, {"d": "hi"}), (0, 0, 6, {}), (0, 0, 7, {"format": "a"}),
+                                 (0, 0, 8, {"query": "mode"}), (0, 1, 0, {}), (0, 1, 6, {}),
+                                 (2, 1, 1, {"off": 0, "len": len(img), "image": 0, "sha": bytes(32),
+                                            "data": img[:200]}),
+                                 (2, 1, 1, {"off": 200, "data": img[200:400]}),
+                                 (2, 1, 0, {"hash": bytes(32), "confirm": False}), (2, 1, 5, {"slot": 1})):
+        raw = cbor.dumps(body)
+        pkt = bytearray(HEADER_SIZE + len(raw))
+        pack_header(pkt, 0, op, len(raw), group, 7, cmd)
+        pkt[HEADER_SIZE:] = raw
+        out.append(bytes(pkt))
+    return out
+
+
 # ---------------------------------------------------------------- runner
 
 def _corpora():
@@ -397,7 +451,8 @@ def _corpora():
     return {"cbor": _GOOD_RAW + [bytes.fromhex(h) for h in (
                 "9f018202039f0405ffff", "bf61610161629f0203ffff", "5f42010243030405ff",
                 "7f657374726561646d696e67ff", "1bffffffffffffffff", "3bffffffffffffffff")],
-            "framing": frames, "header": headers, "mcuboot": images, "client": _GOOD_RAW}
+            "framing": frames, "header": headers, "mcuboot": images, "client": _GOOD_RAW,
+            "server": _requests()}
 
 
 class _Count:
@@ -418,7 +473,9 @@ def fuzz(name, cases, seed=1, budget_s=None, count=None):
     corpus = _corpora()[name]
     fn = {"cbor": lambda d, r: target_cbor(d), "framing": target_framing,
           "header": lambda d, r: target_header(d), "mcuboot": lambda d, r: target_mcuboot(d),
-          "client": make_client_target()}[name]
+          "client": make_client_target, "server": make_server_target}[name]
+    if name in ("client", "server"):
+        fn = fn()
     findings = {}
     t0 = time.monotonic()
     done = 0
@@ -442,7 +499,7 @@ def fuzz(name, cases, seed=1, budget_s=None, count=None):
     return done, findings
 
 
-TARGETS = ("cbor", "framing", "header", "mcuboot", "client")
+TARGETS = ("cbor", "framing", "header", "mcuboot", "server", "client")
 
 
 def main(argv=None):
