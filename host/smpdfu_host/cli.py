@@ -621,19 +621,6 @@ def do_upload(c, args, out):
     return info, res
 
 
-def _slot_text(c, image):
-    # What the device says its slots hold, for a "too large" message.
-    try:
-        for im in c.slot_info():
-            if im["image"] == image:
-                sizes = "/".join(str(s["size"]) for s in im["slots"])
-                m = im.get("max_image_size")
-                return "the device's image %d slots are %s bytes%s" % (
-                    image, sizes, ", at most %d for an image (its trailer needs the rest)" % m if m else "")
-    except SMPError:
-        pass
-    return "the device's slot for image %d is smaller (it does not report its size)" % image
-
 
 def upload_dict(path, info, res):
     secs = res.elapsed_ms / 1000.0

@@ -85,3 +85,14 @@ def test_check_asks_the_device_and_sends_nothing():
     dev.slot1 = {"image": 0, "slot": 1, "version": "1.1.0", "hash": info.hash, "bootable": True, "pending": True}
     assert Updater(c, log=lambda s: None, allow_downgrade=True).check(info) == ("reset", "2.0.0")
     assert dev.upload_requests == 0
+
+
+def test_image_too_large_names_the_image_and_the_slots():
+    dev = FakeDevice(slot_size=0x1800)
+    c = SMPClient(SerialTransport(dev), timeout_ms=300)
+    img = build(version=(1, 1, 0, 0), body_len=7000)
+    info = mcuboot.verify(io.BytesIO(img))
+    res, log = _run(c, img, info)
+    assert res.outcome == "failed"
+    assert res.message == ("image too large: 1.1.0 is %d bytes; the device's image 0 slots are 6144/6144 bytes, "
+                           "at most 2048 for an image (its trailer needs the rest)" % len(img)), res.message

@@ -55,6 +55,20 @@ def parse_version(s):
     return tuple(parts)
 
 
+def slot_text(client, image=0):
+    """What the device says its slots for ``image`` hold: for a "too large" message."""
+    try:
+        for im in client.slot_info():
+            if im["image"] == image:
+                m = im.get("max_image_size")
+                return "the device's image %d slots are %s bytes%s" % (
+                    image, "/".join(str(s["size"]) for s in im["slots"]),
+                    ", at most %d for an image (its trailer needs the rest)" % m if m else "")
+    except SMPError:
+        pass
+    return "the device's slot for image %d is smaller (it does not report its size)" % image
+
+
 def _hex(h):
     return hexlify(h).decode() if h else ""
 
