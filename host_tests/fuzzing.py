@@ -46,7 +46,7 @@ from smpdfu.header import HEADER_SIZE, pack_header, unpack_header  # noqa: E402
 from smpdfu.messages import ImageSlot, McuMgrParams  # noqa: E402
 from smpdfu.transport import SerialTransport  # noqa: E402
 
-from test_mcuboot_portable import build  # noqa: E402
+from mcuimg import build  # noqa: E402
 
 _INTERESTING = (0, 1, 0x17, 0x18, 0x1F, 0x3F, 0x40, 0x5F, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0,
                 0xF4, 0xF5, 0xF6, 0xF7, 0xF9, 0xFB, 0xFF, 0x06, 0x09, 0x04, 0x14, 0x0A, 0x0D, 0x3D)

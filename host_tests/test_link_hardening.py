@@ -77,7 +77,7 @@ def test_image_too_large_names_the_image_and_the_slot(proc_factory, tmp_path):  
 
 
 def test_upload_says_it_resumes_when_it_starts(tmp_path):
-    from fakedev import FakeDevice
+    from smpdev import SMPDevice
     from test_client_pyserial import PtyDevice
 
     from smpdfu import mcuboot
@@ -85,17 +85,19 @@ def test_upload_says_it_resumes_when_it_starts(tmp_path):
     img = make_image(tmp_path / "r.bin", version="1.1.0", size=3000, seed=4)
     data = open(img, "rb").read()
     info = mcuboot.verify(io.BytesIO(data))
-    dev = PtyDevice(FakeDevice())
+    dev = PtyDevice(SMPDevice())
     try:
         dev.dev.start_upload(len(data), info.file_sha, data[:1000])
         code, out, err = _run("--port", dev.path, "image", "upload", img, "--no-progress")
         assert code == 0, err
         assert err.splitlines()[0] == "resuming at byte 1000 of %d (the device kept an earlier, interrupted upload)" % len(data)
         assert "resumed from offset 1000" in out
-        dev.dev.start_upload(len(data), info.file_sha, data)
+        # the image in a slot already: nothing is sent at all
+        uploads = dev.dev.upload_requests
         code, out, err = _run("--port", dev.path, "image", "upload", img, "--no-progress")
         assert code == 0, err
-        assert "already holds all %d bytes (an earlier upload): nothing more sent" % len(data) in err
+        assert out.strip() == "%s is already on the device (image 0 slot 1): nothing sent" % img
+        assert dev.dev.upload_requests == uploads
     finally:
         dev.close()
 

@@ -648,6 +648,14 @@ def upload_lines(d):
 
 
 def cmd_image_upload(c, args, out):
+    info = args.image_info
+    if info is not None:
+        for s in c.image_state():
+            if s.image == args.image and s.hash == info.hash:
+                out.result({"file": args.file, "hash": info.hash_hex(), "slot": s.slot, "sent": 0},
+                           ["%s is already on the device (image %d slot %d): nothing sent"
+                            % (args.file, s.image, s.slot)])
+                return
     info, res = do_upload(c, args, out)
     d = upload_dict(args.file, info, res)
     out.result(d, upload_lines(d))

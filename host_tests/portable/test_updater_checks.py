@@ -1,5 +1,5 @@
 """Updater: check first, send nothing that is not needed, say what happens when it
-starts (issue 9, items 9 and 10). Against the in-memory fake device. Portable.
+starts (issue 9, items 9, 10 and 11). Against the in-memory SMP device. Portable.
 """
 
 import io
@@ -9,14 +9,14 @@ from smpdfu.client import SMPClient
 from smpdfu.transport import SerialTransport
 from smpdfu.updater import Updater
 
-from fakedev import FakeDevice
-from test_mcuboot_portable import build
+from mcuimg import build
+from smpdev import SMPDevice
 
 
-def _setup(version=(1, 1, 0, 0)):
-    dev = FakeDevice()
+def _setup(version=(1, 1, 0, 0), body_len=2000, **dev_kw):
+    dev = SMPDevice(**dev_kw)
     c = SMPClient(SerialTransport(dev), timeout_ms=300)
-    img = build(version=version, body_len=2000)
+    img = build(version=version, body_len=body_len)
     info = mcuboot.verify(io.BytesIO(img))
     return dev, c, img, info
 
@@ -28,9 +28,8 @@ def _run(c, img, info, **kw):
 
 
 def test_image_already_running_sends_nothing():
-    dev, c, img, info = _setup()
-    dev.running["hash"] = info.hash
-    dev.running["version"] = "1.1.0"
+    img = build(version=(1, 1, 0, 0), body_len=2000)
+    dev, c, _img, info = _setup(running=img)
     res, log = _run(c, img, info)
     assert res.outcome == "up-to-date" and res.bytes == 0
     assert dev.upload_requests == 0 and dev.erases == 0
@@ -43,13 +42,13 @@ def test_downgrade_needs_the_flag_and_sends_nothing_without_it():
     assert res.outcome == "failed" and "not downgrading" in res.message and "allow_downgrade" in res.message
     assert dev.upload_requests == 0 and dev.erases == 0
     res, log = _run(c, img, info, allow_downgrade=True)
-    assert dev.upload_requests > 0 and dev.last_upload_digest is not None
+    assert dev.upload_requests > 0 and dev.written == len(img)
     assert res.bytes == len(img)
 
 
 def test_image_already_in_slot_1_is_not_sent_again():
     dev, c, img, info = _setup()
-    dev.slot1 = {"image": 0, "slot": 1, "version": "1.1.0", "hash": info.hash, "bootable": True}
+    dev.put_image(1, img)
     res, log = _run(c, img, info)
     assert dev.upload_requests == 0
     assert "resuming: the image is already on the neighbour, nothing sent (next step: test)" in log
@@ -64,7 +63,7 @@ def test_resume_is_said_when_it_starts():
     start = log.index("resuming the upload at byte 1200 of %d (the neighbour kept an interrupted one)" % len(img))
     assert log[start + 1].startswith("uploaded %d bytes" % (len(img) - 1200))
     assert seen[0] == 1200 and seen[-1] == len(img)  # the caller's progress still gets every report
-    assert dev.last_upload_digest is not None
+    assert dev.written == len(img) - 1200
 
 
 def test_a_fresh_upload_reports_no_resume():
@@ -78,21 +77,19 @@ def test_check_asks_the_device_and_sends_nothing():
     dev, c, img, info = _setup()
     u = Updater(c, log=lambda s: None)
     assert u.check(info) == ("upload", "1.0.0")
-    dev.running["version"] = "2.0.0"
-    step, why = u.check(info)
+    dev, c, img, info = _setup(running=(2, 0, 0, 0))
+    step, why = Updater(c, log=lambda s: None).check(info)
     assert step == "failed" and "newer than the image's 1.1.0: not downgrading" in why
     assert Updater(c, log=lambda s: None, allow_downgrade=True).check(info) == ("upload", "2.0.0")
-    dev.slot1 = {"image": 0, "slot": 1, "version": "1.1.0", "hash": info.hash, "bootable": True, "pending": True}
+    dev.put_image(1, img)
+    dev.mark_pending()
     assert Updater(c, log=lambda s: None, allow_downgrade=True).check(info) == ("reset", "2.0.0")
     assert dev.upload_requests == 0
 
 
 def test_image_too_large_names_the_image_and_the_slots():
-    dev = FakeDevice(slot_size=0x1800)
-    c = SMPClient(SerialTransport(dev), timeout_ms=300)
-    img = build(version=(1, 1, 0, 0), body_len=7000)
-    info = mcuboot.verify(io.BytesIO(img))
+    dev, c, img, info = _setup(body_len=9000, slot_size=0x2000)
     res, log = _run(c, img, info)
     assert res.outcome == "failed"
-    assert res.message == ("image too large: 1.1.0 is %d bytes; the device's image 0 slots are 6144/6144 bytes, "
-                           "at most 2048 for an image (its trailer needs the rest)" % len(img)), res.message
+    assert res.message == ("image too large: 1.1.0 is %d bytes; the device's image 0 slots are 8192/8192 bytes"
+                           % len(img)), res.message

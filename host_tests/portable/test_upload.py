@@ -274,18 +274,18 @@ def test_uploader_with_own_scratch_buffer_and_explicit_buffers():
 
 
 def test_first_chunk_waits_for_the_erase_the_image_needs():
-    dev, c = _client(FakeDevice(slot_size=0x76000), timeout_ms=1000)
+    dev, c = _client(SMPDevice(slot_size=0x76000), timeout_ms=1000)
     # the image's pages (2 of 4 KiB) and the trailer's
     assert erase_wait(c, 5000) == (1000 + 3 * 100, 3 * 4096)
     assert erase_wait(c, 400000) == (1000 + 99 * 100, 99 * 4096)
-    dev.slot_size = 0x2000  # never more than the whole slot
-    assert erase_wait(c, 400000) == (1000 + 2 * 100, 0x2000)
     dev.errors[(1, 6)] = {"rc": 8}  # an older server without slot info
     assert erase_wait(c, 400000) == (1000 + 99 * 100, 99 * 4096)
+    dev, c = _client(SMPDevice(slot_size=0x2000, running=None), timeout_ms=1000)
+    assert erase_wait(c, 400000) == (1000 + 2 * 100, 0x2000)  # never more than the whole slot
 
 
 def test_lost_first_chunk_says_what_it_waited_for():
-    dev, c = _client(FakeDevice(slot_size=0x2000), timeout_ms=50)
+    dev, c = _client(SMPDevice(slot_size=0x2000, running=None), timeout_ms=50)
     dev.drop_upload_offsets = [0, 0]
     e = raises(SMPTimeout, c.upload, PatternStream(3000), retries=1)
     msg = str(e)
