@@ -71,6 +71,12 @@ def micropython_version():
         return "(version unknown)"
 
 
+def _board_side(pty):
+    # Said before the board's lines: what runs on the "board" side of the demo.
+    return ("demo: the board side is firmware/main.py on real MicroPython %s (its WebAssembly build under "
+            "node), with what `make deploy BOARD=host` copies; its UART is %s" % (micropython_version(), pty))
+
+
 def run_board(pty, image=None, out_dir=None, status=None, settings=None, timeout=120,
               prefix="board | ", out=None, files=None):
     """Run firmware/main.py on MicroPython (node) against ``pty``; returns (returncode, output lines).
@@ -172,8 +178,7 @@ def run_demo(baud=115200, version="1.1.0", size=40 * 1024, image=None, no_neighb
         out_dir = os.path.join(work, "board-update")
         t0 = time.monotonic()
         files = _deploy_list(work)
-        say("demo: the board side is firmware/main.py on real MicroPython %s (its WebAssembly build "
-            "under node), with what `make deploy BOARD=host` copies; its UART is %s" % (micropython_version(), pty))
+        say(_board_side(pty))
         rc, lines = run_board(pty, image, out_dir, settings=settings, out=out, files=files)
         wall = time.monotonic() - t0
         status = _read_status(out_dir)
