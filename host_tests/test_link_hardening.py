@@ -115,21 +115,23 @@ def test_update_checks_first_and_sends_nothing_needless(proc_factory, tmp_path):
     old = make_image(tmp_path / "old.bin", version="0.9.0", size=3000, seed=5)
     r = smpdfu(emu.path, "update", old, check=False)
     assert r.returncode == 1
-    line = one_error_line(r.stderr)
-    assert "newer than the image's 0.9.0" in line and line.endswith("nothing sent (--allow-downgrade sends it anyway)")
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: update failed: the neighbour runs 1.0.0, newer than the image's 0.9.0")
+    assert line.endswith("nothing sent: --allow-downgrade sends it anyway")
     assert emu.event_kinds().count("upload-start") == 0
     new = make_image(tmp_path / "new.bin", version="1.2.0", size=3000, seed=6)
     smpdfu(emu.path, "update", new)
     assert emu.event_kinds().count("upload-start") == 1
     r = smpdfu(emu.path, "update", new, "--json")
     d = json.loads(r.stdout)
-    assert d["ok"] and d["updated"] is False and d["running"] == "1.2.0" and d["sent"] == 0
+    assert d["ok"] and d["outcome"] == "up-to-date" and d["bytes"] == 0
+    assert d["message"] == "the neighbour already runs 1.2.0: nothing sent"
     assert emu.event_kinds().count("upload-start") == 1  # nothing sent the second time
     # an image already in slot 1 is not sent again
     newer = make_image(tmp_path / "newer.bin", version="1.3.0", size=3000, seed=7)
     smpdfu(emu.path, "image", "upload", newer)
     r = smpdfu(emu.path, "update", newer)
-    assert "the image is already on the device: nothing sent (next step: test)" in r.stderr
+    assert "the image is already on the neighbour, nothing sent (next step: test)" in r.stderr
     assert emu.event_kinds().count("upload-start") == 2
     r = smpdfu(emu.path, "update", old, "--allow-downgrade")
     assert emu.event_kinds().count("upload-start") == 3 and "0.9.0" in r.stdout

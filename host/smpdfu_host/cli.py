@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from smpdfu import mcuboot
 from smpdfu.errors import BadImage, DeviceError, FrameError, LinkError, NotFound, ProtocolError, SMPError, SMPTimeout
@@ -616,6 +617,12 @@ def do_upload(c, args, out):
     with open(args.file, "rb") as f:
         try:
             res = c.upload(f, size, image=args.image, sha=sha, progress=prog, verify=info is not None, **kw)
+        except ImageError as e:
+            if e.name == "INVALID_IMAGE_TOO_LARGE":
+                from smpdfu.updater import slot_text
+
+                raise CLIError("image too large: %s is %d bytes; %s" % (args.file, size, slot_text(c, args.image)))
+            raise
         finally:
             prog.finish()
     return info, res
@@ -668,14 +675,12 @@ def cmd_update(c, args, out):
     if is_url(args.file):
         return update_from_url(c, args, out)
     info = args.image_info
-    if info is None:
-        raise CLIError("update needs a valid image (its hash) to test and confirm; use image upload --no-verify")
     if args.image != 0:
         raise CLIError("update handles image 0 only; use image upload -n %d, image test, reset" % args.image, 2)
     prog = _progress(args, out, args.image_size)
     u = Updater(c, log=out.note, progress=prog, connect_ms=int(args.timeout * 1000),
                 reset_wait_ms=int(args.boot_timeout * 1000), upload_options=upload_options(c, args, out),
-                permanent=args.permanent, confirm=not args.no_confirm)
+                permanent=args.permanent, confirm=not args.no_confirm, allow_downgrade=args.allow_downgrade)
     with open(args.file, "rb") as f:
         try:
             res = u.run(f, info)
@@ -708,7 +713,8 @@ def update_from_url(c, args, out):
 def update_result(c, args, out, u, res, info):
     """Print what an Updater run did (a failure is one error line)."""
     if not res.ok:
-        raise CLIError("update %s: %s" % (res.outcome, res.message))
+        hint = "; nothing sent: --allow-downgrade sends it anyway" if "not downgrading" in res.message else ""
+        raise CLIError("update %s: %s%s" % (res.outcome, res.message, hint))
     steps = res.to_dict()
     if u.upload_result is not None:
         steps["upload"] = upload_dict(args.file, info, u.upload_result)

@@ -73,20 +73,6 @@ def test_a_fresh_upload_reports_no_resume():
     assert res.bytes == len(img)
 
 
-def test_check_asks_the_device_and_sends_nothing():
-    dev, c, img, info = _setup()
-    u = Updater(c, log=lambda s: None)
-    assert u.check(info) == ("upload", "1.0.0")
-    dev, c, img, info = _setup(running=(2, 0, 0, 0))
-    step, why = Updater(c, log=lambda s: None).check(info)
-    assert step == "failed" and "newer than the image's 1.1.0: not downgrading" in why
-    assert Updater(c, log=lambda s: None, allow_downgrade=True).check(info) == ("upload", "2.0.0")
-    dev.put_image(1, img)
-    dev.mark_pending()
-    assert Updater(c, log=lambda s: None, allow_downgrade=True).check(info) == ("reset", "2.0.0")
-    assert dev.upload_requests == 0
-
-
 def test_image_too_large_names_the_image_and_the_slots():
     dev, c, img, info = _setup(body_len=9000, slot_size=0x2000)
     res, log = _run(c, img, info)

@@ -8,7 +8,8 @@ import io
 from smpdfu.client import SMPClient
 from smpdfu.errors import FrameError, ImageError, ProtocolError, SMPTimeout
 from smpdfu.transport import SerialTransport
-from smpdfu.upload import Uploader, erase_wait, upload
+from smpdfu.dfu_smp import erase_wait
+from smpdfu.upload import Uploader, upload
 
 from _portable import raises
 from smpdev import SMPDevice
@@ -289,7 +290,7 @@ def test_lost_first_chunk_says_what_it_waited_for():
     dev.drop_upload_offsets = [0, 0]
     e = raises(SMPTimeout, c.upload, PatternStream(3000), retries=1)
     msg = str(e)
-    assert "offset 0 after 2 attempts" in msg and "250 ms" in msg
+    assert "offset 0 of 3000 after 2 attempts" in msg and "250 ms" in msg
     assert "each waited 250 ms: the device erases 8192 bytes of flash first" in msg
 
 

@@ -29,14 +29,17 @@ from .dfu_target import DONE, ERASE_DONE, ERASE_PENDING, PROGRESS, Target, file_
 from .errors import BadImage, FrameError, ProtocolError, SMPError, SMPTimeout
 from .header import HEADER_SIZE
 from .mcuboot import ImageVerifier, hexstr
-from .messages import DEFAULT_BUF_SIZE, UploadResult
+from .messages import DEFAULT_BUF_SIZE, UploadResult, upload_offset
 from .proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE
 
 _MAJ_BYTES = const(2)
 _DEFAULT_WINDOW = const(3)  # requests in flight when the server has spare buffers
 _REGROW_AFTER = const(8)  # clean answers in a row before the window grows again after a loss
-_FIRST_TIMEOUT_MS = const(30000)  # the first chunk waits for a whole-slot erase
-_FIRST_TIMEOUT_PER_4K_MS = const(100)  # ... which grows with the slot (~85 ms per 4 KiB page on nRF52)
+# The first chunk waits for the device to erase what the image needs (Zephyr's
+# img_mgmt_erase_image_data(0, len), unless progressive erase is configured):
+# ~85 ms per 4 KiB page on nRF52840, plus the trailer's page at the slot's end.
+_ERASE_PER_4K_MS = const(100)
+_TRAILER_PAGES = const(1)
 
 # CBOR map keys, as UTF-8 bytes so that encoding them allocates nothing.
 _K_OFF = b"off"
@@ -79,6 +82,28 @@ class _Lost(Exception):
     pass
 
 
+def erase_wait(client, size, image=0):
+    """``(ms, erase_bytes)``: how long the first chunk's answer may take, and why.
+
+    The device erases the flash the image needs (its pages and the trailer's)
+    before it answers offset 0: the wait is the client's timeout plus that
+    erase, never more than the whole slot (its size from slot info, when the
+    device can say). A server that erases its whole slot may take longer: the
+    first chunk is then sent again, and its answer says where to go on.
+    """
+    pages = ((size + 4095) >> 12) + _TRAILER_PAGES
+    try:
+        for im in client.slot_info():
+            if im["image"] == image:
+                for s in im["slots"]:
+                    slot_pages = (s["size"] + 4095) >> 12
+                    if 0 < slot_pages < pages:
+                        pages = slot_pages
+    except SMPError:
+        pass  # an older server: no slot info command
+    return client.timeout_ms + pages * _ERASE_PER_4K_MS, pages << 12
+
+
 class SMPTarget(Target):
     """The neighbour's secondary slot over an :class:`~smpdfu.client.SMPClient`.
 
@@ -87,8 +112,8 @@ class SMPTarget(Target):
     - ``window``: requests in flight (default: up to 3, at most the server's
       ``buf_count - 1``);
     - ``first_timeout_ms``: for the first chunk, which waits for the slot
-      erase (default 30 s + 100 ms per 4 KiB); ``timeout_ms`` for the others
-      (default: the client's);
+      erase (default: :func:`erase_wait`, from the image and the device's
+      slot); ``timeout_ms`` for the others (default: the client's);
     - ``retries``: consecutive failed attempts tolerated per chunk;
     - ``upgrade``: ask the server to refuse an image not newer than its own;
     - ``buf_size``/``buf_count``: the server's buffers when known; otherwise
@@ -285,7 +310,11 @@ class SMPTarget(Target):
         self._window = window
         self._limit = client.transport.request_limit(buf_size)
         t = self.first_timeout_ms
-        self._first_ms = _FIRST_TIMEOUT_MS + (self._size >> 12) * _FIRST_TIMEOUT_PER_4K_MS if t is None else t
+        self._erase_note = ""
+        if t is None:
+            t, erase = erase_wait(client, self._size, self._image)
+            self._erase_note = " (each waited %d ms: the device erases %d bytes of flash first)" % (t, erase)
+        self._first_ms = t
         self._timeout = self.timeout_ms if self.timeout_ms is not None else client.timeout_ms
         return window
 
@@ -474,8 +503,9 @@ class SMPTarget(Target):
         if self._failures > self.retries:
             if isinstance(e, _Lost):
                 e = SMPTimeout("requests lost")
-            raise type(e)("upload failed at offset %d of %d after %d attempts: %s"
-                          % (self._acked, self._size, self._failures, e))
+            raise type(e)("upload failed at offset %d of %d after %d attempts: %s%s"
+                          % (self._acked, self._size, self._failures, e,
+                             "" if self._started else self._erase_note))
 
     def _cancel(self):
         seqs = self._seqs
@@ -507,11 +537,7 @@ class SMPTarget(Target):
         return False
 
     def _offset(self, rsp):
-        off = rsp.get("off")
-        if not isinstance(off, int) or off < 0 or off > self._size:
-            raise ProtocolError("upload response has a bad offset %r (image is %d bytes)" % (off, self._size))
-        if off == self._size:
-            m = rsp.get("match")
-            if m is not None:
-                self.match = bool(m)  # False is raised by done(), after the image check
+        off, m = upload_offset(rsp, self._size)  # type-checked: "match": "no" is no match
+        if off == self._size and m is not None:
+            self.match = m  # False is raised by done(), after the image check
         return off

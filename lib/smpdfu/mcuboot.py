@@ -514,8 +514,11 @@ class ImageVerifier:
             self.fault = FAULT_TRUNCATED
             if st == _S_HEADER:
                 raise BadImage("truncated image header: %d bytes (need %d)" % (self._have, IMAGE_HEADER_SIZE))
-            raise BadImage("truncated image: the %s at offset %d is cut; the file ends after %d bytes"
-                           % (_STATE_NAMES[st], self.pos - (self._have if st != _S_BODY else 0), self.pos))
+            # Named by what the image needs (where the cut item ends), not by a read.
+            passing = st == _S_BODY or st == _S_PSKIP or st == _S_TSKIP
+            end = self.pos + (self._need if passing else self._need - self._have)
+            raise BadImage("truncated image: the %s runs to offset %d; the file ends after %d bytes"
+                           % (_STATE_NAMES[st], end, self.pos))
         if self.size is not None and self.pos < self.size:
             raise BadImage("truncated image: file ends at offset %d, expected %d bytes" % (self.pos, self.size))
         info = self.info

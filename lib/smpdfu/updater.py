@@ -249,30 +249,26 @@ class Updater:
                         "(set allow_downgrade)" % (active.version, info.version_str))
         return "upload"
 
-    def check(self, info):
-        """What a run would do first for ``info``, asking the device and sending nothing.
-
-        Returns ``(step, text)``: a step of :meth:`plan` and the running
-        version, or ``("failed"/"reverted", why)`` when the run would stop
-        (a newer version running without ``allow_downgrade``, a foreign test
-        image...). For callers that drive the steps themselves (the CLI).
-        """
-        try:
-            active, other = self._slots()
-            step = self.plan(info, active, other)
-        except _Stop as e:
-            return e.outcome, e.message
-        if step == "reverted":
-            return REVERTED, "the neighbour reverted %s after a test boot; nothing confirmed" % info.version_str
-        return step, active.version
+    def _started(self, off, total):
+        # Said when the device answers offset 0, not only in the summary.
+        if off >= total:
+            self.log("the neighbour already holds all %d bytes (an earlier upload): nothing more to send" % total)
+        elif off:
+            self.log("resuming the upload at byte %d of %d (the neighbour kept an interrupted one)" % (off, total))
 
     def upload(self, stream, info, res):
         """Send the image (resuming a partial upload the device still holds)."""
         size = info.file_size or info.total_size
         self._journal(STAGE_UPLOAD, info)
         self.log("uploading %s: %d bytes" % (info.version_str, size))
-        r = self.client.upload(stream, size, sha=info.file_sha, progress=self.progress, verify=True,
-                               **self.upload_options)
+        try:
+            r = self.client.upload(stream, size, sha=info.file_sha, progress=self.progress, verify=True,
+                                   started=self._started, **self.upload_options)
+        except DeviceError as e:
+            if e.name == "INVALID_IMAGE_TOO_LARGE":
+                raise _Stop(FAILED, "image too large: %s is %d bytes; %s" % (
+                    info.version_str, size, slot_text(self.client)), e)
+            raise
         self.upload_result = r
         if r.match is False:
             raise _Stop(FAILED, "the neighbour's copy of the image does not match (SHA-256 differs)")

@@ -9,7 +9,7 @@ answer to the first chunk says what it still holds, and only the rest is sent.
 
 from .compat import const, sha256, ticks_diff, ticks_ms
 from .dfu_smp import SMPTarget, UploadLost
-from .dfu_target import PROGRESS
+from .dfu_target import ERASE_DONE, PROGRESS
 from .errors import ProtocolError
 
 _READ_BUF = const(1024)
@@ -38,7 +38,8 @@ class Uploader:
             h.update(piece)
         return h.digest()
 
-    def upload(self, stream, size=None, image=0, sha=None, progress=None, retries=3, verify=False, **options):
+    def upload(self, stream, size=None, image=0, sha=None, progress=None, retries=3, verify=False, started=None,
+               **options):
         """Upload ``size`` bytes of ``stream`` to image ``image``; return an :class:`~smpdfu.messages.UploadResult`.
 
         - ``stream``: any object with ``readinto``, positioned at the image's
@@ -47,6 +48,8 @@ class Uploader:
           whose ``file_sha`` is taken); computed in a streaming pass when
           None (the stream must then seek); ``False`` sends none (no resume).
         - ``progress(offset, total)`` is called after each confirmed chunk.
+        - ``started(resumed_from, total)`` once the device answered offset 0:
+          where it picks up (0: a fresh upload), said before the rest is sent.
         - ``verify``: check the MCUboot image while it streams (raises
           :class:`~smpdfu.errors.BadImage` at the end if it is not one).
         - ``retries``: consecutive failed attempts tolerated per chunk, and
@@ -73,9 +76,17 @@ class Uploader:
         elif sha is False:
             sha = None
 
+        first = [False]
+
         def on_event(event, value):
-            if event == PROGRESS and progress is not None:
-                progress(value, size)
+            if event == ERASE_DONE:
+                first[0] = True
+            elif event == PROGRESS:
+                if first[0] and started is not None:
+                    started(t.resumed_from, size)  # set by now: the answer to offset 0 is in
+                first[0] = False
+                if progress is not None:
+                    progress(value, size)
 
         t = SMPTarget(self.client, on_event, verify=verify, retries=retries, **options)
         restarts = 0
