@@ -9,6 +9,7 @@
 #   make test-mp   only MicroPython tests (MP_ARGS="-k cbor" ...)
 #   make footprint .mpy sizes, heap after import, smallest heap for a 1 MB update
 #   make bench-mcu client CPU per chunk on the unix port vs a pure-Python CRC pass
+#   make fuzz      the long fuzz run: 100k cases per target (FUZZ_ARGS="-n 1000000 client" ...)
 #   make clean     remove the venv, node_modules, caches
 
 PYTHON ?= python3

@@ -202,3 +202,37 @@ def test_native_module_compiles_for_every_board_arch(tmp_path):
                            capture_output=True, text=True)
         assert r.returncode == 0, (arch, r.stderr)
         assert out.stat().st_size > 0
+
+
+def test_deploy_messages_bad_port_missing_drive_and_next_step(tmp_path, capsys):
+    # a bad port fails at once, before any copy line
+    with pytest.raises(SystemExit) as e:
+        deploy.deploy_micropython("pico", "/dev/no-such-port-smpdfu")
+    assert "no port /dev/no-such-port-smpdfu: is the board plugged in?" in str(e.value)
+    assert capsys.readouterr().out == ""
+    # a dry run says the port or the drive is missing, and still lists the files
+    assert deploy.deploy_micropython("pico", "/dev/no-such-port-smpdfu", dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert "fs cp firmware/main.py :/main.py" in out and "note: no port /dev/no-such-port-smpdfu" in out
+    missing = str(tmp_path / "CIRCUITPY")
+    assert deploy.deploy_circuitpython("feather_nrf52840", missing, dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("note: %s is not there now: mount the CIRCUITPY drive before deploying" % missing)
+    # a finished deploy says what to do next
+    os.mkdir(missing)
+    assert deploy.deploy_circuitpython("feather_nrf52840", missing) == 0
+    out = capsys.readouterr().out
+    assert "done: " in out and "next: wire the board to the nRF (docs/boards.md)" in out
+    assert "%s/update/app.bin" % missing in out
+
+
+def test_micropython_deploy_says_the_next_step(monkeypatch, capsys):
+    ran = []
+    monkeypatch.setattr(deploy.subprocess, "run",
+                        lambda cmd, cwd=None: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    assert deploy.deploy_micropython("pico", "auto") == 0
+    out = capsys.readouterr().out
+    assert len(ran) == 1 and ran[0][3] == "exec"
+    assert out.startswith("deploying %d files to auto with mpremote" % len(deploy.plan("pico")))
+    assert "mpremote cp zephyr.signed.bin :/update/app.bin + reset" in out
+    assert "fs cp" not in out  # no copy lines before mpremote runs

@@ -325,4 +325,6 @@ def test_hostile_cbor_body_costs_a_bounded_amount():
         except CBORError:
             pass
         used = gc.mem_alloc() - a
-        assert used < 16384, (data[:2], used)
+        # measured: ~9.5-14 KB on a 32-bit build, ~19 KB on the 64-bit unix
+        # port (pointers are twice as big); uncapped it was 70-200 KB
+        assert used < 24576, (data[:2], used)

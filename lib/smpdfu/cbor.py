@@ -223,7 +223,10 @@ class _Decoder:
 
     def _string(self, major, info, depth):
         if info == 31:  # indefinite: definite chunks of the same type until break
-            parts = []
+            # Chunks go straight into one buffer: no object per chunk (a
+            # hostile answer may be 2000 empty ones).
+            raw = bytearray()
+            mv = self.mv
             while True:
                 self._spend()
                 b = self._byte()
@@ -232,8 +235,13 @@ class _Decoder:
                 if b >> 5 != major or b & 31 == 31:
                     self.pos -= 1
                     self._fail("bad chunk 0x%02x in indefinite-length string" % b)
-                parts.append(self._string(major, b & 31, depth))
-            raw = b"".join(bytes(p) if not isinstance(p, str) else p.encode() for p in parts)
+                n = self._arg(b & 31)
+                p = self.pos
+                if p + n > len(mv):
+                    self._fail("CBOR string of %d bytes runs past the end" % n)
+                self.pos = p + n
+                if n:
+                    raw.extend(mv[p:p + n])
             return self._finish_string(major, raw)
         n = self._arg(info)
         p = self.pos
@@ -255,6 +263,9 @@ class _Decoder:
     def item(self, depth=0):
         if depth > _MAX_DEPTH:
             self._fail("CBOR nesting deeper than %d" % _MAX_DEPTH)
+        self.budget -= 1  # inline (this runs for every key and value): see _spend
+        if self.budget < 0:
+            self._fail("CBOR data holds too many items (limit reached)")
         p = self.pos
         if p >= len(self.mv):
             self._fail("CBOR data ends early")

@@ -87,7 +87,7 @@ def error_from_response(body, group, what="the request"):
     if err is not None:
         if not isinstance(err, dict):
             raise ProtocolError("answer to %s: 'err' is not a map" % describe(what))
-        rc = get_int(err, "rc", what, 0, -0x80000000)
+        rc = get_int(err, "rc", what, 0, None)
         if rc:
             g = get_int(err, "group", what, group, 0, 0xFFFF)
             if g == GROUP_IMAGE:
@@ -95,7 +95,7 @@ def error_from_response(body, group, what="the request"):
             if g == GROUP_OS:
                 return OSGroupError(rc, g)
             return GroupError(rc, g)
-    rc = get_int(body, "rc", what, 0, -0x80000000)
+    rc = get_int(body, "rc", what, 0, None)
     if rc:
         return MgmtError(rc, None, get_str(body, "rsn", what, None))
     return None

@@ -184,17 +184,21 @@ class FrameDecoder:
             return start  # a continuation line: nothing to skip (no search)
         j = data.find(_START, start, end)
         if j >= 0:
-            self._line_len = 0
-            self._line_overflow = False
+            if j > start or n or self._line_overflow:
+                self._line_len = 0
+                self._line_overflow = False
+                self._mark = -1
             return j
         if n and not self._line_overflow and line[n - 1] == _START0 and data[start] == _START1:
             line[0] = _START0  # the marker was split across two reads
             self._line_len = 1
             self._line_overflow = False
+            self._mark = -1
         elif data[end - 1] == _START0 and (self._line_overflow or n + end - start > len(line)):
             line[0] = _START0  # maybe a marker's first half, after text too long to keep
             self._line_len = 1
             self._line_overflow = False
+            self._mark = -1
             return end
         return start
 

@@ -11,7 +11,6 @@ DEFAULT_BUF_COUNT = 4
 
 _MISSING = object()
 _MAX_HASH = const(64)  # SHA-512, the longest image hash MCUboot uses
-_U32 = const(0xFFFFFFFF)
 
 
 def describe(what):
@@ -38,8 +37,9 @@ def _get(rsp, key, what, default):
     return v
 
 
-def get_int(rsp, key, what, default=_MISSING, lo=0, hi=_U32):
-    """``rsp[key]`` as an int in ``lo..hi``; a :class:`ProtocolError` naming the field otherwise.
+def get_int(rsp, key, what, default=_MISSING, lo=0, hi=None):
+    """``rsp[key]`` as an int in ``lo..hi`` (None: no bound); a :class:`ProtocolError`
+    naming the field otherwise.
 
     ``what`` names the command (for the message; text or ``(group, cmd)``,
     see :func:`describe`). A bool is not an int here:
@@ -48,8 +48,9 @@ def get_int(rsp, key, what, default=_MISSING, lo=0, hi=_U32):
     v = _get(rsp, key, what, default)
     if v is _MISSING or v is default:
         return default
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-        raise _bad(what, key, v, "an integer %d..%d" % (lo, hi))
+    if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise _bad(what, key, v, "an integer" if lo is None and hi is None else "an integer %s..%s" % (
+            "" if lo is None else lo, "" if hi is None else hi))
     return v
 
 
