@@ -21,8 +21,9 @@ import os
 import sys
 import time
 
-from smpdfu import mcuboot
-from smpdfu.errors import BadImage, DeviceError, FrameError, LinkError, NotFound, ProtocolError, SMPError, SMPTimeout
+from smpdfu import __version__, mcuboot
+from smpdfu.errors import (BadImage, CBORError, DeviceError, FrameError, ImageError, LinkError, NotFound,
+                           ProtocolError, SMPError, SMPTimeout)
 
 from .progress import Progress
 
@@ -655,7 +656,7 @@ def upload_lines(d):
 
 
 def cmd_image_upload(c, args, out):
-    info = args.image_info
+    info = getattr(args, "image_info", None)  # None for a URL: checked while it streams
     if info is not None:
         for s in c.image_state():
             if s.image == args.image and s.hash == info.hash:
@@ -771,7 +772,7 @@ def error_message(e, args, words):
     if type(e).__name__ in ("DownloadFailed", "HTTPStatus", "Changed", "TLSError", "BadResponse", "NetError",
                             "Stalled"):  # smpdfu.fota_download's, http's and sock's
         return "download failed: %s" % e
-    if isinstance(e, (FrameError, ProtocolError)):
+    if isinstance(e, (FrameError, ProtocolError, CBORError)):
         return "%s (%s): %s" % (type(e).__name__, words, e)
     if isinstance(e, SMPError):
         return "%s: %s" % (type(e).__name__, e)

@@ -4,7 +4,7 @@ from binascii import unhexlify
 
 from . import cbor
 from .compat import sleep_ms, ticks_diff, ticks_ms
-from .errors import FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
+from .errors import CBORError, FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
 from .header import HEADER_SIZE, pack_header, unpack_header
 from .messages import ImageSlot, McuMgrParams, get_bool, get_int, get_str, slot_info_from_response
 from .proto import (GROUP_IMAGE, GROUP_OS, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE,
