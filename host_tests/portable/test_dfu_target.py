@@ -117,6 +117,104 @@ def test_resume_after_a_stop_at_a_random_byte():
         assert dev.slot_sha(1, img.size) == img.sha
 
 
+def _interrupted(img, rnd, stop, **kw):
+    """A device holding ``img`` up to about ``stop`` (an upload abandoned there, as by a board power cut)."""
+    dev, c = _device(**kw)
+    t = SMPTarget(c)
+    t.init(img.size, sha=img.sha)
+    _feed(t, img, rnd, stop=stop)
+    t.done(False)
+    return dev, c
+
+
+def _resume_skipping(c, img, rnd, head=512):
+    """A new target fed the first ``head`` bytes, then from where ``offset()`` says: (target, offset)."""
+    t = SMPTarget(c)
+    t.init(img.size, sha=img.sha)
+    assert t.offset() == 0
+    _feed(t, img, rnd, stop=head)
+    off = t.offset()
+    _feed(t, img, rnd, start=off)
+    return t, off
+
+
+def test_resume_skips_what_the_neighbour_holds():
+    # The board never sees the middle: offset() after the header is where the
+    # neighbour stands, the rest is fed from there, and done() verifies the
+    # whole file through the neighbour's match.
+    rnd = _Rand(21)
+    img = ImageStream(150 * 1024)
+    hashed_end = 32 + img.body_len  # the skip stops at the TLV area: it is always seen
+    for stop in (40000 + rnd.below(60000), img.size - 10):
+        dev, c = _interrupted(img, rnd, stop)
+        held = dev.upload_off
+        assert 512 < held <= stop
+        t, off = _resume_skipping(c, img, rnd)
+        assert off == min(held, hashed_end)
+        assert t.skipped == off - 512 and t.resumed_from == held
+        info = t.done(True)
+        assert t.match is True
+        assert info.hash == img.image_hash and info.file_sha == img.sha and info.file_size == img.size
+        assert not info.hash_verified  # the image hash needs bytes this board did not see
+        assert dev.slot_sha(1, img.size) == img.sha  # byte-exact
+        assert dev.written == img.size  # nothing went twice
+        t.schedule_update()
+        p = _pending(c)
+        assert len(p) == 1 and p[0].hash == img.image_hash
+
+
+def test_resume_skipping_a_corrupted_neighbour_copy_is_refused():
+    # A byte of the neighbour's copy in the part this board skips goes bad: its
+    # match is False, done() names it and nothing is marked for test.
+    img = ImageStream(80 * 1024)
+    dev, c = _interrupted(img, _Rand(4), 60000)
+    buf = bytearray(1)
+    dev.flash.read(1, 30000, buf)
+    dev.flash.write(1, 30000, bytes([buf[0] ^ 0x20]))
+    t, off = _resume_skipping(c, img, _Rand(5))
+    assert off == dev.upload_off or off > 30000
+    e = raises(ProtocolError, t.done, True)
+    assert "hash mismatch" in str(e) and "sha given" in str(e), str(e)
+    assert t.match is False
+    assert _pending(c) == []
+    raises(BadImage, t.schedule_update)
+    assert _pending(c) == []
+
+
+def test_resume_skipping_without_match_from_the_neighbour_is_refused():
+    # A neighbour built without CONFIG_IMG_ENABLE_IMAGE_CHECK reports no match:
+    # the skipped part cannot be verified, so the image is refused.
+    img = ImageStream(40 * 1024)
+    dev, c = _interrupted(img, _Rand(6), 30000, image_check=False)
+    t, off = _resume_skipping(c, img, _Rand(7))
+    assert off > 512 and t.skipped
+    e = raises(BadImage, t.done, True)
+    assert "did not report 'match'" in str(e) and "not seen here" in str(e), str(e)
+    assert _pending(c) == []
+    raises(BadImage, t.schedule_update)
+    # Fed from 0 instead, the same neighbour's image is verified here, whole.
+    dev2, c2 = _interrupted(img, _Rand(6), 30000, image_check=False)
+    t2 = SMPTarget(c2)
+    t2.init(img.size, sha=img.sha)
+    _feed(t2, img, _Rand(8))
+    assert t2.offset() == img.size and t2.skipped == 0
+    assert t2.done(True).hash_verified
+
+
+def test_offset_without_sha_or_header_does_not_skip():
+    img = ImageStream(20000)
+    dev, c = _interrupted(img, _Rand(9), 15000)
+    t = SMPTarget(c)
+    t.init(img.size)  # no sha: the neighbour cannot tell whose bytes it holds
+    _feed(t, img, _Rand(10), stop=512)
+    assert t.offset() == 512
+    t.init(img.size, sha=img.sha)
+    _feed(t, img, _Rand(10), stop=31)  # not the whole MCUboot header yet
+    assert t.offset() == 31
+    _feed(t, img, _Rand(10), start=31)
+    assert t.done(True).hash == img.image_hash and t.skipped == 0
+
+
 def test_one_corrupted_byte_is_refused_and_nothing_is_pending():
     for where in (100, 40000, 32 + 50000 + 10):  # body, body, the SHA256 TLV value
         dev, c = _device()

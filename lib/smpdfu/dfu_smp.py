@@ -14,21 +14,36 @@ safe. Up to ``window`` requests are in flight (at most the server's
 after 8 clean answers in a row.
 
 Resume: Zephyr answers a resume query only in the first request of an upload,
-which must carry the image header (``img_mgmt_upload_inspect`` checks the
-magic before it compares ``sha``). So a new target always starts at offset 0:
-its first chunk goes out with ``len`` and ``sha``, and when the neighbour
-answers that it already holds more, the bytes up to there are only checked,
-not sent again. What is verified is therefore always the whole stream: the
-header, the TLVs and the SHA-256 TLV over what was written (even the part
-the neighbour already held), the SHA-256 of the whole stream against
-``sha``, and the neighbour's own ``match`` of what its slot holds.
+and that request must carry the image header: ``img_mgmt_upload_inspect``
+(zephyr_img_mgmt.c) returns INVALID_IMAGE_HEADER for fewer than 32 data bytes
+at ``off`` 0 and checks the header magic before it compares ``sha`` with the
+upload in progress. So a new target starts at offset 0 whatever the neighbour
+holds; its first request goes out with ``len`` and ``sha``, and the answer
+says where the neighbour stands (it keeps an interrupted upload in RAM until
+it resets). Then either:
+
+- the caller goes on feeding from 0 (a file loop, a bridge): the bytes the
+  neighbour already holds are checked, not sent again, and everything is
+  verified as for a fresh upload; or
+- the caller asks :meth:`SMPTarget.offset` after writing the first bytes (at
+  least the 32-byte MCUboot header, with ``sha``): it waits for that answer
+  and returns where the neighbour stands, and the next write goes there. The
+  bytes in between are never seen by this board (a download asks the server
+  only for the rest). What is verified then: the header and the TLV walk on
+  the bytes seen (the skip stops at the end of the body, so the TLV area is
+  always seen), and the whole file through the neighbour: Zephyr's last
+  upload answer carries ``match`` (CONFIG_IMG_ENABLE_IMAGE_CHECK:
+  ``flash_img_check`` of the slot against ``sha``), which must be True. A
+  neighbour that does not report ``match`` cannot vouch for the part this
+  board did not see: ``done(True)`` refuses the image (BadImage) and nothing
+  is marked for test.
 """
 
 from .compat import const, ticks_diff, ticks_ms
 from .dfu_target import DONE, ERASE_DONE, ERASE_PENDING, PROGRESS, Target, file_sha
 from .errors import BadImage, FrameError, ProtocolError, SMPError, SMPTimeout
 from .header import HEADER_SIZE
-from .mcuboot import ImageVerifier, hexstr
+from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier, hexstr
 from .messages import DEFAULT_BUF_SIZE, UploadResult, upload_offset
 from .proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE
 
@@ -181,13 +196,28 @@ class SMPTarget(Target):
         self._len_for = (0, 0)  # (head size of "off", data bytes) last worked out by _chunk_len
         self.match = None
         self.resumed_from = 0
+        self.skipped = 0  # bytes the neighbour held that were never written here (see offset)
         self.info = None
         if self._verifier is not None:
             self._verifier.start(size)
         self._t0 = ticks_ms()
 
     def offset(self):
-        """Where the next :meth:`write` goes (0 for a new upload: see the module doc on resume)."""
+        """Where the next :meth:`write` goes: where the neighbour stands, once it can tell.
+
+        0 for a new upload. After the first writes (at least the 32-byte
+        MCUboot header) of an upload given ``sha``, this sends the first
+        request if it has not gone yet, waits for its answer (the erase, or
+        the neighbour saying it already holds part of this file) and returns
+        the offset the neighbour stands at: the caller must then continue
+        from there (the bytes in between are verified through the neighbour's
+        ``match``: see the module doc). A caller that does not ask keeps
+        feeding from where it is, as before.
+        """
+        if self._sha is not None and not self._started and self._fed >= IMAGE_HEADER_SIZE:
+            self._first_answer()
+        if self._skip_to > self._fed:
+            self._leap()
         return self._fed
 
     @property
@@ -252,17 +282,28 @@ class SMPTarget(Target):
             info = None
             if self._verifier is not None:
                 info = self._verifier.finish()
-                if self._sha is not None and info.file_sha != self._sha:
+                if self._sha is not None and info.file_sha != self._sha and not self.skipped:
                     raise BadImage("the image's SHA-256 is %s, not the sha given (%s)"
                                    % (hexstr(info.file_sha), hexstr(self._sha)))
             if self.match is False and self._sha is not None:
                 raise ProtocolError("image hash mismatch after upload: the neighbour's copy is not the sha given")
+            if self.skipped:
+                self._vouched(info)
         except Exception as e:
             self._cancel()
             raise self._failed(e)
         self.info = info
         self._event(DONE, info)
         return info
+
+    def _vouched(self, info):
+        # Bytes skipped (see offset): only the neighbour's match covers them.
+        if self.match is not True:
+            raise BadImage("the neighbour held %d bytes of this image that were not seen here and did not report "
+                           "'match' for its slot (CONFIG_IMG_ENABLE_IMAGE_CHECK off?): the image cannot be "
+                           "verified; feed it from 0 instead" % self.skipped)
+        if info is not None:
+            info.file_sha = self._sha  # what the neighbour's slot was checked against
 
     def schedule_update(self, permanent=False):
         """Mark the verified image for a test boot (``permanent``: for good); return the state list."""
@@ -284,6 +325,31 @@ class SMPTarget(Target):
         """What the last upload did, as an :class:`~smpdfu.messages.UploadResult`."""
         return UploadResult(self._size, self._sha, self.match, ticks_diff(ticks_ms(), self._t0), self.chunks,
                             self.retried, self.resumed_from, self._window, self.chunk_size)
+
+    def _first_answer(self):
+        # Send the first request with the bytes written so far (Zephyr takes a short
+        # first chunk) and wait for its answer.
+        while not self._started:
+            if not self._count:
+                n = self._chunk_len(0)
+                self._send_at(0, n if n < self._fed else self._fed)
+            self._take()
+
+    def _leap(self):
+        # The caller continues where the neighbour stands: the bytes up to there are
+        # never written here. The verifier passes over body bytes only, so the TLV
+        # area is always walked on bytes seen (a neighbour holding part of it gets
+        # the rest checked, not resent, from the end of the body on).
+        n = self._skip_to - self._fed
+        v = self._verifier
+        if v is not None:
+            if v.pass_left < n:
+                n = v.pass_left
+            if n <= 0:
+                return
+            v.skip(n)
+        self._fed += n
+        self.skipped += n
 
     # ------------------------------------------------------------ link
 
@@ -409,18 +475,20 @@ class SMPTarget(Target):
     def _fill(self):
         # The first request goes alone: its answer may be a resume offset,
         # and the device erases the slot before answering.
-        seqs = self._seqs
-        ends = self._ends
         while self._count < (self._window if self._started else 1) and self._next < self._size:
             off = self._next
             n = self._chunk_len(off)
             if off + n > self._fed:
                 return
-            i = (self._head + self._count) % self._nring
-            seqs[i] = self._send(off, n)
-            ends[i] = off + n
-            self._count += 1
-            self._next = off + n
+            self._send_at(off, n)
+
+    def _send_at(self, off, n):
+        # Send n bytes at ``off`` and keep the request in the window.
+        i = (self._head + self._count) % self._nring
+        self._seqs[i] = self._send(off, n)
+        self._ends[i] = off + n
+        self._count += 1
+        self._next = off + n
 
     def _take(self):
         # Wait for the oldest request's answer and act on it.
