@@ -351,6 +351,35 @@ def test_stream_into_the_emulated_nrf_with_drops(site, emu_factory, impl):
     assert extra <= 2 * window_bytes
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_power_cut_then_only_the_rest_is_downloaded_into_the_nrf(site, emu_factory, impl):
+    # The board loses power at 40 % (the first process ends); the neighbour
+    # keeps the upload. The next boot fetches the head (the first request must
+    # carry the MCUboot header), learns where the neighbour stands and fetches
+    # only the rest: the HTTP body bytes are the file minus what it held. The
+    # neighbour's match vouches for the part this run never saw.
+    data = site.images["small.bin"]
+    spec = {"url": site.url("small.bin"), "target": "smp", "sha": _sha(data), "size": len(data), "schedule": True}
+    emu = emu_factory()
+    lines, last = run(impl, dict(spec, pty=emu.path, cancel_at=40))
+    assert last.startswith("error Cancelled"), lines
+    proxy = FaultProxy(site.port)
+    try:
+        lines, last = run(impl, dict(spec, pty=emu.path, url=proxy.url("small.bin")))
+    finally:
+        proxy.stop()
+    assert last == "ok 1.1.0 %d" % len(data), lines
+    held, skipped = (int(w) for w in next(ln for ln in lines if ln.startswith("held ")).split()[1::2])
+    assert held >= len(data) // 4 and skipped == held - 2048, lines  # the head: one 2 KB receive buffer
+    assert proxy.connections == 2  # the head, then one Range request for the rest
+    headers = proxy.down - (len(data) - skipped)
+    print("HTTP bytes: %d for a %d-byte file (%d held by the neighbour)" % (proxy.down, len(data), held))
+    assert 0 < headers < 1024, (proxy.down, len(data), skipped)  # two responses' headers, no body byte twice
+    assert emu.flash.slot_bytes(1, 0, len(data)) == data  # the exact file, byte for byte
+    slots = {s["slot"]: s for s in emu.state()}
+    assert slots[1]["pending"], slots
+
+
 def _tlv_len(data):
     # Bytes after the hashed region (header + payload + protected TLVs): the unprotected TLV area.
     import struct

@@ -9,7 +9,8 @@ the pty ``pty``, ``"schedule": true`` marks it for test), ``sha`` (hex), ``size`
 file, or false), ``retries``, ``timeout_ms``, ``backoff_ms``, ``cancel_at``
 (percent), ``mem`` (print the peak live heap on MicroPython).
 Output lines: ``event NAME VALUE``, then ``ok VERSION SIZE WRITTEN INITS``
-or ``error TYPE: MESSAGE``; ``peak N`` with ``mem``.
+(after ``held N skipped M`` for the other targets: where an SMP target's
+neighbour stood, bytes not fed to it) or ``error TYPE: MESSAGE``; ``peak N`` with ``mem``.
 """
 
 import gc
@@ -81,6 +82,7 @@ try:
     if isinstance(target, RecordTarget):
         print("ok %s %d %d %d" % (info.version_str, target.size, target.written, len(target.inits)))
     else:
+        print("held %d skipped %d" % (getattr(target, "resumed_from", 0), getattr(target, "skipped", 0)))
         print("ok %s %d" % (info.version_str, info.file_size))
         if spec.get("schedule"):
             target.schedule_update()

@@ -16,13 +16,19 @@ progress, with a growing pause) and asks for ``Range: bytes=<fed>-`` with
 server meanwhile comes back whole and the target starts over from 0 instead
 of mixing two images.
 
-Resume across a power cut of the board comes from the target: an
-:class:`SMPTarget` given ``sha`` asks the neighbour how much of that image it
-holds; a ``FileTarget`` keeps its saved progress. Without ``sha`` (a bare
-image URL, no manifest) the neighbour cannot tell whose bytes it holds, so an
-SMP target starts from 0 after a power cut. (After a power cut no ETag is
-known for ``If-Range``: a file changed meanwhile is caught by ``sha`` at
-``done``, which then refuses the image.)
+Resume across a power cut of the board comes from the target. A
+``FileTarget`` keeps its saved progress: ``offset()`` says it at once. An
+:class:`SMPTarget` given ``sha`` can only learn where the neighbour stands
+from the answer to its first request, which must carry the image header: so
+with ``sha`` the download first asks only for the head of the file
+(``Range: bytes=0-<len(buf)-1>``), writes it, asks ``target.offset()`` again
+and then requests the rest from there (``Range`` with ``If-Range`` set to the
+head's ETag). After a power cut mid-download the next run fetches the head
+and what the neighbour lacks, not the whole file; the part it did not fetch
+is verified by the neighbour (its ``match`` of the slot against ``sha``:
+see :mod:`smpdfu.dfu_smp`). Without ``sha`` (a bare image URL, no manifest)
+the neighbour cannot tell whose bytes it holds, so an SMP target starts from
+0 after a power cut.
 
 Events go to ``progress(event, value)`` (None: no events):
 ``"progress"`` (percent, 0-100), ``"finished"`` (the ImageInfo from
@@ -189,6 +195,8 @@ class _Download:
         self.backoff_ms = backoff_ms
         self.validator = None
         self.off = 0
+        self.stop = 0  # while the head is fetched: where it ends (then the target may say it holds more)
+        self.skipped = 0  # bytes the target already held that were not downloaded
         self.hasher = None
         self.pct = -1
         self.fails = 0
@@ -198,11 +206,11 @@ class _Download:
         if self.cb is not None and self.cb(event, value) is False and event == "progress":
             raise Cancelled("download of %s cancelled" % self.url)
 
-    def _get(self, offset):
+    def _get(self, offset, end=None):
         # A response from ``offset``, retrying connection failures; None when one was counted.
         try:
             return http.get(self.url, self.buf, offset, self.validator if offset else None, self.ca,
-                            self.timeout_ms)
+                            self.timeout_ms, end)
         except (sock.NetError, http.HTTPStatus) as e:
             self.fails = _failed(e, self.fails, self.retries, self.url, self.backoff_ms)
             return None
@@ -226,19 +234,10 @@ class _Download:
 
     def run(self):
         r = None
-        if self.size is None:  # learn the size from the first answer
-            while r is None:
-                r = self._get(0)
-            if r.total is None:
-                r.close()
-                raise DownloadFailed("%s: the server does not tell the file's size (no Content-Length): "
-                                     "give size= (a manifest has it)" % self.url)
-            self.validator = r.validator
-            if self._start(r.total):
-                r.close()
-                r = None
-        else:
+        if self.size is not None:
             self._start(self.size)
+        if not self.off and (self.size is None or self.sha is not None):
+            r = self._first()
         try:
             while self.off < self.size:
                 if r is None:
@@ -246,10 +245,42 @@ class _Download:
                     if r is None:
                         continue
                 r = self._feed(r)
+                if self.stop and self.off >= self.stop:
+                    self.stop = 0
+                    self._skip_held()
         finally:
             if r is not None:
                 r.close()
         return self._finish()
+
+    def _first(self):
+        # The first response. It tells the size when none was given; with ``sha`` it is
+        # only the head of the file: once the target has it, it can say what it holds.
+        end = len(self.buf) - 1 if self.sha is not None else None
+        r = None
+        while r is None:
+            r = self._get(0, end)
+        if self.size is None:
+            if r.total is None:
+                r.close()
+                raise DownloadFailed("%s: the server does not tell the file's size (no Content-Length): "
+                                     "give size= (a manifest has it)" % self.url)
+            self.validator = r.validator
+            if self._start(r.total):
+                r.close()
+                return None
+        if end is not None and end + 1 < self.size:
+            self.stop = end + 1
+        return r
+
+    def _skip_held(self):
+        # The head is written: a target that already holds more of this file (the
+        # neighbour, an upload of this sha interrupted by a power cut) says so now.
+        off = self.target.offset()
+        if off > self.off:
+            self.skipped = off - self.off
+            self.off = off
+            self.hasher = None  # bytes not seen here: the target verifies the whole file (see dfu_smp)
 
     def _feed(self, r):
         # Feed the target from response ``r``; returns None when it is used up (or broke).
@@ -282,6 +313,8 @@ class _Download:
                         continue
                 if self.off + len(mv) > self.size:
                     raise Changed("%s is longer than %d bytes" % (self.url, self.size))
+                if self.stop and self.off + len(mv) >= self.stop:
+                    mv = mv[:self.stop - self.off]  # the head only (a server may ignore Range)
                 self.target.write(mv)
                 if self.hasher is not None:
                     self.hasher.update(mv)
@@ -291,7 +324,9 @@ class _Download:
                 if pct != self.pct:
                     self.pct = pct
                     self.emit("progress", pct)
-            if self.off < self.size:
+                if self.off == self.stop:
+                    break
+            if self.off < self.size and self.off != self.stop:
                 raise http.BadResponse("%s: the body ended at byte %d of %d" % (self.url, self.off, self.size))
         except sock.NetError as e:
             if fed:
@@ -310,6 +345,7 @@ class _Download:
             raise Changed("%s keeps changing on the server" % self.url)
         self.target.done(False)
         self.validator = None
+        self.stop = 0
         self._start(r.total if r.total is not None else self.size)
 
     def _finish(self):

@@ -2,7 +2,7 @@
 
 ::
 
-    r = http.get(url, buf, offset=0, if_range=None, ca=None, timeout_ms=10000)
+    r = http.get(url, buf, offset=0, if_range=None, ca=None, timeout_ms=10000, end=None)
     r.status, r.start, r.total, r.validator   # 200/206, first byte, file size, ETag or Last-Modified
     while True:
         mv = r.read()                          # a memoryview into ``buf``; empty at the end
@@ -245,8 +245,11 @@ def _int(s, what):
         raise BadResponse("bad %s: %r" % (what, s[:40]))
 
 
-def get(url, buf, offset=0, if_range=None, ca=None, timeout_ms=10000):
+def get(url, buf, offset=0, if_range=None, ca=None, timeout_ms=10000, end=None):
     """GET ``url`` from byte ``offset`` (``Range``; ``If-Range: if_range`` when given); an open :class:`Response`.
+
+    ``end``: the last byte wanted (``Range: bytes=offset-end``); a server that
+    ignores Range still sends the whole file (the caller stops reading).
 
     Raises :class:`HTTPStatus` for a refusal (4xx/5xx, too many redirects),
     :class:`sock.NetError` for a broken connection, :class:`sock.TLSError`,
@@ -261,10 +264,12 @@ def get(url, buf, offset=0, if_range=None, ca=None, timeout_ms=10000):
             name = "[%s]" % host if ":" in host else host  # an IPv6 address goes in brackets
             hostport = name if port == (443 if scheme == "https" else 80) else "%s:%d" % (name, port)
             req = "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: smpdfu\r\nConnection: close\r\n" % (path, hostport)
-            if offset:
+            if end is not None:
+                req += "Range: bytes=%d-%d\r\n" % (offset, end)
+            elif offset:
                 req += "Range: bytes=%d-\r\n" % offset
-                if if_range:
-                    req += "If-Range: %s\r\n" % if_range
+            if offset and if_range:
+                req += "If-Range: %s\r\n" % if_range
             conn.write((req + "\r\n").encode())
             r._head()
         except BaseException:
