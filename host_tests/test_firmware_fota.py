@@ -9,6 +9,7 @@ no CA for https, a manifest that names another version.
 import io
 import json
 import os
+import time
 
 import pytest
 
@@ -68,15 +69,37 @@ def test_power_cut_mid_download_resumes_then_up_to_date(world):
     held = [s for s in world["emu"].lines if "upload-progress" in s or "upload " in s]
     assert held, world["emu"].lines
 
+    image = _settled(world["srv"], 2)  # the cut boot's two requests: the head, then the rest from 2 KB
+    before = _image_bytes(world["srv"], image)
     rc, lines, status = boot(world)
     text = "\n".join(lines)
     assert rc == 0 and status["outcome"] == "updated", text
     assert "the neighbour already held" in text, text
     assert 0 < status["bytes"] < world["size"], status  # only the rest crossed the UART
+    # ... and only the rest (and the 2 KB head) came over HTTP
+    fetched = _image_bytes(world["srv"], image) - before
+    held = world["size"] - status["bytes"]
+    assert held > world["size"] // 5 and fetched == world["size"] - held + 2048, (fetched, held, text)
+    assert "not downloaded again" in text, text
 
     rc, lines, status = boot(world)
     text = "\n".join(lines)
     assert status["outcome"] == "up-to-date" and "downloading" not in text, text
+
+
+def _settled(srv, n):
+    # nginx logs a request once it sees the cut connection: wait for the n image requests; their URI.
+    t0 = time.monotonic()
+    while True:
+        rows = [u for u, _, _ in srv.sent() if u.endswith(".bin")]
+        if len(rows) >= n or time.monotonic() - t0 > 10:
+            assert len(rows) == n, srv.sent()
+            return rows[0]
+        time.sleep(0.05)
+
+
+def _image_bytes(srv, uri):
+    return sum(n for u, _, n in srv.sent() if u == uri)
 
 
 def test_https_without_a_ca_and_a_lying_manifest_are_named(world):

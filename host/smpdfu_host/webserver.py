@@ -55,7 +55,8 @@ pid {d}/nginx.pid;
 error_log stderr warn;
 events {{ worker_connections 128; }}
 http {{
-    access_log off;
+    log_format sent '$request_uri $status $body_bytes_sent';
+    access_log {d}/access.log sent;
     client_body_temp_path {d}/tmp/body;
     proxy_temp_path {d}/tmp/proxy;
     fastcgi_temp_path {d}/tmp/fastcgi;
@@ -120,6 +121,15 @@ class Nginx:
     def url(self, name, tls=False):
         return ("https://127.0.0.1:%d/%s" if tls else "http://127.0.0.1:%d/%s") % (
             self.tls_port if tls else self.port, name)
+
+    def sent(self):
+        """``[(uri, status, body bytes sent)]`` for the requests served so far, from nginx's access log."""
+        try:
+            with open(os.path.join(self.dir, "access.log")) as f:
+                rows = [ln.split() for ln in f]
+        except FileNotFoundError:
+            return []
+        return [(r[0], int(r[1]), int(r[2])) for r in rows if len(r) == 3]
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -71,6 +71,7 @@ class DownloadUpdater(Updater):
         self.ca = ca
         self.timeout_ms = timeout_ms
         self.retries = retries
+        self.skipped = 0  # bytes the neighbour held that the last download did not fetch
 
     def plan_info(self, image_hash=None):
         """The stand-in ImageInfo for the plan: the manifest's version, size, sha and ``image_hash`` when known."""
@@ -107,6 +108,7 @@ class DownloadUpdater(Updater):
                   "tlvs", "protected_tlvs", "tlv_size", "file_size", "file_sha", "hash_verified"):
             setattr(info, k, getattr(got, k))
         self.upload_result = target.result()
+        self.skipped = target.skipped
         return self.upload_result
 
     def upload(self, stream, info, res):
@@ -128,6 +130,8 @@ class DownloadUpdater(Updater):
         res.upload_seconds = ticks_diff(ticks_ms(), t0) / 1000
         if r.resumed_from:
             self.log("the neighbour already held %d bytes" % r.resumed_from)
+        if self.skipped:
+            self.log("%d of them were not downloaded again (the neighbour's match vouches for them)" % self.skipped)
         self.log("streamed %s: %d bytes over the link in %.1f s" % (info.version_str, res.bytes, res.upload_seconds))
 
     def run(self, info=None, stream=None):
