@@ -10,9 +10,10 @@ The same :class:`smpdfu.updater.Updater` as the file path drives the steps
 (its upload step is the download), with the same journal in ``STATUS_PATH``,
 so a power cut anywhere resumes safely:
 
-- during the download: the next boot streams again; the neighbour keeps what
-  it holds for the manifest's ``sha256`` and only the rest crosses the UART
-  (the bytes it holds are downloaded again, to verify the whole image);
+- during the download: the neighbour keeps what it holds for the manifest's
+  ``sha256``; the next boot downloads the first 2 KB (the header its first
+  request needs), then only the rest, and the neighbour's ``match`` vouches
+  for the part not downloaded again (see smpdfu.dfu_smp);
 - after it: the journal holds the image hash, so a pending image is just
   booted, a running one confirmed, and a reverted one not tried again.
 

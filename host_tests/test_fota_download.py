@@ -380,6 +380,30 @@ def test_power_cut_then_only_the_rest_is_downloaded_into_the_nrf(site, emu_facto
     assert slots[1]["pending"], slots
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_power_cut_with_a_neighbour_that_cannot_vouch_downloads_it_all(site, emu_factory, impl):
+    # A neighbour built without CONFIG_IMG_ENABLE_IMAGE_CHECK reports no match:
+    # the part skipped after the power cut cannot be verified, so the download
+    # starts over and feeds the whole file, checked on the board.
+    data = site.images["small.bin"]
+    spec = {"url": site.url("small.bin"), "target": "smp", "sha": _sha(data), "size": len(data), "schedule": True}
+    emu = emu_factory(image_check=False)
+    lines, last = run(impl, dict(spec, pty=emu.path, cancel_at=40))
+    assert last.startswith("error Cancelled"), lines
+    proxy = FaultProxy(site.port)
+    try:
+        lines, last = run(impl, dict(spec, pty=emu.path, url=proxy.url("small.bin")))
+    finally:
+        proxy.stop()
+    assert last == "ok 1.1.0 %d" % len(data), lines
+    assert "held 0 skipped 0" in lines, lines  # the second pass: a fresh upload, nothing skipped
+    assert proxy.connections == 3  # the head, the rest, then the whole file
+    assert proxy.down > 1.5 * len(data)
+    assert emu.flash.slot_bytes(1, 0, len(data)) == data
+    slots = {s["slot"]: s for s in emu.state()}
+    assert slots[1]["pending"], slots
+
+
 def _tlv_len(data):
     # Bytes after the hashed region (header + payload + protected TLVs): the unprotected TLV area.
     import struct

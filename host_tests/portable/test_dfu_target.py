@@ -10,7 +10,7 @@ from smpdfu.client import SMPClient
 from smpdfu.dfu_file import FileTarget
 from smpdfu.dfu_smp import SMPTarget, UploadLost
 from smpdfu.dfu_target import image_type
-from smpdfu.errors import BadImage, ProtocolError
+from smpdfu.errors import BadImage, ProtocolError, Unvouched
 from smpdfu.transport import SerialTransport
 
 from _portable import raises
@@ -188,7 +188,8 @@ def test_resume_skipping_without_match_from_the_neighbour_is_refused():
     dev, c = _interrupted(img, _Rand(6), 30000, image_check=False)
     t, off = _resume_skipping(c, img, _Rand(7))
     assert off > 512 and t.skipped
-    e = raises(BadImage, t.done, True)
+    e = raises(Unvouched, t.done, True)
+    assert isinstance(e, BadImage)
     assert "did not report 'match'" in str(e) and "not seen here" in str(e), str(e)
     assert _pending(c) == []
     raises(BadImage, t.schedule_update)

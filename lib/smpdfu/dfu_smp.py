@@ -35,13 +35,14 @@ it resets). Then either:
   upload answer carries ``match`` (CONFIG_IMG_ENABLE_IMAGE_CHECK:
   ``flash_img_check`` of the slot against ``sha``), which must be True. A
   neighbour that does not report ``match`` cannot vouch for the part this
-  board did not see: ``done(True)`` refuses the image (BadImage) and nothing
-  is marked for test.
+  board did not see: ``done(True)`` refuses the image
+  (:class:`~smpdfu.errors.Unvouched`, a BadImage) and nothing is marked for
+  test; feeding the image again from 0 then verifies it here.
 """
 
 from .compat import const, ticks_diff, ticks_ms
 from .dfu_target import DONE, ERASE_DONE, ERASE_PENDING, PROGRESS, Target, file_sha
-from .errors import BadImage, FrameError, ProtocolError, SMPError, SMPTimeout
+from .errors import BadImage, FrameError, ProtocolError, SMPError, SMPTimeout, Unvouched
 from .header import HEADER_SIZE
 from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier, hexstr
 from .messages import DEFAULT_BUF_SIZE, UploadResult, upload_offset
@@ -299,7 +300,7 @@ class SMPTarget(Target):
     def _vouched(self, info):
         # Bytes skipped (see offset): only the neighbour's match covers them.
         if self.match is not True:
-            raise BadImage("the neighbour held %d bytes of this image that were not seen here and did not report "
+            raise Unvouched("the neighbour held %d bytes of this image that were not seen here and did not report "
                            "'match' for its slot (CONFIG_IMG_ENABLE_IMAGE_CHECK off?): the image cannot be "
                            "verified; feed it from 0 instead" % self.skipped)
         if info is not None:

@@ -8,11 +8,19 @@ checks the MCUboot image while it streams and can mark it for the next boot::
     from smpdfu.dfu_smp import SMPTarget      # or dfu_file.FileTarget
     t = SMPTarget(client)
     t.init(size, image=0, sha=file_sha)        # sha: SHA-256 of the whole file (resume)
-    off = t.offset()                           # where the next write goes
+    off = t.offset()                           # where the next write goes: feed from there
     t.write(buf)                               # any length, any split; buf is not kept
     info = t.done(True)                        # finish + verify -> mcuboot.ImageInfo
     t.schedule_update(permanent=False)         # mark for a test boot
     t.reset()
+
+``offset()`` is where the next write goes. A FileTarget knows it at once
+(its saved progress). An SMPTarget with ``sha`` learns where the neighbour
+stands only from the answer to its first request, which carries the image
+header: a source that can skip (an HTTP download) writes the first bytes,
+asks ``offset()`` again and continues from what it returns; a source that
+cannot just keeps writing from 0 (bytes already held are checked, not sent
+again). What is verified when bytes were skipped: see ``dfu_smp``.
 
 Events go to one optional ``callback(event, value)``: :data:`ERASE_PENDING`
 (value None), :data:`ERASE_DONE`, :data:`PROGRESS` (bytes the target holds),

@@ -35,6 +35,11 @@ class BadImage(SMPError):
     """An MCUboot image file failed parsing or verification."""
 
 
+class Unvouched(BadImage):
+    """Bytes the neighbour held were skipped, and it did not report ``match``
+    for its slot: the image cannot be verified (feed it from 0 instead)."""
+
+
 class DeviceError(SMPError):
     """The device answered with an error; ``rc`` and ``name`` say which."""
 

@@ -26,7 +26,8 @@ and then requests the rest from there (``Range`` with ``If-Range`` set to the
 head's ETag). After a power cut mid-download the next run fetches the head
 and what the neighbour lacks, not the whole file; the part it did not fetch
 is verified by the neighbour (its ``match`` of the slot against ``sha``:
-see :mod:`smpdfu.dfu_smp`). Without ``sha`` (a bare image URL, no manifest)
+see :mod:`smpdfu.dfu_smp`); a neighbour that gives no ``match`` cannot, and
+the file is then downloaded again whole and checked here. Without ``sha`` (a bare image URL, no manifest)
 the neighbour cannot tell whose bytes it holds, so an SMP target starts from
 0 after a power cut.
 
@@ -46,6 +47,7 @@ from binascii import hexlify, unhexlify
 
 from . import http, sock
 from .compat import const, sha256, sleep_ms
+from .errors import Unvouched
 
 _BUF_SIZE = const(2048)
 _BACKOFF_MS = const(500)
@@ -238,6 +240,21 @@ class _Download:
             self._start(self.size)
         if not self.off and (self.size is None or self.sha is not None):
             r = self._first()
+        while True:
+            self._fetch(r)
+            try:
+                return self._finish()
+            except Unvouched:
+                if not self.skipped:
+                    raise
+            # The neighbour cannot vouch for the part skipped (no image check on its
+            # side): download it all again, checked here this time.
+            self.skipped = 0
+            self._start(self.size)
+            r = None
+
+    def _fetch(self, r):
+        # Feed the target up to the file's end, from response ``r`` (None: ask for one).
         try:
             while self.off < self.size:
                 if r is None:
@@ -251,7 +268,6 @@ class _Download:
         finally:
             if r is not None:
                 r.close()
-        return self._finish()
 
     def _first(self):
         # The first response. It tells the size when none was given; with ``sha`` it is
