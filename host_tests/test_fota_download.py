@@ -146,6 +146,24 @@ def test_resume_when_the_server_ignores_range(site, tmp_path, impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_head_first_with_sha_on_a_server_that_ignores_range(site, tmp_path, impl):
+    # With sha the head (2 KB) is asked first; a server that ignores Range
+    # sends it all: the download stops reading after the head, then goes on
+    # from there, and every byte still reaches the target exactly once.
+    data = site.images["small.bin"]
+    proxy = FaultProxy(site.port)
+    try:
+        out = str(tmp_path / "out.bin")
+        lines, last = run(impl, {"url": proxy.url("chunked/small.bin"), "out": out, "size": len(data),
+                                 "sha": _sha(data)})
+        assert last == "ok 1.1.0 %d %d 1" % (len(data), len(data)), lines
+        assert proxy.connections == 2  # the head, then the rest
+        _check_file(out, data)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_trickle(site, tmp_path, impl):
     data = site.images["small.bin"]
     proxy = FaultProxy(site.port, faults=[("trickle", 700, 0.001)])

@@ -27,9 +27,9 @@ head's ETag). After a power cut mid-download the next run fetches the head
 and what the neighbour lacks, not the whole file; the part it did not fetch
 is verified by the neighbour (its ``match`` of the slot against ``sha``:
 see :mod:`smpdfu.dfu_smp`); a neighbour that gives no ``match`` cannot, and
-the file is then downloaded again whole and checked here. Without ``sha`` (a bare image URL, no manifest)
-the neighbour cannot tell whose bytes it holds, so an SMP target starts from
-0 after a power cut.
+the file is then downloaded again whole and checked here. Without ``sha`` (a
+bare image URL, no manifest) the neighbour cannot tell whose bytes it holds,
+so an SMP target starts from 0 after a power cut.
 
 Events go to ``progress(event, value)`` (None: no events):
 ``"progress"`` (percent, 0-100), ``"finished"`` (the ImageInfo from
