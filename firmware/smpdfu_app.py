@@ -24,11 +24,8 @@ import json
 import os
 import sys
 
-from smpdfu.client import SMPClient
-from smpdfu.errors import BadImage
-from smpdfu.mcuboot import verify
-from smpdfu.transport import SerialTransport
-from smpdfu.updater import FAILED, REVERTED, UpdateResult, Updater
+# The update's modules (client, transport, updater, mcuboot) are imported in
+# run(), once an image is there: a boot without one costs only this file.
 
 # Settings a board_config may leave out.
 DEFAULTS = {
@@ -94,6 +91,8 @@ def open_transport(cfg, hw, uart=None):
             adapter = MPBLEAdapter()
         return BLETransport(adapter, setting(cfg, "BLE_TARGET"), max_packet=setting(cfg, "MAX_PACKET"),
                             connect_ms=setting(cfg, "CONNECT_MS"))
+    from smpdfu.transport import SerialTransport
+
     if uart is None:
         uart = open_uart(cfg, hw)
     return SerialTransport(uart, max_packet=setting(cfg, "MAX_PACKET"), line_gap_ms=setting(cfg, "LINE_GAP_MS"))
@@ -272,6 +271,10 @@ def run(cfg, hw="machine", log=None, uart=None):
             last.get("outcome"), last.get("message")) if last.get("outcome") else ""))
         return None
 
+    from smpdfu.errors import BadImage
+    from smpdfu.mcuboot import verify
+    from smpdfu.updater import FAILED, UpdateResult
+
     led = Led(cfg, hw)
     log("smpdfu: %s, image %s" % (setting(cfg, "NAME"), path))
     f = open(path, "rb")
@@ -304,6 +307,9 @@ def run(cfg, hw="machine", log=None, uart=None):
             res.error = e
             res.transient = True
             return _finish(cfg, res, info, log, led, None)
+        from smpdfu.client import SMPClient
+        from smpdfu.updater import Updater
+
         client = SMPClient(transport, timeout_ms=setting(cfg, "TIMEOUT_MS"))
         opts = {}
         if setting(cfg, "WINDOW"):
@@ -324,6 +330,8 @@ def run(cfg, hw="machine", log=None, uart=None):
 
 def _finish(cfg, res, info, log, led, suffix):
     # Record the outcome: status file first, then retire the image.
+    from smpdfu.updater import FAILED, REVERTED  # loaded by run() already
+
     path = setting(cfg, "IMAGE_PATH")
     status = res.to_dict()
     status["image"] = path
