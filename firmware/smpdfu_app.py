@@ -253,6 +253,20 @@ class _Progress:
             self.next = pct - pct % 10 + 10
 
 
+def _load_update_code():
+    # Everything the update runs, loaded before any buffer is allocated and
+    # with a collection after each module: loading leaves garbage, and code
+    # loaded among garbage and buffers leaves the heap in small holes, where
+    # the transport's buffers no longer fit.
+    import gc
+
+    for name in ("smpdfu.transport", "smpdfu.client", "smpdfu.mcuboot", "smpdfu.updater", "smpdfu.dfu_smp",
+                 "smpdfu.upload"):
+        gc.collect()
+        __import__(name)
+    gc.collect()
+
+
 def run(cfg, hw="machine", log=None, uart=None):
     """Run one update pass with board settings ``cfg``; return the UpdateResult, or None when there is no image.
 
@@ -271,6 +285,7 @@ def run(cfg, hw="machine", log=None, uart=None):
             last.get("outcome"), last.get("message")) if last.get("outcome") else ""))
         return None
 
+    _load_update_code()
     from smpdfu.errors import BadImage
     from smpdfu.mcuboot import verify
     from smpdfu.updater import FAILED, UpdateResult

@@ -198,3 +198,37 @@ def test_request_limit_leaves_room_for_the_serial_frame():
     assert t.request_limit(384) == 380
     assert t.request_limit(2048) == 2044
     assert t.request_limit(8192) == 2048  # never more than this side can build
+
+
+def test_params_fit_the_frame_buffers_to_the_server():
+    # A 2048-byte transport talking to a 384-byte server shrinks its frame
+    # buffers once params are known; the client builds into the new packet.
+    m = _MachineLike()
+    dev = SMPDevice(buf_size=384)
+
+    class Link:
+        def write(self, buf):
+            dev.write(bytes(buf))
+            d = dev.read_available()
+            if d:
+                m.rx.extend(d)
+
+        def read_available(self):
+            return MachineUART(m).read_available()
+
+        def close(self):
+            pass
+
+    t = SerialTransport(Link(), max_packet=2048)
+    c = SMPClient(t, timeout_ms=500)
+    assert t.max_packet == 2048 and len(t.packet) == 2048  # before params
+    assert c.echo("before") == "before"
+    assert c.params().buf_size == 384
+    assert t.max_packet == 384 and len(t.packet) == 384
+    assert t.request_limit(384) == 380
+    assert c.echo("after the fit") == "after the fit"
+    raises(FrameError, t.send, 400)  # larger than the fitted buffer
+    t.fit(1 << 16)
+    assert t.max_packet == 2048  # never beyond the size it was built with
+    t.fit(64)
+    assert t.max_packet == 384  # what any SMP server takes

@@ -232,7 +232,13 @@ class SMPClient:
 
     def params(self):
         """The server's buffer size and count as :class:`~smpdfu.messages.McuMgrParams`."""
-        return McuMgrParams.from_response(self.request(OP_READ, GROUP_OS, OS_PARAMS))
+        p = McuMgrParams.from_response(self.request(OP_READ, GROUP_OS, OS_PARAMS))
+        fit = getattr(self.transport, "fit", None)  # optional in the transport contract
+        if fit is not None:
+            fit(p.buf_size)
+            if self.transport.packet is not self._enc.buf:
+                self._enc = cbor.Encoder(self.transport.packet, HEADER_SIZE)
+        return p
 
     def os_info(self, fmt="a"):
         """``uname``-like info; ``fmt`` letters from ``snrvbmpioa`` (``a`` = all)."""

@@ -84,20 +84,28 @@ class FrameDecoder:
     """
 
     def __init__(self, max_packet=2048, max_queue=8):
-        self.max_packet = max_packet
         self._line = bytearray(MAX_LINE + 1)
         self._line_mv = memoryview(self._line)
         self._line_len = 0
         self._line_overflow = False
         self._mark = -1  # index in _line of its last frame-start marker, or -1
-        self._pkt = bytearray(max_packet + 4)
-        self._pkt_mv = memoryview(self._pkt)
+        self._pkt = self._pkt_mv = None
+        self.resize(max_packet)
         self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
         self._want = 0  # raw bytes the frame announced (length field + 2)
         self._queue = []
         self._max_queue = max_queue
         self.errors = 0  # broken frames seen, for diagnostics
         self.dropped = 0  # packets dropped because the queue was full
+
+    def resize(self, max_packet):
+        """Take packets of up to ``max_packet`` bytes from now on (a frame
+        being decoded keeps the buffer it started in)."""
+        self.max_packet = max_packet
+        if self._pkt is None or not self._pkt_len:
+            self._pkt = self._pkt_mv = None  # the old buffer can go before the new one is made
+            self._pkt = bytearray(max_packet + 4)
+            self._pkt_mv = memoryview(self._pkt)
 
     def reset(self):
         """Forget any partial line or frame (e.g. after the peer reset)."""

@@ -5,6 +5,7 @@ from .framing import FrameDecoder, FrameEncoder
 from .uart import wrap
 
 _FRAME_OVERHEAD = const(4)  # the frame's length and CRC share the server's netbuf
+_MIN_PACKET = const(384)  # Zephyr's default netbuf: what any SMP server takes and sends
 
 
 class SerialTransport:
@@ -22,6 +23,7 @@ class SerialTransport:
     def __init__(self, uart, max_packet=2048, line_gap_ms=0, rx_queue=8):
         self.uart = wrap(uart)
         self.max_packet = max_packet
+        self._cap = max_packet
         self.line_gap_ms = line_gap_ms
         self._enc = FrameEncoder(max_packet)
         self._dec = FrameDecoder(max_packet, rx_queue)
@@ -37,6 +39,24 @@ class SerialTransport:
         """
         n = buf_size - _FRAME_OVERHEAD
         return n if n < self.max_packet else self.max_packet
+
+    def fit(self, buf_size):
+        """Size the frame buffers to a server whose buffers hold ``buf_size``
+        bytes (OS params; :meth:`SMPClient.params` calls this): neither its
+        requests nor its responses are larger, so a 384-byte server costs
+        about 1.5 KB of buffers instead of 7 KB at ``max_packet`` 2048.
+        Never beyond the ``max_packet`` given at construction; replaces :attr:`packet`.
+        """
+        n = buf_size if buf_size < self._cap else self._cap
+        if n < _MIN_PACKET:
+            n = _MIN_PACKET if _MIN_PACKET < self._cap else self._cap
+        if n == self.max_packet:
+            return
+        self.packet = self._enc = None  # the old buffers can go before the new ones are made
+        self._enc = FrameEncoder(n)
+        self.packet = self._enc.packet
+        self._dec.resize(n)
+        self.max_packet = n
 
     def send(self, length):
         """Frame the first ``length`` bytes of :attr:`packet` and write them."""
