@@ -212,6 +212,8 @@ class _Decoder:
             return mv[p]
         if info == 25:
             return (mv[p] << 8) | mv[p + 1]
+        if info == 26:  # an image offset or size
+            return (mv[p] << 24) | (mv[p + 1] << 16) | (mv[p + 2] << 8) | mv[p + 3]
         v = 0
         try:
             for i in range(p, p + n):
@@ -338,6 +340,19 @@ class _Decoder:
 
     def _pair(self, out, depth):
         at = self.pos
+        mv = self.mv
+        b = mv[at] if at < len(mv) else 0
+        if 0x60 <= b < 0x78 and at + 1 + b - 0x60 <= len(mv):
+            # A short text key (every SMP answer's): taken here, without the
+            # generic item() round trip; counted like any item.
+            self.budget -= 1
+            if self.budget < 0:
+                self._fail("CBOR data holds too many items (limit reached)")
+            e = at + 1 + b - 0x60
+            self.pos = e
+            k = self._finish_string(_MAJ_TEXT, mv[at + 1:e])
+            out[k] = self.item(depth + 1)
+            return
         k = self.item(depth + 1)
         if isinstance(k, (list, dict, memoryview)):
             self.pos = at

@@ -86,9 +86,12 @@ def error_from_response(body, group, what="the request"):
     :class:`ProtocolError` naming ``what`` (the command: text or ``(group, cmd)``),
     not an error code.
     """
+    err = body.get("err")
+    rc = body.get("rc", 0)
+    if err is None and type(rc) is int and not rc:
+        return None  # the usual answer (rc 0 or none): nothing more to check
     from .messages import describe, get_int, get_str  # loaded by the client already
 
-    err = body.get("err")
     if err is not None:
         if not isinstance(err, dict):
             raise ProtocolError("answer to %s: 'err' is not a map" % describe(what))
