@@ -94,12 +94,8 @@ class Encoder:
             self.head(_MAJ_UINT, n)
 
     def _string(self, major, data):
-        n = len(data)
-        self.head(major, n)
-        self._need(n)
-        p = self.pos
-        self.buf[p:p + n] = data  # one copy, straight from the caller's buffer
-        self.pos = p + n
+        self.head(major, len(data))
+        self.raw(data)  # one copy, straight from the caller's buffer
 
     def bytes(self, data):
         """Write a byte string from any bytes-like object, memoryviews included."""
@@ -108,6 +104,14 @@ class Encoder:
     def text(self, s):
         """Write a text string; ``s`` is a ``str`` or already UTF-8 ``bytes``."""
         self._string(_MAJ_TEXT, s.encode() if isinstance(s, str) else s)
+
+    def raw(self, data):
+        """Write bytes that are CBOR already (e.g. a constant key, encoded once)."""
+        n = len(data)
+        self._need(n)
+        p = self.pos
+        self.buf[p:p + n] = data
+        self.pos = p + n
 
     def array(self, n):
         """Write the head of an array of ``n`` items (the caller writes them)."""

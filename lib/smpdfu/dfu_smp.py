@@ -59,7 +59,10 @@ _TRAILER_PAGES = const(1)
 
 # CBOR map keys, as UTF-8 bytes so that encoding them allocates nothing.
 _K_OFF = b"off"
-_K_DATA = b"data"
+# What every request but the first starts with, and the data key, encoded once:
+# {2 pairs, "off": ...} and "data".
+_OPEN_2_OFF = b"\xa2\x63off"
+_DATA_KEY = b"\x64data"
 _K_LEN = b"len"
 _K_IMAGE = b"image"
 _K_SHA = b"sha"
@@ -425,11 +428,11 @@ class SMPTarget(Target):
         # Build the request at ``off`` with n data bytes from the ring, in place; return its seq.
         enc = self.client.encoder()
         first = not off
-        npairs = 2
         if first:
-            npairs = 4 + (self._sha is not None) + bool(self.upgrade)
-        enc.map(npairs)
-        enc.text(_K_OFF)
+            enc.map(4 + (self._sha is not None) + bool(self.upgrade))
+            enc.text(_K_OFF)
+        else:
+            enc.raw(_OPEN_2_OFF)
         enc.int(off)
         if first:
             enc.text(_K_LEN)
@@ -443,7 +446,7 @@ class SMPTarget(Target):
                 enc.text(_K_UPGRADE)
                 enc.bool(True)
             self._event(ERASE_PENDING)
-        enc.text(_K_DATA)
+        enc.raw(_DATA_KEY)
         enc.head(_MAJ_BYTES, n)
         p = enc.pos
         dst = enc.buf

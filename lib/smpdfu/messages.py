@@ -194,6 +194,9 @@ def upload_offset(rsp, size):
     The offset must be an int within the image; ``match`` a real bool (so
     ``"no"`` is an error, not a match).
     """
+    off = rsp.get("off")
+    if type(off) is int and 0 <= off <= size and "match" not in rsp:
+        return off, None  # the usual answer, checked without the named lookups
     w = "image upload"
     return get_int(rsp, "off", w, hi=size), get_bool(rsp, "match", w, None)
 
