@@ -44,10 +44,13 @@ MODE_NAMES = {0: "single application", 1: "swap using scratch", 2: "overwrite on
               3: "swap without scratch", 4: "DirectXIP", 5: "DirectXIP with revert",
               6: "RAM load", 7: "firmware loader", 8: "RAM load with network core"}
 
-TLV_NAMES = {}
-for _k in dir(mcuboot):
-    if _k.startswith("TLV_") and not _k.startswith(("TLV_INFO", "TLV_PROT", "TLV_SIZE")):
-        TLV_NAMES[getattr(mcuboot, _k)] = _k[4:]
+# MCUboot's TLV types (bootutil/image.h, IMAGE_TLV_*), for printing: kept
+# here, not in the board-side mcuboot module, where names would cost RAM.
+TLV_NAMES = {0x01: "KEYHASH", 0x02: "PUBKEY", 0x10: "SHA256", 0x11: "SHA384", 0x12: "SHA512",
+             0x20: "RSA2048_PSS", 0x21: "ECDSA224", 0x22: "ECDSA_SIG", 0x23: "RSA3072_PSS", 0x24: "ED25519",
+             0x25: "SIG_PURE", 0x30: "ENC_RSA2048", 0x31: "ENC_KW", 0x32: "ENC_EC256", 0x33: "ENC_X25519",
+             0x34: "ENC_X25519_SHA512", 0x40: "DEPENDENCY", 0x50: "SEC_CNT", 0x60: "BOOT_RECORD",
+             0x70: "DECOMP_SIZE", 0x71: "DECOMP_SHA", 0x72: "DECOMP_SIGNATURE", 0x74: "UUID_VID", 0x75: "UUID_CID"}
 
 
 class CLIError(Exception):

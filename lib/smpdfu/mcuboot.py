@@ -28,7 +28,7 @@ IMAGE_HEADER_SIZE = const(32)
 _TLV_INFO_MAGIC = const(0x6907)
 _TLV_PROT_INFO_MAGIC = const(0x6908)
 _TLV_INFO_SIZE = const(4)
-TLV_SIZE = const(4)
+_TLV_SIZE = const(4)
 
 # Header flags (bootutil/image.h, IMAGE_F_*).
 _IMAGE_F_PIC = const(0x01)
@@ -41,34 +41,14 @@ _IMAGE_F_COMPRESSED_LZMA1 = const(0x200)
 _IMAGE_F_COMPRESSED_LZMA2 = const(0x400)
 _IMAGE_F_COMPRESSED_ARM_THUMB = const(0x800)
 
-# TLV types (bootutil/image.h, IMAGE_TLV_*): public, the CLI names TLVs from them.
-TLV_KEYHASH = const(0x01)
-TLV_PUBKEY = const(0x02)
-TLV_SHA256 = const(0x10)
-TLV_SHA384 = const(0x11)
-TLV_SHA512 = const(0x12)
-TLV_RSA2048_PSS = const(0x20)
-TLV_ECDSA224 = const(0x21)
-TLV_ECDSA_SIG = const(0x22)
-TLV_RSA3072_PSS = const(0x23)
-TLV_ED25519 = const(0x24)
-TLV_SIG_PURE = const(0x25)
-TLV_ENC_RSA2048 = const(0x30)
-TLV_ENC_KW = const(0x31)
-TLV_ENC_EC256 = const(0x32)
-TLV_ENC_X25519 = const(0x33)
-TLV_ENC_X25519_SHA512 = const(0x34)
-TLV_DEPENDENCY = const(0x40)
-TLV_SEC_CNT = const(0x50)
-TLV_BOOT_RECORD = const(0x60)
-TLV_DECOMP_SIZE = const(0x70)
-TLV_DECOMP_SHA = const(0x71)
-TLV_DECOMP_SIGNATURE = const(0x72)
-TLV_UUID_VID = const(0x74)
-TLV_UUID_CID = const(0x75)
-
-_SIG_TLVS = (TLV_RSA2048_PSS, TLV_ECDSA224, TLV_ECDSA_SIG, TLV_RSA3072_PSS,
-             TLV_ED25519, TLV_SIG_PURE)
+# TLV types this module acts on (bootutil/image.h, IMAGE_TLV_*); the host CLI
+# holds the names of all of them (for printing; a board never needs them).
+_TLV_SHA256 = const(0x10)
+_TLV_SHA384 = const(0x11)
+_TLV_SHA512 = const(0x12)
+_TLV_SEC_CNT = const(0x50)
+# the signature TLVs: RSA2048_PSS, ECDSA224, ECDSA_SIG, RSA3072_PSS, ED25519, SIG_PURE
+_SIG_TLVS = (0x20, 0x21, 0x22, 0x23, 0x24, 0x25)
 _HASH_SIZE = const(32)
 _DEFAULT_BUF = const(512)
 # The last 16 bytes of an image padded to its slot (imgtool --pad): the
@@ -449,10 +429,10 @@ class ImageVerifier:
     def _next_entry(self, prot):
         end = self._end
         if self.pos < end:
-            if self.pos + TLV_SIZE > end:
+            if self.pos + _TLV_SIZE > end:
                 raise BadImage("%s entry header at offset %d overruns the area (ends at %d)"
                                % ("protected TLV" if prot else "TLV", self.pos, end))
-            self._collect(_S_PTLV if prot else _S_TLV, TLV_SIZE)
+            self._collect(_S_PTLV if prot else _S_TLV, _TLV_SIZE)
         elif prot:
             self._end_hashed()
         else:
@@ -464,16 +444,16 @@ class ImageVerifier:
         t, n = struct.unpack_from("<HH", self._buf, 0)
         if self.pos + n > self._end:
             raise BadImage("%s 0x%02x of length %d at offset %d overruns the area (ends at %d)"
-                           % ("protected TLV" if prot else "TLV", t, n, self.pos - TLV_SIZE, self._end))
+                           % ("protected TLV" if prot else "TLV", t, n, self.pos - _TLV_SIZE, self._end))
         if prot:
             info.protected_tlvs.append((t, n))
-            if t == TLV_SEC_CNT and n == 4:
+            if t == _TLV_SEC_CNT and n == 4:
                 self._collect(_S_PVAL, 4)
             else:
                 self._pass(_S_PSKIP, n)
             return
         info.tlvs.append((t, n))
-        if t == TLV_SHA256:
+        if t == _TLV_SHA256:
             if info.hash is not None:
                 self.fault = FAULT_HASHES
                 raise BadImage("more than one SHA256 TLV")
@@ -482,7 +462,7 @@ class ImageVerifier:
                 raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
             self._collect(_S_TVAL, _HASH_SIZE)
         else:
-            if t == TLV_SHA384 or t == TLV_SHA512:
+            if t == _TLV_SHA384 or t == _TLV_SHA512:
                 self._other_hash = t
             self._pass(_S_TSKIP, n)
 
@@ -493,7 +473,7 @@ class ImageVerifier:
             t = self._other_hash
             if t is not None:
                 raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
-                               "are supported" % (384 if t == TLV_SHA384 else 512, t))
+                               "are supported" % (384 if t == _TLV_SHA384 else 512, t))
             raise BadImage("missing SHA256 TLV")
         if info.encrypted or self.skipped:
             # imgtool hashes the plaintext, then encrypts: nothing to compare here.
