@@ -234,12 +234,12 @@ class SMPClient:
         """The server's buffer size and count as :class:`~smpdfu.messages.McuMgrParams`."""
         p = McuMgrParams.from_response(self.request(OP_READ, GROUP_OS, OS_PARAMS))
         fit = getattr(self.transport, "fit", None)  # optional in the transport contract
-        if fit is not None and self.transport.max_packet != p.buf_size:
-            self._enc = None  # it holds the old packet buffer: let it go before the new one is made
+        if fit is not None:
+            self._enc.buf = None  # let the old packet buffer go before a new one is made
             try:
                 fit(p.buf_size)
             finally:
-                self._enc = cbor.Encoder(self.transport.packet, HEADER_SIZE)
+                self._enc.buf = self.transport.packet
         return p
 
     def os_info(self, fmt="a"):
