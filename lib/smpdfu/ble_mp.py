@@ -11,8 +11,6 @@ Works where MicroPython has a GATT client: ESP32 (NimBLE), Pico W / Pico 2 W
 (BTstack), STM32WB55.
 """
 
-import bluetooth
-
 from .ble_target import SMP_CHARACTERISTIC, SMP_SERVICE, adv_matches, parse_address
 from .compat import const, sleep_ms, ticks_diff, ticks_ms
 from .errors import LinkError, NotFound
@@ -55,6 +53,8 @@ class MPBLEAdapter:
     """
 
     def __init__(self, ble=None, mtu=512, rx_slots=8, interval_us=(7500, 15000)):
+        import bluetooth  # here, not at the top: importing this module needs no radio
+
         self._ble = ble if ble is not None else bluetooth.BLE()
         self._svc_uuid = bluetooth.UUID(SMP_SERVICE)
         self._chr_uuid = bluetooth.UUID(SMP_CHARACTERISTIC)
