@@ -1,6 +1,7 @@
 """The CircuitPython BLE adapter (lib/smpdfu/ble_cp.py), its own code, with the
-real ``adafruit_ble`` from PyPI on a Bumble-backed ``_bleio``, against an SMP
-peripheral served by the portable server: scan/connect, the full cycle, faults.
+real ``adafruit_ble`` from PyPI on a Bumble-backed ``_bleio``
+(host_tests/boardble), with the portable BLETransport, against the emulated nRF
+over BLE: scan/connect, the full update cycle, faults.
 """
 
 import importlib
@@ -9,33 +10,31 @@ import sys
 import pytest
 
 import imagegen
-from boardble import bumble_bleio
-from boardble.fixtures import nrf, world  # noqa: F401  (pytest fixtures)
-from boardble.link import AdapterLink
+from boardble import bumble_bleio, scenarios
+from boardble.fixtures import emu_factory, nrf, world  # noqa: F401  (pytest fixtures; nrf needs emu_factory)
+from smpdfu.ble import BLETransport
 from smpdfu.client import SMPClient
 from smpdfu.errors import NotFound
-from smpdfu.mcuboot import verify
-from smpdfu.updater import UPDATED, Updater
 
 
 @pytest.fixture
-def ble_cp(world, monkeypatch):  # noqa: F811
-    """``smpdfu.ble_cp`` imported fresh on top of adafruit_ble on the Bumble ``_bleio``."""
-    bumble_bleio.attach(world)
+def board(world, monkeypatch):  # noqa: F811
+    """``connect(emu, ...)``: the board's radio reaching ``emu``, ``smpdfu.ble_cp``
+    imported fresh on adafruit_ble on the Bumble ``_bleio``, a CPBLEAdapter, a
+    BLETransport, an SMPClient."""
     for name in list(sys.modules):
         if name == "adafruit_ble" or name.startswith("adafruit_ble.") or name == "smpdfu.ble_cp":
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "_bleio", bumble_bleio)
-    mod = importlib.import_module("smpdfu.ble_cp")
-    assert mod._bleio is bumble_bleio and "adafruit_ble" in sys.modules
-    return mod
 
+    def connect(emu, target="smp-nrf", timeout_ms=3000, reassembly=None, connect_ms=5000, **kw):
+        bumble_bleio.attach(world, emu.hci)
+        ble_cp = importlib.import_module("smpdfu.ble_cp")
+        assert ble_cp._bleio is bumble_bleio
+        a = ble_cp.CPBLEAdapter(**kw)
+        return SMPClient(BLETransport(a, target, reassembly, connect_ms=connect_ms), timeout_ms=timeout_ms)
 
-def connected_client(ble_cp, target="smp-nrf", timeout_ms=3000, **kw):
-    a = ble_cp.CPBLEAdapter(**kw)
-    a.connect(target, 5000)
-    link = AdapterLink(a, target)
-    return a, link, SMPClient(link, timeout_ms=timeout_ms)
+    return connect
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,9 @@ def image(tmp_path_factory):
 
 
 @pytest.mark.parametrize("target", ["smp-nrf", "F0:F1:F2:F3:F4:F5", None])
-def test_connect_by_name_address_or_service(ble_cp, nrf, target):
-    a, link, client = connected_client(ble_cp, target)
+def test_connect_by_name_address_or_service(board, nrf, target):
+    client = board(nrf, target)
+    a = client.transport.adapter
     assert a.connected
     assert a.mtu == 498  # min(CircuitPython's 512, smp_svr's 498)
     assert client.echo("hello") == "hello"
@@ -53,49 +53,34 @@ def test_connect_by_name_address_or_service(ble_cp, nrf, target):
     assert not a.connected
 
 
-def test_unknown_name_is_not_found(ble_cp, nrf):
-    a = ble_cp.CPBLEAdapter()
+def test_unknown_name_is_not_found(board, nrf):
     with pytest.raises(NotFound, match="'nobody'"):
-        a.connect("nobody", 300)
+        board(nrf, "nobody", connect_ms=300)
 
 
-def test_short_writes_never_share_a_write_command(ble_cp, nrf):
+def test_short_writes_never_share_a_write_command(board, nrf):
     # PacketBuffer appends to an unsent packet: without the adapter's flush,
-    # back-to-back small requests would go out glued together.
-    a, link, client = connected_client(ble_cp)
-    seqs = [client.send_request(0, 0, 0, {"d": "r%d" % i}) for i in range(6)]  # echo, pipelined
+    # back-to-back small requests would leave glued into one Write Command.
+    client = board(nrf)
+    seqs = [client.send_request(0, 0, 0, {"d": "r%d" % i}) for i in range(3)]  # echo, pipelined (3 of the 4 net_bufs)
     for s in seqs:
         client.wait(s)
-    sent = a._pb.sent[-6:]
-    assert [len(p) for p in sent] == [len(sent[0])] * 6
-    assert nrf.dropped_writes == 0
+    sent = client.transport.adapter._pb.sent[-3:]
+    assert [len(p) for p in sent] == [len(sent[0])] * 3
 
 
-def test_response_over_many_notifications_arrives_whole(ble_cp, nrf):
-    a, link, client = connected_client(ble_cp, rx_packets=8)
-    text = "".join(chr(65 + i % 26) for i in range(1800))  # 4 notifications of 495 bytes
-    assert client.echo(text) == text
+def test_response_over_many_notifications_arrives_whole(board, nrf):
+    client = board(nrf, reassembly=True)
+    scenarios.echo_round_trip(client, nrf, "".join(chr(65 + i % 26) for i in range(1800)))
 
 
-def test_update_cycle_upload_test_reset_reconnect_confirm(ble_cp, nrf, image):
-    a, link, client = connected_client(ble_cp)
-    log = []
-    with open(image, "rb") as f:
-        info = verify(f)
-        f.seek(0)
-        res = Updater(client, log=log.append, connect_ms=3000, reset_wait_ms=10000).run(f, info)
-    assert res.outcome == UPDATED, (res.message, log)
-    assert nrf.running_version() == "2.0.0"
-    assert [s for s in nrf.state() if s["active"]][0]["confirmed"]
-    assert link.reconnects >= 1
+def test_update_cycle_upload_test_reset_reconnect_confirm(board, nrf, image):
+    scenarios.update_cycle(board(nrf), nrf, image)
 
 
-def test_disconnect_mid_upload_reconnects_and_resumes(ble_cp, nrf, image):
-    a, link, client = connected_client(ble_cp, timeout_ms=1000)
-    nrf.disconnect_after_chunks(6)
-    with open(image, "rb") as f:
-        res = client.upload(f)
-    assert nrf.connections == 2 and link.reconnects == 1
-    assert [s for s in nrf.state() if s["slot"] == 1][0]["version"] == "2.0.0"
-    assert nrf.events.count("upload-start") == 1
-    assert res.chunks < 2 * (res.size // res.chunk_size + 1)
+def test_disconnect_mid_upload_reconnects_and_resumes(board, nrf, image):
+    scenarios.disconnect_mid_upload(board(nrf, timeout_ms=1000), nrf, image)
+
+
+def test_lost_notification_is_retried(board, nrf, image):
+    scenarios.lost_notification(board(nrf, timeout_ms=500), nrf, image)

@@ -1,6 +1,8 @@
 """The MicroPython BLE adapter (lib/smpdfu/ble_mp.py), its own code, on CPython
-through a Bumble-backed ``bluetooth`` module, against an SMP peripheral served
-by the portable server: scan/connect, the full cycle, faults.
+through a Bumble-backed ``bluetooth`` module (host_tests/boardble), with the
+portable BLETransport, against the emulated nRF over BLE: scan/connect, the
+full update cycle, faults. (Its logic on real MicroPython:
+portable/test_ble_mp_portable.py.)
 """
 
 import errno
@@ -9,115 +11,75 @@ import sys
 import pytest
 
 import imagegen
-from boardble import bumble_bluetooth
-from boardble.fixtures import nrf, world  # noqa: F401  (pytest fixtures)
-from boardble.link import AdapterLink
+from boardble import bumble_bluetooth, scenarios
+from boardble.fixtures import emu_factory, nrf, world  # noqa: F401  (pytest fixtures; nrf needs emu_factory)
+from smpdfu.ble import BLETransport
 from smpdfu.client import SMPClient
 from smpdfu.errors import NotFound
-from smpdfu.mcuboot import verify
-from smpdfu.updater import UPDATED, Updater
 
 
 @pytest.fixture
-def radio(world, monkeypatch):  # noqa: F811
-    """The board's ``bluetooth.BLE()`` (Bumble behind it) with ``bluetooth`` importable."""
-    ble = bumble_bluetooth.attach(world)
+def board(world, monkeypatch):  # noqa: F811
+    """``connect(emu, **adapter_options)``: the board's radio reaching ``emu``, an
+    MPBLEAdapter on it through ``import bluetooth``, a BLETransport, an SMPClient."""
     monkeypatch.setitem(sys.modules, "bluetooth", bumble_bluetooth)
-    return ble
 
+    def connect(emu, target="smp-nrf", timeout_ms=3000, radio=None, reassembly=None, connect_ms=5000, **kw):
+        bumble_bluetooth.attach(world, emu.hci, **(radio or {}))
+        from smpdfu.ble_mp import MPBLEAdapter
 
-def make_adapter(**kw):
-    from smpdfu.ble_mp import MPBLEAdapter
+        a = MPBLEAdapter(**kw)
+        client = SMPClient(BLETransport(a, target, reassembly, connect_ms=connect_ms), timeout_ms=timeout_ms)
+        return client
 
-    return MPBLEAdapter(**kw)
-
-
-def connected_client(target="smp-nrf", timeout_ms=3000, **kw):
-    a = make_adapter(**kw)
-    a.connect(target, 5000)
-    link = AdapterLink(a, target)
-    return a, link, SMPClient(link, timeout_ms=timeout_ms)
+    return connect
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    p = imagegen.make_image(tmp_path_factory.mktemp("bleimg") / "v2.bin", version="2.0.0", size=40000, seed=3)
-    return p
+    return imagegen.make_image(tmp_path_factory.mktemp("bleimg") / "v2.bin", version="2.0.0", size=40000, seed=3)
 
 
 @pytest.mark.parametrize("target", ["smp-nrf", "F0:F1:F2:F3:F4:F5", None])
-def test_connect_by_name_address_or_service(radio, nrf, target):
-    a, link, client = connected_client(target)
+def test_connect_by_name_address_or_service(board, nrf, target):
+    client = board(nrf, target)
+    a = client.transport.adapter
     assert a.connected
     assert a.mtu == 498  # min(ours 512, smp_svr's 498)
     assert client.echo("hello") == "hello"
     a.disconnect()
     assert not a.connected
-    assert not radio._conns
+    assert not bumble_bluetooth.BLE()._conns
 
 
-def test_unknown_name_is_not_found(radio, nrf):
-    a = make_adapter()
+def test_unknown_name_is_not_found(board, nrf):
     with pytest.raises(NotFound, match="'nobody'"):
-        a.connect("nobody", 300)
-    assert not a.connected
+        board(nrf, "nobody", connect_ms=300)
 
 
-def test_response_over_many_notifications_arrives_whole(radio, nrf):
-    # A 23-byte MTU: 20-byte notifications, so a 600-byte echo answer takes ~31
-    # of them in a row; the ring keeps them all (aioble's 1-deep queue would not).
-    a, link, client = connected_client(mtu=23, rx_slots=40)
-    assert a.mtu == 23
-    text = "".join(chr(65 + i % 26) for i in range(600))
-    assert client.echo(text) == text
-    assert a.dropped == 0
+def test_response_over_many_notifications_arrives_whole(board, nrf):
+    # A 23-byte MTU: 20-byte writes and notifications, ~31 of each for this
+    # echo; the ring keeps every notification (aioble's 1-deep queue would not).
+    client = board(nrf, mtu=23, rx_slots=40, reassembly=True)
+    assert client.transport.adapter.mtu == 23
+    scenarios.echo_round_trip(client, nrf, "".join(chr(65 + i % 26) for i in range(600)))
+    assert client.transport.adapter.dropped == 0
 
 
 @pytest.mark.parametrize("full_errno", [errno.ENOMEM, errno.EALREADY], ids=["nimble", "btstack"])
-def test_full_controller_queue_is_waited_on(world, nrf, monkeypatch, full_errno):  # noqa: F811
-    ble = bumble_bluetooth.attach(world, tx_queue=1, full_errno=full_errno)
-    monkeypatch.setitem(sys.modules, "bluetooth", bumble_bluetooth)
-    a, link, client = connected_client()
-    text = "x" * 1500  # 4 writes of 495 bytes against a queue of one
-    assert client.echo(text) == text
-    assert ble.full > 0 and link.full == ble.full
+def test_full_controller_queue_is_waited_on(board, nrf, full_errno):
+    client = board(nrf, radio=dict(tx_queue=1, full_errno=full_errno), reassembly=True)
+    scenarios.echo_round_trip(client, nrf, "x" * 1500)  # 4 writes against a queue of one
+    assert bumble_bluetooth.BLE().full > 0
 
 
-def test_update_cycle_upload_test_reset_reconnect_confirm(radio, nrf, image):
-    a, link, client = connected_client()
-    log = []
-    with open(image, "rb") as f:
-        info = verify(f)
-        f.seek(0)
-        res = Updater(client, log=log.append, connect_ms=3000, reset_wait_ms=10000).run(f, info)
-    assert res.outcome == UPDATED, (res.message, log)
-    assert nrf.running_version() == "2.0.0"
-    active = [s for s in nrf.state() if s["active"]][0]
-    assert active["confirmed"]
-    assert "reset" in nrf.events and "boot:swap" in nrf.events
-    assert link.reconnects >= 1  # the reset dropped the link
+def test_update_cycle_upload_test_reset_reconnect_confirm(board, nrf, image):
+    scenarios.update_cycle(board(nrf), nrf, image)
 
 
-def test_disconnect_mid_upload_reconnects_and_resumes(radio, nrf, image):
-    a, link, client = connected_client(timeout_ms=1000)
-    nrf.disconnect_after_chunks(6)
-    with open(image, "rb") as f:
-        res = client.upload(f)
-    assert nrf.connections == 2 and link.reconnects == 1
-    assert res.match is not False
-    slot1 = [s for s in nrf.state() if s["slot"] == 1][0]
-    assert slot1["version"] == "2.0.0"
-    # Resumed where the server was, not from the start: one upload session,
-    # and few chunks more than the image needs.
-    assert nrf.events.count("upload-start") == 1
-    assert res.chunks < 2 * (res.size // res.chunk_size + 1)
+def test_disconnect_mid_upload_reconnects_and_resumes(board, nrf, image):
+    scenarios.disconnect_mid_upload(board(nrf, timeout_ms=1000), nrf, image)
 
 
-def test_lost_notification_is_retried(radio, nrf, image):
-    a, link, client = connected_client(timeout_ms=500)
-    with open(image, "rb") as f:
-        nrf.drop_notifications(1)  # the answer to the params request
-        res = client.upload(f)
-    assert res.retries >= 1 or res.window < 3
-    slot1 = [s for s in nrf.state() if s["slot"] == 1][0]
-    assert slot1["version"] == "2.0.0"
+def test_lost_notification_is_retried(board, nrf, image):
+    scenarios.lost_notification(board(nrf, timeout_ms=500), nrf, image)

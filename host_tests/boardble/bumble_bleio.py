@@ -482,8 +482,9 @@ class PacketBuffer:
 adapter = None
 
 
-def attach(world, address="D0:D1:D2:D3:D4:D5"):
-    """Give this module a board radio on ``world`` (as ``_bleio.adapter``)."""
+def attach(world, hci=None, address="D0:D1:D2:D3:D4:D5"):
+    """Give this module a board radio on ``world`` (its controller at transport
+    spec ``hci``), as ``_bleio.adapter``."""
     global adapter
-    adapter = Adapter(world, world.new_device("cpboard", address))
+    adapter = Adapter(world, world.new_device("cpboard", address, hci))
     return adapter

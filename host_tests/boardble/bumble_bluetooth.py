@@ -320,10 +320,11 @@ def _report(fut):
 _ble = None
 
 
-def attach(world, address="C0:C1:C2:C3:C4:C5", **kw):
-    """Give this module a board: a Bumble device on ``world`` behind ``BLE()``."""
+def attach(world, hci=None, address="C0:C1:C2:C3:C4:C5", **kw):
+    """Give this module a board: a Bumble device on ``world`` (its controller
+    at transport spec ``hci``) behind ``BLE()``."""
     global _ble
-    _ble = Radio(world, world.new_device("board", address), **kw)
+    _ble = Radio(world, world.new_device("board", address, hci), **kw)
     return _ble
 
 

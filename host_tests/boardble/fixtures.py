@@ -1,9 +1,14 @@
-"""pytest fixtures for the board-adapter tests: a Bumble world and the SMP peripheral."""
+"""pytest fixtures for the board-adapter tests: the emulated nRF over BLE
+(smpdfu_host.emulator.ble) and the board's own Bumble stack reaching it."""
 
 import pytest
 
-from .smp_peripheral import SMPPeripheral
+from smpdfu_host.emulator.ble import BLEEmulator
+
 from .world import World
+
+# Fast flash and boots; the air-time model off (throughput is `make bench`'s).
+FAST_BLE = dict(flash_speed=0, boot_ms=30, reset_ms=30, timing=False, name="smp-nrf")
 
 
 @pytest.fixture
@@ -14,7 +19,22 @@ def world():
 
 
 @pytest.fixture
-def nrf(world):
-    p = SMPPeripheral(world)
-    yield p
-    p.close()
+def emu_factory():
+    started = []
+
+    def make(**kw):
+        opts = dict(FAST_BLE)
+        opts.update(kw)
+        e = BLEEmulator(**opts).start()
+        started.append(e)
+        return e
+
+    yield make
+    for e in started:
+        e.stop()
+
+
+@pytest.fixture
+def nrf(emu_factory):
+    """The emulated nRF52840 running smp_svr over BLE, advertising as "smp-nrf"."""
+    return emu_factory()

@@ -1,6 +1,8 @@
-"""A Bumble radio world for tests: virtual controllers on one LocalLink, run by
-an asyncio loop in a background thread (the board code under test runs in the
-test's thread and only sees the stack through its own API).
+"""The board's Bumble stack for tests, run by an asyncio loop in a background
+thread (the board code under test runs in the test's thread and only sees the
+stack through its own API). Its controller is either reached through a Bumble
+transport spec (the emulated nRF's relay, ``emu.hci``) or a virtual one on a
+LocalLink of its own.
 """
 
 import asyncio
@@ -11,6 +13,7 @@ from bumble.device import Device
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
+from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
 
@@ -23,6 +26,7 @@ class World:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="bumble-world")
         self._thread.start()
         self.devices = []
+        self._transports = []
 
     def run(self, coro, timeout=30):
         """Run ``coro`` on the world's loop from another thread; return its result."""
@@ -36,13 +40,18 @@ class World:
         """Call ``fn(*args)`` in the loop thread (fire and forget)."""
         self.loop.call_soon_threadsafe(fn, *args)
 
-    def new_device(self, name, address):
-        """A powered-on Bumble Device with its own virtual controller on the link."""
+    def new_device(self, name, address, hci=None):
+        """A powered-on Bumble Device: on the controller at transport spec ``hci``,
+        or (None) on a virtual controller of its own on :attr:`link`."""
 
         async def make():
-            ctrl = Controller(name, link=self.link)
-            host = Host(ctrl, AsyncPipeSink(ctrl))
-            dev = Device(name=name, address=Address(address), host=host)
+            if hci:
+                t = await open_transport(hci)
+                self._transports.append(t)
+                dev = Device.with_hci(name, Address(address), t.source, t.sink)
+            else:
+                ctrl = Controller(name, link=self.link)
+                dev = Device(name=name, address=Address(address), host=Host(ctrl, AsyncPipeSink(ctrl)))
             await dev.power_on()
             return dev
 
@@ -54,6 +63,8 @@ class World:
         """Cancel what still runs on the loop, stop its thread, close it."""
 
         async def cancel_all():
+            for t in self._transports:
+                await t.close()
             me = asyncio.current_task()
             tasks = [t for t in asyncio.all_tasks() if t is not me]
             for t in tasks:

@@ -125,6 +125,14 @@ def adapter(**kw):
             sys.modules["bluetooth"] = old
 
 
+def test_service_uuid_in_advertising_order():
+    from binascii import unhexlify
+
+    from smpdfu.ble import SMP_SERVICE_UUID
+
+    assert bytes(reversed(unhexlify(SMP_SERVICE_UUID.replace("-", "")))) == SMP_SERVICE_LE
+
+
 def test_parse_address():
     assert parse_address("F0:F1:F2:F3:F4:F5") == _ADDR
     assert parse_address("f0:f1:f2:f3:f4:f5") == _ADDR

@@ -18,7 +18,8 @@ from adafruit_ble.advertising.standard import ProvideServicesAdvertisement
 from adafruit_ble.services import Service
 from adafruit_ble.uuid import VendorUUID
 
-from .ble_target import SMP_CHARACTERISTIC, SMP_SERVICE, parse_address
+from .ble import SMP_CHAR_UUID, SMP_SERVICE_UUID
+from .ble_target import parse_address
 from .compat import const, sleep_ms, ticks_diff, ticks_ms
 from .errors import LinkError, NotFound
 
@@ -28,7 +29,7 @@ _MAX_PACKET = const(512)
 class SMPService(Service):
     """Zephyr's SMP service (a remote service: only found, never served)."""
 
-    uuid = VendorUUID(SMP_SERVICE)
+    uuid = VendorUUID(SMP_SERVICE_UUID)
 
 
 class CPBLEAdapter:
@@ -42,7 +43,7 @@ class CPBLEAdapter:
 
     def __init__(self, radio=None, rx_packets=8, pair=False):
         self._radio = radio if radio is not None else BLERadio()
-        self._chr_uuid = VendorUUID(SMP_CHARACTERISTIC)
+        self._chr_uuid = VendorUUID(SMP_CHAR_UUID)
         self._slots = rx_packets
         self._pair = pair
         self._conn = None

@@ -11,7 +11,8 @@ Works where MicroPython has a GATT client: ESP32 (NimBLE), Pico W / Pico 2 W
 (BTstack), STM32WB55.
 """
 
-from .ble_target import SMP_CHARACTERISTIC, SMP_SERVICE, adv_matches, parse_address
+from .ble import SMP_CHAR_UUID, SMP_SERVICE_UUID
+from .ble_target import adv_matches, parse_address
 from .compat import const, sleep_ms, ticks_diff, ticks_ms
 from .errors import LinkError, NotFound
 
@@ -56,8 +57,8 @@ class MPBLEAdapter:
         import bluetooth  # here, not at the top: importing this module needs no radio
 
         self._ble = ble if ble is not None else bluetooth.BLE()
-        self._svc_uuid = bluetooth.UUID(SMP_SERVICE)
-        self._chr_uuid = bluetooth.UUID(SMP_CHARACTERISTIC)
+        self._svc_uuid = bluetooth.UUID(SMP_SERVICE_UUID)
+        self._chr_uuid = bluetooth.UUID(SMP_CHAR_UUID)
         self._cccd_uuid = bluetooth.UUID(_CCCD)
         self._want_mtu = mtu
         self._interval = interval_us

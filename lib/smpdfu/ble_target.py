@@ -1,13 +1,8 @@
-"""What a BLE adapter looks for: the SMP service and a target's name or address.
-
-Shared by the board adapters (``ble_mp``, ``ble_cp``); a few bytes of
-constants and two small functions, so importing it costs little RAM.
+"""What a board BLE adapter looks for: a target's address, or a name or the SMP
+service in advertising data. Shared by ``ble_mp`` and ``ble_cp``.
 """
 
-# Zephyr's SMP service and its one characteristic (smp_bt.c).
-SMP_SERVICE = "8D53DC1D-1DB7-4CD3-868B-8A527460AA84"
-SMP_CHARACTERISTIC = "DA2E7828-FBCE-4E01-AE9E-261174997C48"
-# The service UUID as advertising data carries it (little-endian).
+# The SMP service UUID (smpdfu.ble.SMP_SERVICE_UUID) as advertising data carries it (little-endian).
 SMP_SERVICE_LE = b"\x84\xaa`tR\x8a\x8b\x86\xd3L\xb7\x1d\x1d\xdcS\x8d"
 
 
@@ -28,14 +23,9 @@ def parse_address(target):
     return bytes(out)
 
 
-def format_address(addr):
-    """6 bytes, most significant first -> ``"AA:BB:CC:DD:EE:FF"``."""
-    return ":".join("%02X" % b for b in addr)
-
-
 def adv_matches(adv, name):
-    """Whether advertising data ``adv`` (bytes-like) names ``name`` or, when
-    ``name`` is None, lists the SMP service."""
+    """Whether advertising data ``adv`` (bytes-like) names ``name`` (bytes) or,
+    when ``name`` is None, lists the SMP service."""
     i = 0
     n = len(adv)
     while i + 1 < n:
