@@ -17,6 +17,12 @@ LED = 2  # the blue LED on GPIO2 of most DevKit v1 boards (DevKitC has none: set
 LED_ACTIVE_LOW = False
 MPY_ARCH = "xtensawin"  # mpy-cross -march: native code (viper CRC/base64) for the ESP32
 
+# Or no wires: SMP over BLE with the ESP32's radio (MicroPython's bluetooth
+# module, NimBLE). BLE_TARGET: the nRF's advertised name or its address
+# "AA:BB:CC:DD:EE:FF"; None takes the first device advertising the SMP service.
+TRANSPORT = "uart"  # "ble"
+BLE_TARGET = None
+
 IMAGE_PATH = "/update/app.bin"
 STATUS_PATH = "/update/status.json"
 

@@ -16,6 +16,13 @@ UART_RXBUF = 2048
 LED = "LED"  # the red LED (D3)
 LED_ACTIVE_LOW = False
 
+# Or no wires: SMP over BLE with the Feather's own radio (adafruit_ble: install
+# it with `circup install adafruit_ble`). BLE_TARGET: the nRF's advertised name
+# or its address "AA:BB:CC:DD:EE:FF"; None takes the first device advertising
+# the SMP service.
+TRANSPORT = "uart"  # "ble"
+BLE_TARGET = None
+
 IMAGE_PATH = "/update/app.bin"
 STATUS_PATH = "/update/status.json"
 

