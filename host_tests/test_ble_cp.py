@@ -46,9 +46,13 @@ def test_unknown_name_is_not_found(board, nrf):
         board(nrf, "nobody", connect_ms=300)
 
 
-def test_short_writes_never_share_a_write_command(board, nrf):
-    # PacketBuffer appends to an unsent packet: without the adapter's flush,
-    # back-to-back small requests would leave glued into one Write Command.
+@pytest.mark.parametrize("flush", [True, False], ids=["flush", "no-flush"])
+def test_short_writes_never_share_a_write_command(board, nrf, monkeypatch, flush):
+    # PacketBuffer appends to an unsent packet: unless the adapter waits for it
+    # to leave, back-to-back small requests would go out glued into one Write
+    # Command. A port whose PacketBuffer has no flush(): it waits two intervals.
+    if not flush:
+        monkeypatch.delattr(bumble_bleio.PacketBuffer, "flush")
     client = board(nrf)
     seqs = [client.send_request(0, 0, 0, {"d": "r%d" % i}) for i in range(3)]  # echo, pipelined (3 of the 4 net_bufs)
     for s in seqs:

@@ -51,6 +51,8 @@ class CPBLEAdapter:
         self.mtu = 23
         self._out_len = 20
         self._short = False
+        self._flush = None
+        self._gap_ms = 0
         self.dropped = 0  # notifications too long for our buffer (never with MTU <= 512)
         # Two read buffers: the view handed out stays valid while wait() reads ahead.
         self._bufs = (memoryview(bytearray(_MAX_PACKET)), memoryview(bytearray(_MAX_PACKET)))
@@ -116,6 +118,9 @@ class CPBLEAdapter:
         if char is None:
             raise LinkError("the device has no SMP characteristic")
         self._pb = _bleio.PacketBuffer(char, buffer_size=self._slots, max_packet_size=_MAX_PACKET)
+        self._flush = getattr(self._pb, "flush", None)
+        # Without flush(): a queued packet leaves within a connection event or two.
+        self._gap_ms = int(2 * conn.connection_interval) + 1
         self._out_len = self._pb.outgoing_packet_length
         self.mtu = self._out_len + 3
         self._short = False
@@ -132,15 +137,19 @@ class CPBLEAdapter:
         """Send ``buf`` (at most ``mtu - 3`` bytes) as one Write Command.
 
         PacketBuffer appends a write to a packet not sent yet when it fits, so
-        after a short write this first waits for it to leave (else two SMP
-        packets could share one Write Command). Blocks while the queue is
-        full, so it never returns False.
+        after a short write this first waits for it to leave (``flush()``
+        where the port has it, else two connection intervals): two SMP
+        packets must never share one Write Command. Blocks while the queue
+        is full, so it never returns False.
         """
         pb = self._pb
         if pb is None or not self.connected:
             raise LinkError("BLE: not connected")
         if self._short:
-            pb.flush()
+            if self._flush is not None:
+                self._flush()
+            else:
+                sleep_ms(self._gap_ms)
         if pb.write(buf) < 0:
             raise LinkError("BLE: disconnected")
         self._short = len(buf) < self._out_len
