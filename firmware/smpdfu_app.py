@@ -48,6 +48,7 @@ DEFAULTS = {
     "LINE_GAP_MS": 0,
     "TRANSPORT": "uart",  # or "ble": the neighbour over Bluetooth LE
     "BLE_TARGET": None,  # its name or "AA:BB:.." address; None: the first advertising SMP
+    "BLE_PAIR": False,  # pair first (a neighbour whose SMP service needs an encrypted link)
     # over the air (smpdfu_fota.py)
     "MANIFEST_URL": None,
     "IMAGE_URL": None,
@@ -84,11 +85,11 @@ def open_transport(cfg, hw, uart=None):
         elif hw == "busio":
             from smpdfu.ble_cp import CPBLEAdapter
 
-            adapter = CPBLEAdapter()
+            adapter = CPBLEAdapter(pair=setting(cfg, "BLE_PAIR"))
         else:
             from smpdfu.ble_mp import MPBLEAdapter
 
-            adapter = MPBLEAdapter()
+            adapter = MPBLEAdapter(pair=setting(cfg, "BLE_PAIR"))
         return BLETransport(adapter, setting(cfg, "BLE_TARGET"), max_packet=setting(cfg, "MAX_PACKET"),
                             connect_ms=setting(cfg, "CONNECT_MS"))
     from smpdfu.transport import SerialTransport

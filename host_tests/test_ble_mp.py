@@ -74,3 +74,10 @@ def test_disconnect_mid_upload_reconnects_and_resumes(board, nrf, image):
 
 def test_lost_notification_is_retried(board, nrf, image):
     scenarios.lost_notification(board(nrf, timeout_ms=500), nrf, image)
+
+
+def test_pairing_encrypts_the_link(board, nrf):
+    client = board(nrf, pair=True)
+    assert client.transport.adapter.encrypted
+    assert nrf.conn.is_encrypted  # the peripheral's side of the link
+    assert client.echo("sealed") == "sealed"

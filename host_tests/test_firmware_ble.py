@@ -15,19 +15,23 @@ from firmware_helpers import Log, listing, load_app, load_board, place_image
 BLE_OPTS = dict(TRANSPORT="ble", BLE_TARGET="smp-nrf", LED=None, CONNECT_MS=5000, RESET_WAIT_MS=10000)
 
 
-@pytest.mark.parametrize("board,hw", [("pico_w", "machine"), ("esp32_devkit", "machine"),
-                                      ("feather_nrf52840", "busio")])
-def test_board_updates_the_neighbour_over_ble(tmp_path, monkeypatch, world, nrf, image, board, hw):  # noqa: F811
+@pytest.mark.parametrize("board,hw,pair", [("pico_w", "machine", False), ("esp32_devkit", "machine", True),
+                                           ("feather_nrf52840", "busio", True)])
+def test_board_updates_the_neighbour_over_ble(tmp_path, monkeypatch, world, nrf, image, board, hw, pair):  # noqa: F811
     if hw == "busio":
         use_bleio(monkeypatch, world, nrf)
     else:
         use_bluetooth(monkeypatch, world, nrf)
+    encrypted = []  # the peripheral's view of each link
+    nrf.device.on("connection", lambda c: c.on("connection_encryption_change",
+                                                lambda *a: encrypted.append(c.is_encrypted)))
     app = load_app()
-    cfg = load_board(board, tmp_path, **BLE_OPTS)
+    cfg = load_board(board, tmp_path, **dict(BLE_OPTS, BLE_PAIR=pair))
     place_image(cfg, image)
     log = Log()
     res = app.run(cfg, hw, log=log)
     assert res.outcome == "updated", log.text()
+    assert encrypted == ([True] * nrf.event_count("ble-connect") if pair else [])
     assert nrf.running_version() == "2.0.0"
     assert [s for s in nrf.state() if s["active"]][0]["confirmed"]
     assert nrf.event_count("ble-connect") >= 2  # the test boot dropped the link; the app came back

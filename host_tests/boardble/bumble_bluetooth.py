@@ -35,6 +35,7 @@ _IRQ_GATTC_DESCRIPTOR_DONE = 14
 _IRQ_GATTC_WRITE_DONE = 17
 _IRQ_GATTC_NOTIFY = 18
 _IRQ_MTU_EXCHANGED = 21
+_IRQ_ENCRYPTION_UPDATE = 28
 
 FLAG_READ = 0x0002
 FLAG_WRITE_NO_RESPONSE = 0x0004
@@ -209,6 +210,19 @@ class Radio:
             return False
         self._start(conn.disconnect())
         return True
+
+    def gap_pair(self, conn_handle):
+        conn = self._conn(conn_handle)
+
+        async def run():
+            try:
+                await conn.pair()
+            except Exception:  # noqa: BLE001 - reported as "not encrypted", as the stacks do
+                pass
+            enc = bool(conn.is_encrypted)
+            self._irq(_IRQ_ENCRYPTION_UPDATE, (conn_handle, enc, bool(conn.authenticated), False, 16 if enc else 0))
+
+        self._start(run())
 
     def _conn(self, conn_handle):
         conn = self._conns.get(conn_handle)

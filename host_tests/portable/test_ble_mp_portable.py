@@ -36,6 +36,7 @@ class ScriptedBLE:
         self.subscribed = False
         self.conn = None
         self.advertising = True
+        self.pairable = True
 
     def active(self, *a):
         return True
@@ -67,6 +68,9 @@ class ScriptedBLE:
         self.conn = None
         self.irq_fn(8, (conn, 1, memoryview(_ADDR)))
         return True
+
+    def gap_pair(self, conn):
+        self.irq_fn(28, (conn, self.pairable, False, False, 16 if self.pairable else 0))
 
     def gattc_exchange_mtu(self, conn):
         self.irq_fn(21, (conn, min(self.mtu, self.peer_mtu)))
@@ -211,3 +215,14 @@ def test_full_queue_returns_false_then_disconnect_raises():
         ble.gap_disconnect(64)
         assert not a.connected
         raises(LinkError, a.write, b"three")
+
+
+def test_pairing():
+    a, ble = adapter(pair=True)
+    a.connect("nrf-a", 100)
+    assert a.encrypted and a.connected
+    a, ble = adapter(pair=True)
+    ble.pairable = False
+    e = raises(LinkError, a.connect, "nrf-a", 100)
+    assert "pairing failed" in str(e)
+    assert not a.connected

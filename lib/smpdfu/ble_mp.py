@@ -30,6 +30,7 @@ _IRQ_GATTC_DESCRIPTOR_DONE = const(14)
 _IRQ_GATTC_WRITE_DONE = const(17)
 _IRQ_GATTC_NOTIFY = const(18)
 _IRQ_MTU_EXCHANGED = const(21)
+_IRQ_ENCRYPTION_UPDATE = const(28)
 
 # gattc_write on a full controller queue: NimBLE raises ENOMEM, BTstack
 # (Pico W) EALREADY until its one queued Write Command is sent.
@@ -40,6 +41,7 @@ _EBUSY = const(16)
 _CCCD = const(0x2902)
 _NO_CONN = const(-1)
 _STEP_MS = const(2000)  # each GATT step after connecting (discovery, MTU, subscribe)
+_PAIR_MS = const(10000)
 
 
 class MPBLEAdapter:
@@ -50,10 +52,13 @@ class MPBLEAdapter:
     held until read, each of MTU-3 bytes (a pipelined upload has a few small
     answers in flight; 8 slots of 509 bytes take about 4 KB).
     ``interval_us``: (min, max) connection interval asked for; short means
-    fast. ``ble``: the ``BLE`` object (default ``bluetooth.BLE()``).
+    fast. ``pair``: pair after connecting (``gap_pair``, with the port's
+    ``config(bond=, mitm=, io=)`` settings), for a peripheral whose SMP
+    characteristic needs an encrypted link. ``ble``: the ``BLE`` object
+    (default ``bluetooth.BLE()``); this takes over its ``irq`` handler.
     """
 
-    def __init__(self, ble=None, mtu=512, rx_slots=8, interval_us=(7500, 15000)):
+    def __init__(self, ble=None, mtu=512, rx_slots=8, interval_us=(7500, 15000), pair=False):
         import bluetooth  # here, not at the top: importing this module needs no radio
 
         self._ble = ble if ble is not None else bluetooth.BLE()
@@ -62,6 +67,8 @@ class MPBLEAdapter:
         self._cccd_uuid = bluetooth.UUID(_CCCD)
         self._want_mtu = mtu
         self._interval = interval_us
+        self._pair = pair
+        self.encrypted = False
         self._slots = rx_slots
         self._slot = 0  # bytes per slot, set at the first connection
         self._ring = None
@@ -142,6 +149,9 @@ class MPBLEAdapter:
         elif event == _IRQ_MTU_EXCHANGED:
             self.mtu = data[1]
             self._done = 0
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            self.encrypted = bool(data[1])
+            self._done = 0 if self.encrypted else 1
         self._events += 1
 
     def _scan_match(self, addr, adv):
@@ -218,6 +228,12 @@ class MPBLEAdapter:
         ble = self._ble
         conn = self._conn
         self.mtu = 23
+        self.encrypted = False
+        if self._pair:
+            self._done = None
+            ble.gap_pair(conn)
+            if not self._until(lambda: self._done is not None, _PAIR_MS) or not self.encrypted:
+                raise LinkError("BLE: pairing failed" if self.connected else "BLE: disconnected while pairing")
         try:
             self._step("the MTU exchange", lambda: ble.gattc_exchange_mtu(conn))
         except (LinkError, OSError):
