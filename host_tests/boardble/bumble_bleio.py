@@ -457,10 +457,14 @@ class PacketBuffer:
 
     def _send(self, pkt):
         async def run():
-            try:
-                await self._conn._conn.gatt_client.write_value(self._ch.handle, pkt, with_response=False)
-            except Exception:  # noqa: BLE001 - a link that went down: the packet is lost, as on air
-                pass
+            # A packet still queued when its link died is dropped, as the nRF's
+            # stack does: sent now, it would go out by connection handle, and
+            # a new link may have been given the same handle.
+            if self._conn.connected:
+                try:
+                    await self._conn._conn.gatt_client.write_value(self._ch.handle, pkt, with_response=False)
+                except Exception:  # noqa: BLE001 - a link that went down: the packet is lost, as on air
+                    pass
             with self._lock:
                 self._queued = False
                 if self._pending:

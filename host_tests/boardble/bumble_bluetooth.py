@@ -310,11 +310,16 @@ class Radio:
             self._in_flight += 1
 
         async def run():
-            status = 0
-            try:
-                await conn.gatt_client.write_value(value_handle, data, with_response=bool(mode))
-            except Exception:  # noqa: BLE001
-                status = 1
+            status = 1
+            # A write still queued when its link died is dropped, as NimBLE and
+            # BTstack do: sent now, it would go out by connection handle, and a
+            # new link may have been given the same handle.
+            if self._conns.get(conn_handle) is conn:
+                try:
+                    await conn.gatt_client.write_value(value_handle, data, with_response=bool(mode))
+                    status = 0
+                except Exception:  # noqa: BLE001
+                    pass
             if mode == 0:
                 self._in_flight -= 1
             else:
