@@ -226,3 +226,28 @@ def test_pairing():
     e = raises(LinkError, a.connect, "nrf-a", 100)
     assert "pairing failed" in str(e)
     assert not a.connected
+
+
+def test_irq_copy_allocates_nothing():
+    # The IRQ handler runs in the stack's callback context: copying a
+    # notification into the ring must not touch the heap.
+    try:
+        import micropython
+
+        lock, unlock = micropython.heap_lock, micropython.heap_unlock
+    except (ImportError, AttributeError):
+        from _portable import skip
+
+        skip("heap_lock is MicroPython's")
+    a, ble = adapter(rx_slots=4)
+    a.connect("nrf-a", 100)
+    data = memoryview(bytes(range(60)))
+    event = (64, 12, data)
+    lock()
+    try:
+        a._irq(18, event)
+        a._irq(18, event)
+    finally:
+        unlock()
+    assert bytes(a.read_notification()) == bytes(data)
+    assert bytes(a.read_notification()) == bytes(data)
