@@ -253,6 +253,7 @@ class MPBLEAdapter:
             raise LinkError("BLE: the SMP characteristic has no CCCD (no notifications)")
         slot = self.mtu - 3
         if slot > self._slot:
+            self._slot = 0  # the IRQ drops notifications while the ring is replaced
             self._ring = None
             self._ring = memoryview(bytearray(slot * self._slots))
             self._slot = slot
