@@ -12,7 +12,7 @@ from boardble import bumble_bleio, scenarios
 from boardble.fixtures import emu_factory, image, nrf, use_bleio, world  # noqa: F401  (fixtures; nrf needs emu_factory)
 from smpdfu.ble import BLETransport
 from smpdfu.client import SMPClient
-from smpdfu.errors import NotFound
+from smpdfu.errors import LinkError, NotFound
 
 
 @pytest.fixture
@@ -20,8 +20,11 @@ def board(world, monkeypatch):  # noqa: F811
     """``connect(emu, ...)``: the board's radio reaching ``emu``, ``smpdfu.ble_cp``
     on adafruit_ble on the Bumble ``_bleio``, a CPBLEAdapter, a BLETransport, an SMPClient."""
 
+    radios = {}
+
     def connect(emu, target="smp-nrf", timeout_ms=3000, reassembly=None, connect_ms=5000, **kw):
-        use_bleio(monkeypatch, world, emu)
+        if emu not in radios:  # one board radio per emulated nRF
+            radios[emu] = use_bleio(monkeypatch, world, emu)
         ble_cp = importlib.import_module("smpdfu.ble_cp")
         assert ble_cp._bleio is bumble_bleio
         a = ble_cp.CPBLEAdapter(**kw)
@@ -78,7 +81,10 @@ def test_lost_notification_is_retried(board, nrf, image):
     scenarios.lost_notification(board(nrf, timeout_ms=500), nrf, image)
 
 
-def test_pairing_encrypts_the_link(board, nrf):
+def test_pairing_encrypts_the_link(board, emu_factory):  # noqa: F811
+    nrf = emu_factory(encrypt=True)  # MCUMGR_TRANSPORT_BT_PERM_RW_ENCRYPT: the CCC and writes need it
+    with pytest.raises(LinkError):
+        board(nrf)  # without pairing, subscribing is refused
     client = board(nrf, pair=True)
     assert client.transport.adapter._conn.paired
     assert nrf.conn.is_encrypted  # the peripheral's side of the link

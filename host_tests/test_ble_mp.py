@@ -13,7 +13,7 @@ from boardble import bumble_bluetooth, scenarios
 from boardble.fixtures import emu_factory, image, nrf, use_bluetooth, world  # noqa: F401  (fixtures; nrf needs emu_factory)
 from smpdfu.ble import BLETransport
 from smpdfu.client import SMPClient
-from smpdfu.errors import NotFound
+from smpdfu.errors import LinkError, NotFound
 
 
 @pytest.fixture
@@ -21,8 +21,11 @@ def board(world, monkeypatch):  # noqa: F811
     """``connect(emu, ...)``: the board's radio reaching ``emu``, an MPBLEAdapter
     on it through ``import bluetooth``, a BLETransport, an SMPClient."""
 
+    radios = {}
+
     def connect(emu, target="smp-nrf", timeout_ms=3000, radio=None, reassembly=None, connect_ms=5000, **kw):
-        use_bluetooth(monkeypatch, world, emu, **(radio or {}))
+        if emu not in radios:  # one board radio per emulated nRF
+            radios[emu] = use_bluetooth(monkeypatch, world, emu, **(radio or {}))
         from smpdfu.ble_mp import MPBLEAdapter
 
         a = MPBLEAdapter(**kw)
@@ -76,7 +79,10 @@ def test_lost_notification_is_retried(board, nrf, image):
     scenarios.lost_notification(board(nrf, timeout_ms=500), nrf, image)
 
 
-def test_pairing_encrypts_the_link(board, nrf):
+def test_pairing_encrypts_the_link(board, emu_factory):  # noqa: F811
+    nrf = emu_factory(encrypt=True)  # MCUMGR_TRANSPORT_BT_PERM_RW_ENCRYPT: the CCC and writes need it
+    with pytest.raises(LinkError):
+        board(nrf)  # without pairing, subscribing is refused
     client = board(nrf, pair=True)
     assert client.transport.adapter.encrypted
     assert nrf.conn.is_encrypted  # the peripheral's side of the link

@@ -17,7 +17,9 @@ BLE_OPTS = dict(TRANSPORT="ble", BLE_TARGET="smp-nrf", LED=None, CONNECT_MS=5000
 
 @pytest.mark.parametrize("board,hw,pair", [("pico_w", "machine", False), ("esp32_devkit", "machine", True),
                                            ("feather_nrf52840", "busio", True)])
-def test_board_updates_the_neighbour_over_ble(tmp_path, monkeypatch, world, nrf, image, board, hw, pair):  # noqa: F811
+def test_board_updates_the_neighbour_over_ble(tmp_path, monkeypatch, world, emu_factory, image, board, hw,  # noqa: F811
+                                             pair):
+    nrf = emu_factory(encrypt=pair)  # with BLE_PAIR: an nRF whose SMP service needs an encrypted link
     if hw == "busio":
         use_bleio(monkeypatch, world, nrf)
     else:

@@ -368,8 +368,11 @@ class Characteristic:
         if self._cccd is None:
             raise BluetoothError("no CCCD")
         v = (1 if notify else 0) | (2 if indicate else 0)
-        self.connection._world.run(
-            self.connection._conn.gatt_client.write_value(self._cccd, bytes([v, 0]), with_response=True))
+        try:
+            self.connection._world.run(
+                self.connection._conn.gatt_client.write_value(self._cccd, bytes([v, 0]), with_response=True))
+        except Exception as e:  # noqa: BLE001 - an ATT error (e.g. insufficient encryption)
+            raise BluetoothError("CCCD write failed: %s" % e) from e
 
 
 class CharacteristicBuffer:
