@@ -305,6 +305,8 @@ class Radio:
             self.full += 1
             raise OSError(self.full_errno)
         data = bytes(data)  # the caller may reuse its buffer at once
+        if mode == 0 and len(data) > conn.att_mtu - 3:
+            raise OSError(errno.EINVAL)  # a Write Command must fit one ATT PDU
         self.writes += 1
         if mode == 0:
             self._in_flight += 1
