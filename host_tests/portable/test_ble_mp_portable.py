@@ -27,8 +27,9 @@ class UUID:
 class ScriptedBLE:
     """Answers like a stack with one SMP peripheral in range (events delivered at once)."""
 
-    def __init__(self, mtu=100, queue=2, full_errno=12):
+    def __init__(self, mtu=100, queue=2, full_errno=12, peer=None):
         self.irq_fn = None
+        self.peer = peer  # a FakeBLEAdapter standing for the nRF: answers what is written
         self.peer_mtu = mtu
         self.queue = queue
         self.full_errno = full_errno
@@ -62,10 +63,14 @@ class ScriptedBLE:
             return
         assert bytes(addr) == _ADDR and addr_type == 1
         self.conn = 64
+        if self.peer is not None:
+            self.peer.connect(None, 0)
         self.irq_fn(7, (64, 1, memoryview(_ADDR)))
 
     def gap_disconnect(self, conn):
         self.conn = None
+        if self.peer is not None:
+            self.peer.disconnect()
         self.irq_fn(8, (conn, 1, memoryview(_ADDR)))
         return True
 
@@ -97,6 +102,13 @@ class ScriptedBLE:
             self.subscribed = True
             self.irq_fn(17, (conn, handle, 0))
             return
+        if self.peer is not None:
+            self.peer.write(bytes(data))
+            while True:
+                n = self.peer.read_notification()
+                if n is None:
+                    return
+                self.notify(n)
         if len(self.written) >= self.queue:
             raise OSError(self.full_errno)
         self.written.append(bytes(data))
@@ -115,7 +127,7 @@ class _Module:
 
 
 def adapter(**kw):
-    ble = ScriptedBLE(**{k: kw.pop(k) for k in list(kw) if k in ("mtu", "queue", "full_errno")})
+    ble = ScriptedBLE(**{k: kw.pop(k) for k in list(kw) if k in ("mtu", "queue", "full_errno", "peer")})
     old = sys.modules.get("bluetooth")
     sys.modules["bluetooth"] = _Module(ble)
     try:
@@ -251,3 +263,26 @@ def test_irq_copy_allocates_nothing():
         unlock()
     assert bytes(a.read_notification()) == bytes(data)
     assert bytes(a.read_notification()) == bytes(data)
+
+
+def test_upload_through_the_adapter_and_the_transport():
+    # ble_mp under the portable BLETransport and SMPClient, the nRF being the
+    # fake peer (smpdev's server): a whole upload, on MicroPython too.
+    import io
+
+    from fakeble import FakeBLEAdapter
+    from smpdev import SMPDevice
+    from streams import pattern_bytes
+
+    from smpdfu.ble import BLETransport
+    from smpdfu.client import SMPClient
+
+    dev = SMPDevice(buf_size=2475, buf_count=4)
+    a, ble = adapter(mtu=498, peer=FakeBLEAdapter(dev, mtu=498))
+    c = SMPClient(BLETransport(a, "nrf-a", connect_ms=100), timeout_ms=1000)
+    size = 12 * 1024 + 5
+    img = pattern_bytes(size)
+    r = c.upload(io.BytesIO(img))
+    assert r.match is True and dev.slot(1, size) == img
+    assert a.mtu == 498 and max(ble.peer.write_sizes) == 495 and ble.peer.bad_writes == 0
+    assert a.dropped == 0
