@@ -5,7 +5,7 @@ from binascii import unhexlify
 from . import cbor
 from .compat import sleep_ms, ticks_diff, ticks_ms
 from .errors import CBORError, FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
-from .header import HEADER_SIZE, pack_header, unpack_header
+from .header import HEADER_SIZE, pack_header
 from .messages import ImageSlot, McuMgrParams, get_bool, get_int, get_str, slot_info_from_response
 from .proto import (GROUP_IMAGE, GROUP_OS, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE,
                     OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET)
@@ -40,7 +40,7 @@ class SMPClient:
         self.transport = transport
         self.timeout_ms = timeout_ms
         self._seq = 0
-        self._pending = {}  # seq -> (response op, group, cmd)
+        self._pending = {}  # seq -> response op << 24 | group << 8 | cmd
         self._stash = {}  # seq -> raw response packet, for outstanding seqs
         self._enc = cbor.Encoder(transport.packet, HEADER_SIZE)
         self.stray = 0  # responses dropped because nobody waited for them
@@ -66,7 +66,7 @@ class SMPClient:
         pack_header(enc.buf, 0, op, enc.pos - HEADER_SIZE, group, seq, cmd)
         # Registered before sending: a synchronous link may answer at once.
         self._stash.pop(seq, None)
-        self._pending[seq] = (op | 1, group, cmd)
+        self._pending[seq] = (op | 1) << 24 | group << 8 | cmd  # what take() checks: no tuple per request
         try:
             self.transport.send(enc.pos)
         except Exception:
@@ -151,23 +151,41 @@ class SMPClient:
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
-                    raise SMPTimeout("no response to %s within %d ms" % (_command_name(expect[1], expect[2]), timeout_ms))
+                    raise SMPTimeout("no response to %s within %d ms" % (_command_name((expect >> 8) & 0xFFFF, expect & 0xFF),
+                                                                         timeout_ms))
                 self.transport.wait(left if left < 50 else 50)
-        pkt = stash.pop(seq)
-        del self._pending[seq]
-        self._heard = True
-        return self._decode(pkt, expect)
+        return self.decode(self.take(seq))
 
-    def _decode(self, pkt, expect):
-        op, _ver, _flags, length, group, _seq, cmd = unpack_header(pkt)
-        rop, rgroup, rcmd = expect
-        if op != rop or group != rgroup or cmd != rcmd:
+    def take(self, seq):
+        """The raw response packet to ``seq`` (bytes: header + CBOR) once it
+        has arrived, else None. Its header is checked against the request
+        (a :class:`~smpdfu.errors.ProtocolError` otherwise) and the request is
+        done; :meth:`decode` gives the body. For a caller that reads the
+        usual answer itself (an upload chunk's) and decodes only the others.
+        """
+        pkt = self._stash.pop(seq, None)
+        if pkt is None:
+            return None
+        expect = self._pending.pop(seq)
+        self._heard = True
+        # One int compare for the usual answer: op | group | cmd packed as in send_encoded.
+        if ((pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]) != expect:
+            op = pkt[0] & 7
+            group = (pkt[4] << 8) | pkt[5]
             raise ProtocolError("response op %d %s does not match request op %d %s" % (
-                op, _command_name(group, cmd), rop, _command_name(rgroup, rcmd)))
+                op, _command_name(group, pkt[7]), expect >> 24, _command_name((expect >> 8) & 0xFFFF, expect & 0xFF)))
+        length = (pkt[2] << 8) | pkt[3]
         if length != len(pkt) - HEADER_SIZE:
             raise ProtocolError("response header says %d body bytes, packet has %d" % (length, len(pkt) - HEADER_SIZE))
+        return pkt
+
+    def decode(self, pkt):
+        """The body (a dict) of a response packet from :meth:`take`; the device's
+        error is raised as an exception, as by :meth:`wait`."""
+        group = (pkt[4] << 8) | pkt[5]
+        cmd = pkt[7]
         try:
-            body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if length else {}
+            body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if len(pkt) > HEADER_SIZE else {}
         except CBORError as e:
             raise CBORError("answer to %s: %s" % (_command_name(group, cmd), e))
         if not isinstance(body, dict):
