@@ -193,6 +193,7 @@ def test_the_usual_upload_answer_read_off_the_bytes_agrees_with_the_full_decode(
         assert _answer_of(t, body) == want, body
     assert _answer_of(t, {"rc": 1, "off": 4}) is MgmtError
     assert _answer_of(t, {"off": True}) is ProtocolError
+    assert _answer_of(t, None, b"") is ProtocolError  # an empty body has no "off"
     # truncated and trailing bytes
     assert _answer_of(t, None, b"\xa1\x63off\x19\x00") is CBORError
     assert _answer_of(t, None, b"\xa1\x63off\x05\x00") is CBORError

@@ -627,7 +627,8 @@ class SMPTarget(Target):
         # The offset an upload answer asks for. The usual answer, {"off": n}
         # or {"rc": 0, "off": n} (Zephyr's legacy rc), is read off the bytes;
         # anything else is decoded and type-checked in full (upload_offset).
-        b = pkt[_HDR]
+        n = len(pkt)
+        b = pkt[_HDR] if n > _HDR else 0  # an empty body: the general path names it
         p = _HDR + 1
         if b == 0xA2 and pkt.startswith(_RC_0, p):  # startswith: no slice object
             p += 4
@@ -635,7 +636,6 @@ class SMPTarget(Target):
             p = 0
         if p and pkt.startswith(_K_OFF_T, p):
             p += 4
-            n = len(pkt)
             h = pkt[p] if p < n else 0xFF
             if h < 24:
                 off = h
@@ -643,7 +643,7 @@ class SMPTarget(Target):
             elif h == 0x19 and p + 3 == n:
                 off = (pkt[p + 1] << 8) | pkt[p + 2]
                 p += 3
-            elif h == 0x1A and p + 5 == n:
+            elif h == 0x1A and p + 5 == n and pkt[p + 1] < 0x40:  # a small int on every build
                 off = (pkt[p + 1] << 24) | (pkt[p + 2] << 16) | (pkt[p + 3] << 8) | pkt[p + 4]
                 p += 5
             elif h == 0x18:

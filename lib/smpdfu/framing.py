@@ -13,6 +13,7 @@ from .errors import FrameError
 MAX_LINE = const(127)  # bytes per line, markers and newline included
 _LINE_B64 = const(124)  # base64 characters per full line
 _LINE_RAW = const(93)  # raw bytes per full line
+_LINE_BUF = const(128)  # the line buffer: MAX_LINE and a CR
 _START0 = const(0x06)
 _START1 = const(0x09)
 _CONT0 = const(0x04)
@@ -84,7 +85,7 @@ class FrameDecoder:
     """
 
     def __init__(self, max_packet=2048, max_queue=8):
-        self._line = bytearray(MAX_LINE + 1)
+        self._line = bytearray(_LINE_BUF)
         self._line_mv = memoryview(self._line)
         self._line_len = 0
         self._line_overflow = False
@@ -150,6 +151,24 @@ class FrameDecoder:
         mv = None
         while start < n:
             nl = data.find(b"\n", start)
+            if 2 <= nl - start <= _LINE_BUF and not self._line_len and not self._line_overflow:
+                # A whole line in this read (the usual case): a frame's lines
+                # are decoded straight from ``data``, not copied into the line
+                # buffer first. What _end_line does with the same line.
+                c0 = data[start]
+                c1 = data[start + 1]
+                start_line = c0 == _START0 and c1 == _START1 and data.find(_START, start + 2, nl) < 0
+                if start_line or c0 == _CONT0 and c1 == _CONT1:
+                    if mv is None:
+                        mv = memoryview(data)
+                    e = nl - 1 if data[nl - 1] == 13 else nl  # tolerate CRLF
+                    if start_line:
+                        self._new_frame()
+                        self._append(mv[start + 2:e])
+                    elif self._pkt_len:
+                        self._append(mv[start + 2:e])
+                    start = nl + 1
+                    continue
             end = n if nl < 0 else nl
             k = end - start
             if k and (self._line_len < 2 or self._line_overflow or line[0] != _START0 and line[0] != _CONT0):
@@ -229,22 +248,27 @@ class FrameDecoder:
             return
         if n >= 2 and line[0] == _CONT0 and line[1] == _CONT1:
             if self._pkt_len:
-                self._append(2, n)
+                self._append(self._line_mv[2:n])
             return
         # A frame may start after console text that had no newline: take
         # the last start marker (base64 never contains one).
         i = mark
         if i < 0 or i + 2 > n:
             return
+        self._new_frame()
+        self._append(self._line_mv[i + 2:n])
+
+    def _new_frame(self):
+        # A start line: a frame still open is cut short.
         if self._pkt_len:
             self._put(FrameError("frame cut short: %d of %d bytes, then a new frame" % (self._pkt_len, self._want)))
         self._pkt_len = 0
         self._want = 0
-        self._append(i + 2, n)
 
-    def _append(self, a, b):
+    def _append(self, b64):
+        # One line's base64 (after its marker) onto the frame.
         try:
-            raw = a2b_base64(self._line_mv[a:b])
+            raw = a2b_base64(b64)
         except ValueError:
             self._pkt_len = 0
             self._put(FrameError("bad base64 in frame line"))
@@ -273,4 +297,8 @@ class FrameDecoder:
             if crc16_range(self._pkt, 2, p, 0) != 0:
                 self._put(FrameError("bad CRC in frame of %d bytes" % (p - 4)))
                 return
-            self._put(bytes(self._pkt_mv[2:p - 2]))
+            q = self._queue  # _put, inline for the usual packet
+            if len(q) < self._max_queue:
+                q.append(bytes(self._pkt_mv[2:p - 2]))
+            else:
+                self.dropped += 1
