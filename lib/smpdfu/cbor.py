@@ -56,22 +56,26 @@ class Encoder:
         p = self.pos
         major <<= 5
         if n < 24:
-            self._need(1)
+            if p + 1 > len(b):
+                self._need(1)  # raises; the check inline: this runs per chunk
             b[p] = major | n
             self.pos = p + 1
         elif n < 0x100:
-            self._need(2)
+            if p + 2 > len(b):
+                self._need(2)
             b[p] = major | 24
             b[p + 1] = n
             self.pos = p + 2
         elif n < 0x10000:
-            self._need(3)
+            if p + 3 > len(b):
+                self._need(3)
             b[p] = major | 25
             b[p + 1] = n >> 8
             b[p + 2] = n & 0xFF
             self.pos = p + 3
         elif n >> 32 == 0:  # no long-int literal: small builds lack long ints
-            self._need(5)
+            if p + 5 > len(b):
+                self._need(5)
             b[p] = major | 26
             b[p + 1] = n >> 24
             b[p + 2] = (n >> 16) & 0xFF
@@ -79,7 +83,8 @@ class Encoder:
             b[p + 4] = n & 0xFF
             self.pos = p + 5
         elif n >> 64 == 0:
-            self._need(9)
+            if p + 9 > len(b):
+                self._need(9)
             b[p] = major | 27
             b[p + 1:p + 9] = n.to_bytes(8, "big")
             self.pos = p + 9
@@ -108,8 +113,9 @@ class Encoder:
     def raw(self, data):
         """Write bytes that are CBOR already (e.g. a constant key, encoded once)."""
         n = len(data)
-        self._need(n)
         p = self.pos
+        if p + n > len(self.buf):
+            self._need(n)
         self.buf[p:p + n] = data
         self.pos = p + n
 

@@ -48,6 +48,7 @@ from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier, hexstr
 from .messages import DEFAULT_BUF_SIZE, UploadResult, upload_offset
 from .proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE
 
+_MAJ_UINT = const(0)
 _MAJ_BYTES = const(2)
 _DEFAULT_WINDOW = const(3)  # requests in flight when the server has spare buffers
 _REGROW_AFTER = const(8)  # clean answers in a row before the window grows again after a loss
@@ -201,7 +202,9 @@ class SMPTarget(Target):
         self.retried = 0
         self.chunks = 0
         self.chunk_size = 0
-        self._len_for = (0, 0)  # (head size of "off", data bytes) last worked out by _chunk_len
+        # Data bytes per request past the first, for offsets lo <= off < hi
+        # (they change only with the size of the offset's CBOR head): _chunk_len.
+        self._n_full = self._n_lo = self._n_hi = 0
         self.match = None
         self.resumed_from = 0
         self.skipped = 0  # bytes the neighbour held that were never written here (see offset)
@@ -255,7 +258,11 @@ class SMPTarget(Target):
                 continue
             room = self._cap - (fed - self._base)
             if not room:
-                self._pump(True)
+                # The ring is full: send what the window allows, wait for
+                # the oldest answer (it frees room), go on.
+                self._fill()
+                if self._count:
+                    self._take()
                 continue
             if k > room:
                 k = room
@@ -265,7 +272,7 @@ class SMPTarget(Target):
                 v.feed(piece)
             self._fed = fed + k
             i += k
-            self._pump(False)
+            self._fill()
 
     def done(self, ok=True):
         """Finish: ``ok`` True sends the rest, waits for the last answers and verifies.
@@ -340,7 +347,7 @@ class SMPTarget(Target):
         while not self._started:
             if not self._count:
                 n = self._chunk_len(0)
-                self._send_at(0, n if n < self._fed else self._fed)
+                self._send(0, n if n < self._fed else self._fed)
             self._take()
 
     def _leap(self):
@@ -407,10 +414,10 @@ class SMPTarget(Target):
         # Data bytes that fit in the request at ``off`` (the first one carries len, image, sha).
         # Past the first, they change only with the size of the offset's CBOR head.
         left = self._size - off
-        hs = _head_size(off)
-        if off and self._len_for[0] == hs:
-            n = self._len_for[1]
+        if self._n_lo <= off < self._n_hi:
+            n = self._n_full
             return n if n < left else left
+        hs = _head_size(off)
         fixed = HEADER_SIZE + 1 + 4 + hs + 5  # map head, "off": off, "data" key
         if not off:
             fixed += 4 + _head_size(self._size) + 6 + _head_size(self._image)
@@ -425,11 +432,15 @@ class SMPTarget(Target):
         if n <= 0:
             raise ProtocolError("server buffer of %d bytes is too small for an upload request" % self._limit)
         if off:
-            self._len_for = (hs, n)
+            self._n_full = n
+            # the offsets whose head has this size (no long-int literal: at most size + 1)
+            self._n_lo, self._n_hi = (1, 24) if hs == 1 else (24, 0x100) if hs == 2 else (
+                (0x100, 0x10000) if hs == 3 else (0x10000, self._size + 1))
         return n if n < left else left
 
     def _send(self, off, n):
-        # Build the request at ``off`` with n data bytes from the ring, in place; return its seq.
+        # Build the request at ``off`` with n data bytes from the ring, in
+        # place, send it and keep it in the window.
         enc = self.client.encoder()
         first = not off
         if first:
@@ -437,7 +448,7 @@ class SMPTarget(Target):
             enc.text(_K_OFF)
         else:
             enc.raw(_OPEN_2_OFF)
-        enc.int(off)
+        enc.head(_MAJ_UINT, off)  # what enc.int does for off >= 0, one call less
         if first:
             enc.text(_K_LEN)
             enc.int(self._size)
@@ -466,37 +477,29 @@ class SMPTarget(Target):
         if n > self.chunk_size:
             self.chunk_size = n
         self.chunks += 1
-        return self.client.send_encoded(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD)
+        i = (self._head + self._count) % self._nring
+        self._seqs[i] = self.client.send_encoded(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD)
+        self._ends[i] = off + n
+        self._count += 1
+        self._next = off + n
 
     # ------------------------------------------------------------ the window
-
-    def _pump(self, block):
-        # Send what the window and the ring allow; with ``block``, wait for
-        # the oldest answer (and send again what that frees).
-        while True:
-            self._fill()
-            if not block or not self._count:
-                return
-            self._take()
-            block = False
 
     def _fill(self):
         # The first request goes alone: its answer may be a resume offset,
         # and the device erases the slot before answering.
-        while self._count < (self._window if self._started else 1) and self._next < self._size:
+        size = self._size
+        while self._count < (self._window if self._started else 1) and self._next < size:
             off = self._next
-            n = self._chunk_len(off)
+            if self._n_lo <= off < self._n_hi:  # _chunk_len's usual answer, without the call
+                n = self._n_full
+                if n > size - off:
+                    n = size - off
+            else:
+                n = self._chunk_len(off)
             if off + n > self._fed:
                 return
-            self._send_at(off, n)
-
-    def _send_at(self, off, n):
-        # Send n bytes at ``off`` and keep the request in the window.
-        i = (self._head + self._count) % self._nring
-        self._seqs[i] = self._send(off, n)
-        self._ends[i] = off + n
-        self._count += 1
-        self._next = off + n
+            self._send(off, n)
 
     def _take(self):
         # Wait for the oldest request's answer and act on it.

@@ -163,8 +163,9 @@ class FrameDecoder:
                         mv = memoryview(data)
                     e = nl - 1 if data[nl - 1] == 13 else nl  # tolerate CRLF
                     if start_line:
-                        self._new_frame()
-                        self._append(mv[start + 2:e])
+                        if self._pkt_len:
+                            self._new_frame()
+                        self._append(mv[start + 2:e])  # it sets _want: p is 0
                     elif self._pkt_len:
                         self._append(mv[start + 2:e])
                     start = nl + 1
