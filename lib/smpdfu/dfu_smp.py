@@ -442,12 +442,14 @@ class SMPTarget(Target):
         # Build the request at ``off`` with n data bytes from the ring, in
         # place, send it and keep it in the window.
         enc = self.client.encoder()
+        dst = enc.buf
         first = not off
         if first:
             enc.map(4 + (self._sha is not None) + bool(self.upgrade))
             enc.text(_K_OFF)
-        else:
-            enc.raw(_OPEN_2_OFF)
+        else:  # what enc.raw does, without the call: _chunk_len fitted the request to the buffer
+            dst[_HDR:_HDR + 5] = _OPEN_2_OFF
+            enc.pos = _HDR + 5
         enc.head(_MAJ_UINT, off)  # what enc.int does for off >= 0, one call less
         if first:
             enc.text(_K_LEN)
@@ -464,7 +466,6 @@ class SMPTarget(Target):
         enc.raw(_DATA_KEY)
         enc.head(_MAJ_BYTES, n)
         p = enc.pos
-        dst = enc.buf
         cap = self._cap
         i = off % cap
         if i + n <= cap:
@@ -504,8 +505,14 @@ class SMPTarget(Target):
     def _take(self):
         # Wait for the oldest request's answer and act on it.
         seq = self._seqs[self._head]
+        client = self.client
         try:
-            off = self._answer(self._wait(seq, self._timeout if self._started else self._first_ms))
+            got = client.poll()
+            if got == seq:  # the usual case once the window is full: _wait's first step, inline
+                pkt = client.take(seq)
+            else:
+                pkt = self._wait(seq, got, self._timeout if self._started else self._first_ms)
+            off = self._answer(pkt)
         except (SMPTimeout, FrameError, _Lost) as e:
             self._lost(e)
             return
@@ -546,7 +553,8 @@ class SMPTarget(Target):
         # it answers in order, so its last answer says where it stands.
         while self._count:
             try:
-                off = self._answer(self._wait(self._seqs[self._head], self._timeout, False))
+                seq = self._seqs[self._head]
+                off = self._answer(self._wait(seq, self.client.poll(), self._timeout, False))
             except (SMPTimeout, FrameError):
                 self._cancel()
                 break
@@ -595,13 +603,11 @@ class SMPTarget(Target):
             self.client.cancel(seqs[(self._head + k) % self._nring])
         self._head = self._count = 0
 
-    def _wait(self, seq, timeout_ms, lost=True):
-        """The raw answer packet to ``seq`` (header checked, see :meth:`SMPClient.take`);
-        raise :class:`_Lost` if a later request in flight is answered first."""
+    def _wait(self, seq, got, timeout_ms, lost=True):
+        """The raw answer packet to ``seq`` (header checked, see :meth:`SMPClient.take`),
+        ``got`` being what the caller's ``client.poll()`` returned; raise
+        :class:`_Lost` if a later request in flight is answered first."""
         client = self.client
-        got = client.poll()
-        if got == seq:  # the usual case once the window is full: no clock read
-            return client.take(seq)
         t0 = ticks_ms()
         while True:
             if got is None:

@@ -88,7 +88,9 @@ class Uploader:
                 if progress is not None:
                     progress(value, size)
 
-        t = SMPTarget(self.client, on_event, verify=verify, retries=retries, **options)
+        # No listener, no event calls: the target calls it once per chunk.
+        listen = progress is not None or started is not None
+        t = SMPTarget(self.client, on_event if listen else None, verify=verify, retries=retries, **options)
         restarts = 0
         retried = 0
         t.init(size, image, sha)
