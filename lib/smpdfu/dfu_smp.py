@@ -156,7 +156,6 @@ class SMPTarget(Target):
         self.buf_size = buf_size
         self.buf_count = buf_count
         self._verifier = ImageVerifier() if verify else None
-        self._ring = None
         self._mv = None
         self._seqs = self._ends = None
         self._count = 0
@@ -181,9 +180,8 @@ class SMPTarget(Target):
         self._image = image
         ring = self._link()
         cap = ring * self._limit  # what a full window in flight may have to resend
-        if self._ring is None or len(self._ring) < cap:
-            self._ring = bytearray(cap)
-            self._mv = memoryview(self._ring)
+        if self._mv is None or len(self._mv) < cap:
+            self._mv = memoryview(bytearray(cap))  # the ring (only its view is kept)
         if self._seqs is None or len(self._seqs) < ring:
             self._seqs = [0] * ring
             self._ends = [0] * ring
@@ -202,9 +200,9 @@ class SMPTarget(Target):
         self.retried = 0
         self.chunks = 0
         self.chunk_size = 0
-        # Data bytes per request past the first, for offsets lo <= off < hi
-        # (they change only with the size of the offset's CBOR head): _chunk_len.
-        self._n_full = self._n_lo = self._n_hi = 0
+        # (lo, hi, n): n data bytes per request for offsets lo <= off < hi (they
+        # change only with the size of the offset's CBOR head): see _chunk_len.
+        self._fit = (0, 0, 0)
         self.match = None
         self.resumed_from = 0
         self.skipped = 0  # bytes the neighbour held that were never written here (see offset)
@@ -404,18 +402,18 @@ class SMPTarget(Target):
         cap = self._cap
         i = off % cap
         if i + k <= cap:
-            self._ring[i:i + k] = piece
+            self._mv[i:i + k] = piece
         else:
             a = cap - i
-            self._ring[i:cap] = piece[:a]
-            self._ring[0:k - a] = piece[a:k]
+            self._mv[i:cap] = piece[:a]
+            self._mv[0:k - a] = piece[a:k]
 
     def _chunk_len(self, off):
         # Data bytes that fit in the request at ``off`` (the first one carries len, image, sha).
         # Past the first, they change only with the size of the offset's CBOR head.
         left = self._size - off
-        if self._n_lo <= off < self._n_hi:
-            n = self._n_full
+        lo, hi, n = self._fit
+        if lo <= off < hi:
             return n if n < left else left
         hs = _head_size(off)
         fixed = HEADER_SIZE + 1 + 4 + hs + 5  # map head, "off": off, "data" key
@@ -432,10 +430,10 @@ class SMPTarget(Target):
         if n <= 0:
             raise ProtocolError("server buffer of %d bytes is too small for an upload request" % self._limit)
         if off:
-            self._n_full = n
             # the offsets whose head has this size (no long-int literal: at most size + 1)
-            self._n_lo, self._n_hi = (1, 24) if hs == 1 else (24, 0x100) if hs == 2 else (
+            lo, hi = (1, 24) if hs == 1 else (24, 0x100) if hs == 2 else (
                 (0x100, 0x10000) if hs == 3 else (0x10000, self._size + 1))
+            self._fit = (lo, hi, n)
         return n if n < left else left
 
     def _send(self, off, n):
@@ -492,8 +490,8 @@ class SMPTarget(Target):
         size = self._size
         while self._count < (self._window if self._started else 1) and self._next < size:
             off = self._next
-            if self._n_lo <= off < self._n_hi:  # _chunk_len's usual answer, without the call
-                n = self._n_full
+            lo, hi, n = self._fit
+            if lo <= off < hi:  # _chunk_len's usual answer, without the call
                 if n > size - off:
                     n = size - off
             else:
