@@ -228,3 +228,39 @@ def test_encoder_fills_packet_in_place():
     got = dec.next()
     assert unpack_header(got)[5] == 9
     assert cbor.loads(got[8:]) == {"d": "hi"}
+
+
+def _decoded(stream, step):
+    # Everything a decoder fed ``stream`` in ``step``-byte reads queues, errors as their messages.
+    dec = FrameDecoder(600, 64)
+    for i in range(0, len(stream), step):
+        dec.feed(stream[i:i + step])
+    out = []
+    while dec.pending():
+        try:
+            out.append(dec.next())
+        except FrameError as e:
+            out.append(str(e))
+    return out
+
+
+def test_whole_lines_decode_as_split_reads_do():
+    # A line that arrives whole is decoded straight from the read (the usual
+    # case); in 1- or 5-byte reads it goes through the line buffer. Both must
+    # give the same packets and the same errors, in the same order.
+    enc = FrameEncoder(600)
+    p1 = bytes(enc.encode_packet(_pattern(300, 7)))  # three lines
+    p2 = bytes(enc.encode_packet(_pattern(20, 8)))  # one line
+    lines = p1.split(b"\n")
+    crlf = p2.replace(b"\n", b"\r\n")
+    cut = b"\n".join(lines[:2]) + b"\n"  # a frame cut short by the next one
+    bad = p2[:12] + (b"A" if p2[12:13] != b"A" else b"B") + p2[13:]  # bad CRC
+    marker_inside = b"\x06\x09" + lines[0][2:20] + p2  # a second start marker on the line
+    stray_cont = b"\x04\x14QUJD\n"  # a continuation line outside any frame
+    stream = (p2 + b"log line\n" + p1 + crlf + cut + p2 + bad + b"\n\n" + stray_cont + marker_inside
+              + b"\x06\x09\n" + p1 + b"uart:~$ " + p2)
+    whole = _decoded(stream, len(stream))
+    assert whole.count(_pattern(300, 7)) == 2 and whole.count(_pattern(20, 8)) >= 5, whole
+    assert any("cut short" in str(x) for x in whole) and any("CRC" in str(x) for x in whole), whole
+    for step in (1, 5, 127, 128):
+        assert _decoded(stream, step) == whole, step
