@@ -218,7 +218,7 @@ def main(argv=None):
                 best = smallest_heap(image, mpy_dir, work, a.lo * 1024, a.hi * 1024)
                 print("  smallest heap: %s" % ("%d KiB" % (best // 1024) if best else "none up to %d KiB" % a.hi))
 
-        print("\n== per chunk on the unix port (bench_mcu.py: device and stream time excluded)")
+        print("\n== per chunk on the unix port (bench_mcu.py: a recorded upload replayed, the device costing nothing)")
         import bench_mcu
 
         for buf in (384, 2048):

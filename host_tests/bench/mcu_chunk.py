@@ -3,16 +3,30 @@
     micropython mcu_chunk.py MODE BUF_SIZE [CHUNKS]
 
 MODE: ``native`` (what compat picks: viper where the emitter exists) or
-``python`` (native code masked: the portable loops CircuitPython runs). Uploads CHUNKS chunks of a generated image to a device that
-skims the frames; the device's and the image stream's time and allocations are
-metered and subtracted (and so is the metering's own cost per call), so
-what is left is the client's own. Prints one line:
-``us_chunk alloc_chunk crc_pass_us data_per_chunk``, the last being one
-pure-Python table CRC-16 pass over a whole packet of BUF_SIZE bytes, measured
-in the same run.
+``python`` (native code masked: the portable loops CircuitPython runs).
+
+Record, then replay. The upload first runs once against the emulated device
+(skimming the frames), recording what each ``read_available()`` returned and a
+hash of everything written. The measured runs then replay it with stand-ins
+that cost what a board's do, one C call each and no Python frame of the rig:
+
+- the UART is the board's own adapter, ``uart.MachineUART``, around an object
+  whose ``any`` (a list's ``pop``), ``read`` and ``write`` (an ``io.BytesIO``'s)
+  are C, as ``machine.UART``'s are;
+- the image is an ``io.BytesIO`` (its ``readinto`` is C, as a file's is).
+
+So the figure counts all the time from ``upload()`` to its return: the client,
+its adapter and the transport, and these C calls; nothing is subtracted. The
+replay must make the very same calls as the recording (each poll takes the
+recorded answer, and the bytes written must hash the same), else it stops.
+
+Prints one line: ``us_chunk alloc_chunk crc_pass_us data_per_chunk native``,
+``crc_pass_us`` being one pure-Python table CRC-16 pass over a whole packet of
+BUF_SIZE bytes, measured in the same run.
 """
 
 import gc
+import io
 import sys
 import time
 
@@ -31,106 +45,98 @@ import smpdfu.compat as compat  # noqa: E402
 from smpdfu.client import SMPClient  # noqa: E402
 from smpdfu.crc16 import crc16  # noqa: E402
 from smpdfu.transport import SerialTransport  # noqa: E402
+from smpdfu.uart import MachineUART  # noqa: E402
 
 from smpdev import SMPDevice  # noqa: E402
 from streams import PatternStream  # noqa: E402
 
-_acc = [0, 0, 0]  # device/stream microseconds, bytes, metered calls
 
+class _Recorder:
+    """The emulated device, recording what the client's polls got and what it wrote."""
 
-def _meter(fn, *args):
-    # Two passes: gc.mem_alloc() walks the whole heap, so timing and counting
-    # bytes in the same pass would bill that walk to the client.
-    if _COUNT[0]:
-        a = gc.mem_alloc()
-        r = fn(*args)
-        _acc[1] += gc.mem_alloc() - a
-        return r
-    t = time.ticks_us()
-    r = fn(*args)
-    _acc[0] += time.ticks_diff(time.ticks_us(), t)
-    _acc[2] += 1
-    return r
-
-
-_COUNT = [False]
-
-
-def _noop(*args):
-    return None
-
-
-def _meter_overhead():
-    # What _meter adds around a call (the harness's cost, not the client's):
-    # a real UART's read/write is one C call, like calling _noop directly.
-    n = 2000
-    _acc[0] = 0
-    t = time.ticks_us()
-    for _ in range(n):
-        _meter(_noop, 1)
-    metered = time.ticks_diff(time.ticks_us(), t) - _acc[0]
-    t = time.ticks_us()
-    for _ in range(n):
-        _noop(1)
-    plain = time.ticks_diff(time.ticks_us(), t)
-    return max(0, metered - plain) / n
-
-
-class _Dev:
     def __init__(self):
         self.dev = SMPDevice(buf_size=BUF, skim=True)
+        self.reads = []  # one entry per poll: the bytes, or b"" for nothing
+        self.sha = compat.sha256()
+        self.written = 0
 
     def write(self, buf):
-        return _meter(self.dev.write, buf)
+        self.sha.update(bytes(buf))
+        self.written += len(buf)
+        return self.dev.write(buf)
 
     def read_available(self):
-        # The bytes a UART hands over are the client's allocation; the
-        # device's work to produce them is not.
-        return _meter(self.dev.read_available)
+        data = self.dev.read_available()
+        self.reads.append(data or b"")
+        return data
 
     def close(self):
         pass
 
 
-class _Stream:
-    def __init__(self, size):
-        self.s = PatternStream(size)
-
-    def readinto(self, buf):
-        return _meter(self.s.readinto, buf)
-
-    def seek(self, off, whence=0):
-        return self.s.seek(off, whence)
-
-    def tell(self):
-        return self.s.tell()
+class _UART:
+    """Stands for ``machine.UART``: its attributes are C callables (set in _replay)."""
 
 
-def _upload(size):
-    client = SMPClient(SerialTransport(_Dev(), max_packet=BUF), timeout_ms=5000)
-    stream = _Stream(size)
-    _acc[0] = _acc[1] = _acc[2] = 0
+def _image(size):
+    buf = bytearray(size)
+    s = PatternStream(size)
+    mv = memoryview(buf)
+    got = 0
+    while got < size:
+        got += s.readinto(mv[got:])
+    return buf
+
+
+def _upload(uart, stream, size):
+    client = SMPClient(SerialTransport(uart, max_packet=BUF), timeout_ms=5000)
+    return client.upload(stream, size=size, sha=b"\0" * 32, buf_size=BUF, buf_count=4)
+
+
+def _replay(rec, image, size, count):
+    """One upload against the recording: ``(chunks, us, bytes allocated)``."""
+    u = _UART()
+    polls = [len(r) for r in rec.reads]
+    polls.reverse()
+    u.any = polls.pop
+    src = io.BytesIO(b"".join(rec.reads))
+    u.read = src.read
+    # Preallocated and owned (a BytesIO made from bytes copies them at its
+    # first write): the measured writes never grow or copy it.
+    sink = io.BytesIO()
+    zeros = bytes(4096)
+    while sink.tell() < rec.written:
+        sink.write(zeros)
+    sink.seek(0)
+    u.write = sink.write
+    uart = MachineUART(u)
+    stream = io.BytesIO(image)  # (made here: it may copy the image)
     gc.collect()
     gc.disable()  # the counting pass must not collect (run with a big enough heap)
+    a = gc.mem_alloc() if count else 0
     t = time.ticks_us()
-    a = gc.mem_alloc() if _COUNT[0] else 0
-    r = client.upload(stream, size=size, sha=b"\0" * 32, buf_size=BUF, buf_count=4)
-    us = time.ticks_diff(time.ticks_us(), t) - _acc[0] - _acc[2] * _OVERHEAD[0]
-    alloc = gc.mem_alloc() - a - _acc[1] if _COUNT[0] else 0
+    r = _upload(uart, stream, size)
+    us = time.ticks_diff(time.ticks_us(), t)
+    alloc = gc.mem_alloc() - a if count else 0
     gc.enable()
+    if polls or src.read(1) or sink.tell() != rec.written:
+        raise SystemExit("the replay did not poll and write as the recording did")
+    sha = compat.sha256()
+    sha.update(memoryview(sink.getvalue())[:rec.written])
+    if sha.digest() != rec.digest:
+        raise SystemExit("the replay wrote other bytes than the recording")
     return r.chunks, us, alloc
-
-
-_OVERHEAD = [0.0]
 
 
 def main():
     size = CHUNKS * (BUF - 40)
-    _OVERHEAD[0] = _meter_overhead()
-    _upload(size)  # warm up
-    n, us, _ = _upload(size)
-    _COUNT[0] = True
-    n, _, alloc = _upload(size)
+    image = _image(size)
+    rec = _Recorder()
+    _upload(rec, io.BytesIO(image), size)
+    rec.digest = rec.sha.digest()
+    _replay(rec, image, size, False)  # warm up
+    n, us, _ = _replay(rec, image, size, False)
+    _, _, alloc = _replay(rec, image, size, True)
     pkt = bytearray(BUF)
     for i in range(BUF):
         pkt[i] = (i * 7) & 0xFF
