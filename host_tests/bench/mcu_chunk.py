@@ -115,7 +115,10 @@ def _replay(rec, image, size, count):
     gc.disable()  # the counting pass must not collect (run with a big enough heap)
     a = gc.mem_alloc() if count else 0
     t = time.ticks_us()
-    r = _upload(uart, stream, size)
+    try:
+        r = _upload(uart, stream, size)
+    except IndexError:  # polls.pop(): more polls than recorded
+        raise SystemExit("the replay polled more often than the recording")
     us = time.ticks_diff(time.ticks_us(), t)
     alloc = gc.mem_alloc() - a if count else 0
     gc.enable()
