@@ -15,6 +15,7 @@ package(
     "smpdfu",
     files=(
         "__init__.py",
+        "after_upload.py",
         "b64.py",
         "ble.py",
         "ble_cp.py",

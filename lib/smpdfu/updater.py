@@ -20,8 +20,8 @@ never confirmed, reset or overwritten: the run stops with a message instead.
 
 from binascii import hexlify
 
-from .compat import sleep_ms, ticks_diff, ticks_ms
-from .errors import BadImage, DeviceError, FrameError, LinkError, ProtocolError, SMPError, SMPTimeout
+from .compat import ticks_diff, ticks_ms
+from .errors import BadImage, DeviceError, SMPError, SMPTimeout
 
 UPDATED = "updated"
 UP_TO_DATE = "up-to-date"
@@ -35,9 +35,6 @@ STAGE_TEST = "test"
 STAGE_RESET = "reset"
 STAGE_CONFIRM = "confirm"
 STAGE_DONE = "done"
-
-_POLL_MS = 200
-
 
 def parse_version(s):
     """``"1.2.3"`` or ``"1.2.3.4"`` (as a state list shows it) -> ``(1, 2, 3, 4)``.
@@ -276,75 +273,6 @@ class Updater:
         res.upload_seconds = r.elapsed_ms / 1000
         self.log("uploaded %d bytes in %.1f s (%.1f kB/s)" % (res.bytes, res.upload_seconds, res.rate / 1000))
 
-    def test(self, info):
-        """Mark the uploaded image to be booted once (MCUboot test swap), or for good with ``permanent``."""
-        self._journal(STAGE_TEST, info)
-        if self.permanent:
-            self.log("marking %s permanent" % info.version_str)
-            slots = self.client.image_confirm(info.hash)
-        else:
-            self.log("marking %s for a test boot" % info.version_str)
-            slots = self.client.image_test(info.hash)
-        for s in slots:
-            if s.hash == info.hash and s.pending:
-                return
-        raise _Stop(FAILED, "the neighbour did not mark the image pending")
-
-    def reset(self, info):
-        """Reset the neighbour and wait until it answers again after rebooting."""
-        self._journal(STAGE_RESET, info)
-        self.log("resetting the neighbour")
-        try:
-            self.client.reset()
-        except (SMPTimeout, LinkError):
-            pass  # it may reboot before its answer is out: the wait below tells
-        t0 = ticks_ms()
-        sleep_ms(_POLL_MS)
-        err = None
-        while True:
-            left = self.reset_wait_ms - ticks_diff(ticks_ms(), t0)
-            if left <= 0:
-                raise _Stop(FAILED, "the neighbour did not come back within %d ms after the reset "
-                            "(nothing confirmed; the next run resumes)" % self.reset_wait_ms, err, True)
-            try:
-                self.client.wait_until_ready(left, 250)
-                active, other = self._slots()
-            except (SMPTimeout, FrameError, ProtocolError, LinkError) as e:
-                # The old firmware answered the echo just before going down
-                # (Zephyr resets CONFIG_MCUMGR_GRP_OS_RESET_MS after answering).
-                err = e
-                continue
-            # A slow reset: the old firmware may still answer for a moment.
-            if not (other is not None and other.hash == info.hash and other.pending):
-                return active
-            sleep_ms(_POLL_MS)
-
-    def confirm(self, info, active):
-        """Make the running new image permanent; only when the device says it is active."""
-        if active.hash != info.hash:
-            raise _Stop(REVERTED, "the neighbour reverted to %s: the bootloader did not keep %s "
-                        "(bad signature, or it failed to start); nothing confirmed" % (active.version, info.version_str))
-        if not active.confirmed:
-            self._journal(STAGE_CONFIRM, info)
-            self.log("%s is running; confirming it" % active.version)
-            self.client.image_confirm()
-            active, _ = self._slots()
-            if active.hash != info.hash or not active.confirmed:
-                raise _Stop(FAILED, "the neighbour did not confirm %s" % info.version_str)
-        self.log("%s confirmed" % active.version)
-        return active
-
-    def leave_unconfirmed(self, info, active, res):
-        """``confirm=False``: report the test boot of the new image and stop there."""
-        if active.hash != info.hash:
-            raise _Stop(REVERTED, "the neighbour reverted to %s: the bootloader did not keep %s"
-                        % (active.version, info.version_str))
-        res.version_after = active.version
-        res.outcome = UPDATED
-        res.message = "the neighbour runs %s in a test boot, not confirmed: it reverts at its next reset" % (
-            active.version)
-        self.log(res.message)
-
     # ------------------------------------------------------------ run
 
     def run(self, stream, info):
@@ -380,17 +308,19 @@ class Updater:
             if step == "upload":
                 self.upload(stream, info, res)
                 step = "test"
+            from . import after_upload as after  # only now: not resident during the upload
+
             if step == "test":
-                self.test(info)
+                after.test(self, info)
                 step = "reset"
             if step == "reset":
-                active = self.reset(info)
+                active = after.reset(self, info)
                 self.log("neighbour is back, running %s%s" % (
                     active.version, "" if active.confirmed else " (test boot)"))
             if not self.confirm_boot and not active.confirmed:
-                self.leave_unconfirmed(info, active, res)
+                after.leave_unconfirmed(self, info, active, res)
                 return self._finish(res, t0)
-            active = self.confirm(info, active)
+            active = after.confirm(self, info, active)
             res.version_after = active.version
             res.outcome = UPDATED
             res.message = "the neighbour now runs %s, confirmed" % active.version
