@@ -38,6 +38,7 @@ package(
         "messages.py",
         "native.py",
         "proto.py",
+        "pyserial_uart.py",
         "sock.py",
         "transport.py",
         "uart.py",

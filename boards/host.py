@@ -35,7 +35,7 @@ def make_uart():
     import sys
 
     if sys.implementation.name != "micropython":
-        from smpdfu.uart import PySerialUART
+        from smpdfu.pyserial_uart import PySerialUART
 
         return PySerialUART(UART_PORT, BAUDRATE)
     try:

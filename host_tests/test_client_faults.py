@@ -16,7 +16,7 @@ from smpdfu import mcuboot
 from smpdfu.client import SMPClient
 from smpdfu.errors import SMPTimeout
 from smpdfu.transport import SerialTransport
-from smpdfu.uart import PySerialUART
+from smpdfu.pyserial_uart import PySerialUART
 
 BAUD = 1000000
 # Generous against this VM's scheduling hiccups (a 5 ms sleep can take 300 ms);

@@ -21,7 +21,8 @@ from smpdfu import mcuboot
 from smpdfu.client import SMPClient
 from smpdfu.errors import ImageError, SMPTimeout
 from smpdfu.transport import SerialTransport
-from smpdfu.uart import PySerialUART, wrap
+from smpdfu.pyserial_uart import PySerialUART
+from smpdfu.uart import wrap
 
 pytest.importorskip("serial")
 

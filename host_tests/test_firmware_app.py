@@ -233,7 +233,7 @@ def test_foreign_unconfirmed_image_is_left_alone(tmp_path, emu, images):
     from smpdfu.client import SMPClient
     from smpdfu.mcuboot import verify
     from smpdfu.transport import SerialTransport
-    from smpdfu.uart import PySerialUART
+    from smpdfu.pyserial_uart import PySerialUART
 
     t = SerialTransport(PySerialUART(emu.path, FAST_EMU["baud"]))
     c = SMPClient(t)

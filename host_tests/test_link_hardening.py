@@ -13,7 +13,7 @@ from emulator.fixtures import proc_factory  # noqa: F401  (pytest fixture)
 from imagegen import make_image
 from test_e2e_cli import one_error_line, smpdfu
 
-from smpdfu.uart import PySerialUART
+from smpdfu.pyserial_uart import PySerialUART
 
 pytest.importorskip("serial")
 

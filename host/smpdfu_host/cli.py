@@ -363,7 +363,7 @@ def connect(args):
         raise CLIError("no port: give --port PORT (or set $%s)" % ENV_PORT, 2)
     from smpdfu.client import SMPClient
     from smpdfu.transport import SerialTransport
-    from smpdfu.uart import PySerialUART
+    from smpdfu.pyserial_uart import PySerialUART
     try:
         import serial
     except ImportError:  # pragma: no cover

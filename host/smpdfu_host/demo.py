@@ -69,7 +69,7 @@ def device_state(pty, baud):
     """``(running version, confirmed)`` as the device itself reports over SMP."""
     from smpdfu.client import SMPClient
     from smpdfu.transport import SerialTransport
-    from smpdfu.uart import PySerialUART
+    from smpdfu.pyserial_uart import PySerialUART
 
     t = SerialTransport(PySerialUART(pty, baud))
     try:

@@ -42,7 +42,7 @@ from smpdfu import mcuboot  # noqa: E402
 from smpdfu.client import SMPClient  # noqa: E402
 from smpdfu_host.emulator.process import EmulatorProcess  # noqa: E402
 from smpdfu.transport import SerialTransport  # noqa: E402
-from smpdfu.uart import PySerialUART  # noqa: E402
+from smpdfu.pyserial_uart import PySerialUART  # noqa: E402
 
 CLIENTS = ("smpdfu", "smpclient", "mcumgr-toolkit")
 

@@ -65,7 +65,7 @@ def make_target():
 
         uart = UnixSerial(spec["pty"])
     else:
-        from smpdfu.uart import PySerialUART
+        from smpdfu.pyserial_uart import PySerialUART
 
         uart = PySerialUART(spec["pty"], 1000000)
     return SMPTarget(SMPClient(SerialTransport(uart), timeout_ms=3000))

@@ -4,7 +4,8 @@ from smpdfu.client import SMPClient
 from smpdfu.errors import FrameError
 from smpdfu.framing import FrameEncoder
 from smpdfu.transport import SerialTransport
-from smpdfu.uart import BusioUART, MachineUART, PySerialUART, wrap
+from smpdfu.pyserial_uart import PySerialUART
+from smpdfu.uart import BusioUART, MachineUART, wrap
 
 from _portable import raises
 from memlink import PipeEnd, pipe_pair

@@ -8,7 +8,8 @@ Every adapter offers the same three methods, which is all the transport uses:
 
 and optionally ``wait_readable(ms)``, which blocks until data may be there
 (or ``ms`` passed), so that a client waiting for an answer sleeps instead of
-polling (pyserial: ``select`` on the port).
+polling (pyserial: ``select`` on the port). The pyserial adapter (CPython
+only) lives in :mod:`smpdfu.pyserial_uart`, so boards never load it.
 
 :func:`wrap` picks the adapter for an object by duck typing, so a board's
 config can pass a ``machine.UART``, a ``busio.UART``, a pyserial port or its
@@ -18,7 +19,6 @@ own object that already has ``read_available``.
 from .compat import sleep_ms, ticks_diff, ticks_ms
 
 _WRITE_STALL_MS = 2000  # a UART that accepts nothing for this long is dead
-_EBUSY = 16  # errno of a port another program holds
 
 
 def _write_all(write, buf):
@@ -83,55 +83,6 @@ class BusioUART:
             f()
 
 
-class PySerialUART:
-    """A pyserial port (CPython only).
-
-    ``port`` is a device path, a pyserial URL (``socket://host:port``,
-    ``loop://``, ``rfc2217://...``) or an open ``serial.Serial``. The port's
-    read timeout is set to 0 so that reads never block.
-    """
-
-    def __init__(self, port, baudrate=115200, **kwargs):
-        if isinstance(port, str):
-            import serial  # lazily: boards have no pyserial
-
-            # Exclusive: a second program on the same port would steal half
-            # the answers (two uploads both fail, one with a false mismatch).
-            kwargs.setdefault("exclusive", True)
-            try:
-                port = serial.serial_for_url(port, baudrate=baudrate, timeout=0, **kwargs)
-            except serial.SerialException as e:
-                if "exclusively lock" in str(e):
-                    raise OSError(_EBUSY, "port busy: another program has %s open" % port)
-                raise
-        else:
-            port.timeout = 0
-        self.serial = port
-        try:
-            self._fd = port.fileno()
-        except Exception:  # noqa: BLE001 - URL ports (loop://, socket://) may have none
-            self._fd = None
-
-    def wait_readable(self, ms):
-        """Block until the port has data or ``ms`` milliseconds passed."""
-        if self._fd is None or self.serial.in_waiting:
-            sleep_ms(1)
-            return
-        import select
-
-        select.select((self._fd,), (), (), ms / 1000)
-
-    def write(self, buf):
-        _write_all(self.serial.write, buf)
-
-    def read_available(self):
-        data = self.serial.read(4096)
-        return data or None
-
-    def close(self):
-        self.serial.close()
-
-
 def wrap(obj):
     """The adapter for ``obj``, chosen by the methods it has.
 
@@ -141,6 +92,8 @@ def wrap(obj):
     if hasattr(obj, "read_available"):
         return obj
     if isinstance(obj, str):
+        from .pyserial_uart import PySerialUART
+
         return PySerialUART(obj)
     if hasattr(obj, "any"):
         return MachineUART(obj)
@@ -148,6 +101,8 @@ def wrap(obj):
         # busio.UART and pyserial share this API; pyserial also has
         # ``reset_input_buffer`` *and* ``port``, busio does not have ``port``.
         if hasattr(obj, "port") and hasattr(obj, "timeout"):
+            from .pyserial_uart import PySerialUART
+
             return PySerialUART(obj)
         return BusioUART(obj)
     raise TypeError("cannot use %s as a UART" % type(obj).__name__)
