@@ -137,7 +137,11 @@ def update_fits(heapsize, image, mpy_dir, work):
         with EmulatorProcess(EMU_ARGS, baud=EMU_BAUD, flash=os.path.join(run, "flash.bin")) as emu:
             _board_config(run, emu.path, img, status)
             t0 = time.monotonic()
-            r = subprocess.run(unixport.command(os.path.join(REPO, "firmware", "main.py"), heapsize=heapsize),
+            # main.py beside board_config, as deployed: run from firmware/ it would
+            # import smpdfu_app from its .py source there, not from .mpy
+            main = os.path.join(run, "main.py")
+            shutil.copyfile(os.path.join(REPO, "firmware", "main.py"), main)
+            r = subprocess.run(unixport.command(main, heapsize=heapsize),
                                capture_output=True, text=True, cwd=run, timeout=600,
                                env=unixport.path_env([run, mpy_dir]))
             secs = time.monotonic() - t0
