@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from imagegen import dumpinfo, imgtool_verify, make_image
-from smpdfu import mcuboot
+from smpdfu import mcuboot, mcuboot_scan
 from smpdfu.dfu_target import image_type
 from smpdfu.errors import BadImage
 
@@ -346,13 +346,13 @@ def test_peak_memory_independent_of_image_size(tmp_path):
 
 def test_file_sha256_and_image_type(tmp_path):
     p, data, info = _img(tmp_path)
-    assert mcuboot.file_sha256(io.BytesIO(bytes(data))) == hashlib.sha256(data).digest()
-    assert mcuboot.file_sha256(io.BytesIO(bytes(data)), bytearray(7)) == info.file_sha
+    assert mcuboot_scan.file_sha256(io.BytesIO(bytes(data))) == hashlib.sha256(data).digest()
+    assert mcuboot_scan.file_sha256(io.BytesIO(bytes(data)), bytearray(7)) == info.file_sha
     assert image_type(bytes(data[:4])) == "mcuboot"
     assert image_type(bytes(data[:32])) == "mcuboot"
     assert image_type(b"\x3d\xb8\xf3") is None
     assert image_type(b"\x00" * 32) is None
-    assert mcuboot.read_info(io.BytesIO(bytes(data))).hash == info.hash
+    assert mcuboot_scan.read_info(io.BytesIO(bytes(data))).hash == info.hash
 
 
 def test_parse_header(tmp_path):

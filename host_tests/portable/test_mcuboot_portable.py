@@ -8,7 +8,7 @@ import io
 import struct
 from binascii import unhexlify
 
-from smpdfu import mcuboot
+from smpdfu import mcuboot, mcuboot_scan
 from smpdfu.compat import sha256
 from smpdfu.dfu_target import image_type
 from smpdfu.errors import BadImage
@@ -100,7 +100,7 @@ def test_built_image_roundtrip():
     assert not info.signed
     assert info.hash == img[-32:]
     assert info.file_sha_hex() == _sha_hex(img)
-    assert mcuboot.hexstr(mcuboot.file_sha256(io.BytesIO(img), bytearray(33))) == _sha_hex(img)
+    assert mcuboot.hexstr(mcuboot_scan.file_sha256(io.BytesIO(img), bytearray(33))) == _sha_hex(img)
 
 
 def test_built_image_with_protected_tlvs_and_flags():

@@ -515,40 +515,6 @@ class ImageVerifier:
         return info
 
 
-def scan(read, size, buf=None):
-    """Walk the header and TLVs of an image in random-access storage; return :class:`ImageInfo`.
-
-    ``read(off, mv)`` fills the memoryview ``mv`` with the bytes at ``off``;
-    ``size`` is how many bytes there are (a slot's size). The body is skipped,
-    not read: the structure is checked and the SHA-256 TLV found, but no hash
-    is computed (``hash_verified`` False). Raises :class:`BadImage`; the
-    verifier's ``fault`` is on it as ``e.fault``.
-    """
-    if buf is None:
-        buf = bytearray(IMAGE_HEADER_SIZE)
-    mv = memoryview(buf)
-    v = ImageVerifier(allow_trailing=True)
-    while not v.complete and v.error is None:
-        k = v.pass_left
-        if k:
-            if v.pos + k > size:
-                break
-            v.skip(k)
-            continue
-        n = v.collect_left
-        if n > len(buf):
-            n = len(buf)
-        if v.pos + n > size:
-            break
-        read(v.pos, mv[:n])
-        v.feed(mv[:n])
-    try:
-        return v.finish()
-    except BadImage as e:
-        e.fault = v.fault
-        raise
-
-
 def verify(stream, buf=None, size=None, allow_trailing=False):
     """Parse and check the MCUboot image read from ``stream``; return :class:`ImageInfo`.
 
@@ -585,22 +551,3 @@ def verify(stream, buf=None, size=None, allow_trailing=False):
     if size is not None and stream.readinto(mv[:1]):
         raise BadImage("file is longer than the given size %d" % size)
     return info
-
-
-def read_info(stream, buf=None, size=None):
-    """Same as :func:`verify` (the image must be read whole to find its TLVs)."""
-    return verify(stream, buf, size)
-
-
-def file_sha256(stream, buf=None):
-    """SHA-256 of everything ``stream`` yields (what SMP upload sends as ``sha``)."""
-    if buf is None:
-        buf = bytearray(_DEFAULT_BUF)
-    mv = memoryview(buf)
-    h = sha256()
-    while True:
-        n = stream.readinto(mv)
-        if not n:
-            break
-        h.update(mv[:n])
-    return h.digest()

@@ -38,7 +38,8 @@ from .errcodes import (IMG_ERR_CURRENT_VERSION_IS_NEWER, IMG_ERR_HASH_NOT_FOUND,
                        MGMT_ERR_ENOMEM, MGMT_ERR_EOK, MGMT_ERR_EUNKNOWN)
 from .errors import BadImage
 from .mcuboot import (FAULT_HASH_SIZE, FAULT_HASHES, FAULT_HEADER, FAULT_NO_HASH, FAULT_TLV, IMAGE_F_NON_BOOTABLE,
-                      IMAGE_MAGIC, scan, version_str)
+                      IMAGE_MAGIC, version_str)
+from .mcuboot_scan import scan
 from .proto import GROUP_IMAGE, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, IMG_UPLOAD
 from .server import GroupStatus, field
 
@@ -64,7 +65,7 @@ _ACTIVE = const(0)  # swap mode: slot 0 is always the running slot
 def read_info(store, slot):
     """``(version, hash, flags)`` of the image in ``slot`` (img_mgmt_read_info).
 
-    Walks the header and TLVs with :func:`smpdfu.mcuboot.scan` (the body is
+    Walks the header and TLVs with :func:`smpdfu.mcuboot_scan.scan` (the body is
     not read). Raises :class:`GroupStatus` with NO_IMAGE (erased header), the
     header magic error, NO_TLVS, INVALID_TLV, TLV_MULTIPLE_HASHES_FOUND or
     HASH_NOT_FOUND, like Zephyr (which skips a SHA256 TLV that is not 32 bytes).

@@ -16,7 +16,7 @@ writes per page of the larger image (swap-using-move does about that), at
 the flash's speed.
 """
 
-from smpdfu import mcuboot
+from smpdfu import mcuboot, mcuboot_scan
 from smpdfu.errors import BadImage
 from smpdfu.bootutil import (
     SWAP_NAMES, SWAP_NONE, SWAP_PERM, SWAP_REVERT, SWAP_TEST, TRAILER_SIZE,
@@ -32,7 +32,7 @@ def image_extent(flash, slot):
         mv[:] = flash.slot_bytes(slot, off, len(mv))
 
     try:
-        return mcuboot.scan(read, flash.slot_size(slot)).total_size
+        return mcuboot_scan.scan(read, flash.slot_size(slot)).total_size
     except BadImage:
         return None
 
