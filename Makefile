@@ -106,7 +106,7 @@ bench-mcu: venv
 #   make demo                                   the app on real MicroPython updates the emulated nRF
 #   make demo BLE=1                             the app over BLE (on CPython + Bumble) updates the emulated nRF
 #   make demo-fota                              the same over HTTPS: manifest -> stream -> test -> reset -> confirm
-#   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote: .mpy for the board (PY=1: .py, DRYRUN=1: list only)
+#   make deploy BOARD=pico PORT=/dev/ttyACM0    MicroPython board via mpremote: .mpy for the board (PY=1: .py, LINES=1: keep line numbers, DRYRUN=1: list only)
 #   make deploy-circuitpython BOARD=feather_nrf52840 DRIVE=/media/$$USER/CIRCUITPY   (DRYRUN=1 too)
 #   make mpy [BOARD=pico]                       compile the app's modules to build/mpy with mpy-cross
 BOARD ?= pico
@@ -125,7 +125,7 @@ demo-fota: venv
 	$(VPY) -m smpdfu_host.demo_fota $(DEMO_ARGS)
 
 deploy: venv
-	$(VPY) -m smpdfu_host.deploy micropython --board $(BOARD) --port $(PORT) $(if $(PY),--py) $(if $(DRYRUN),--dry-run)
+	$(VPY) -m smpdfu_host.deploy micropython --board $(BOARD) --port $(PORT) $(if $(PY),--py) $(if $(LINES),--lines) $(if $(DRYRUN),--dry-run)
 
 deploy-circuitpython: venv
 	$(VPY) -m smpdfu_host.deploy circuitpython --board $(BOARD) --drive "$(DRIVE)" $(if $(DRYRUN),--dry-run)

