@@ -109,9 +109,6 @@ class McuMgrParams:
         what = "MCUmgr params"
         return cls(get_int(rsp, "buf_size", what, lo=16), get_int(rsp, "buf_count", what, DEFAULT_BUF_COUNT, 1, 0xFFFF))
 
-    def __repr__(self):
-        return "McuMgrParams(buf_size=%d, buf_count=%d)" % (self.buf_size, self.buf_count)
-
 
 class ImageSlot:
     """One entry of the image state list.
@@ -159,10 +156,6 @@ class ImageSlot:
             if flag:
                 s += letter
         return s
-
-    def __repr__(self):
-        return "ImageSlot(image=%d, slot=%d, version=%r, flags=%r, hash=%s)" % (
-            self.image, self.slot, self.version, self.flags, self.hash_hex)
 
 
 def slot_info_from_response(rsp):
@@ -226,7 +219,3 @@ class UploadResult:
         """Bytes per second actually sent (0 when too fast to measure)."""
         sent = self.size - self.resumed_from
         return sent * 1000 // self.elapsed_ms if self.elapsed_ms > 0 else 0
-
-    def __repr__(self):
-        return "UploadResult(size=%d, match=%r, elapsed_ms=%d, chunks=%d, retries=%d, resumed_from=%d, window=%d)" % (
-            self.size, self.match, self.elapsed_ms, self.chunks, self.retries, self.resumed_from, self.window)

@@ -125,9 +125,6 @@ class UpdateResult:
             "transient": self.transient, "resumed": self.resumed,
         }
 
-    def __repr__(self):
-        return "UpdateResult(%r, %r)" % (self.outcome, self.message)
-
 
 class _Stop(Exception):
     # Ends a run early with an outcome (internal).
