@@ -49,16 +49,9 @@ DEFAULTS = {
     "TRANSPORT": "uart",  # or "ble": the neighbour over Bluetooth LE
     "BLE_TARGET": None,  # its name or "AA:BB:.." address; None: the first advertising SMP
     "BLE_PAIR": False,  # pair first (a neighbour whose SMP service needs an encrypted link)
-    # over the air (smpdfu_fota.py)
+    # over the air: the other settings' defaults are smpdfu_fota's own
     "MANIFEST_URL": None,
     "IMAGE_URL": None,
-    "CA_PATH": None,
-    "WIFI_SSID": None,
-    "WIFI_PASSWORD": None,
-    "WIFI_TIMEOUT_MS": 20000,
-    "HTTP_TIMEOUT_MS": 10000,
-    "HTTP_RETRIES": 5,
-    "NTP_HOST": None,
 }
 
 _SUFFIX = {"updated": ".done", "up-to-date": ".done", "reverted": ".reverted", "failed": ".failed"}

@@ -38,6 +38,17 @@ from smpdfu.updater import FAILED, STAGE_DONE, UPDATED, UP_TO_DATE, UpdateResult
 
 import smpdfu_app as app
 
+# The over-the-air settings' defaults, kept here so that a UART-only board
+# does not hold them; added to the app's table when this module loads.
+app.DEFAULTS.update({
+    "CA_PATH": None,
+    "WIFI_SSID": None,
+    "WIFI_PASSWORD": None,
+    "WIFI_TIMEOUT_MS": 20000,
+    "HTTP_TIMEOUT_MS": 10000,
+    "HTTP_RETRIES": 5,
+    "NTP_HOST": None,
+})
 
 class WifiError(OSError):
     """Wi-Fi did not come up; the message says why (wrong password, no such network...)."""
