@@ -49,3 +49,5 @@ package(
 )
 module("smpdfu_app.py", base_path="firmware")
 module("smpdfu_fota.py", base_path="firmware")
+module("smpdfu_busio.py", base_path="firmware")
+module("smpdfu_ble_link.py", base_path="firmware")

@@ -70,21 +70,9 @@ def open_transport(cfg, hw, uart=None):
     or over BLE when ``TRANSPORT`` is ``"ble"``: the board's ``make_ble_adapter()``
     if it has one, else the platform's adapter (``ble_mp``, ``ble_cp`` for ``busio``)."""
     if setting(cfg, "TRANSPORT") == "ble":
-        from smpdfu.ble import BLETransport
+        import smpdfu_ble_link  # its own module: a UART board holds none of its code or names
 
-        make = getattr(cfg, "make_ble_adapter", None)
-        if make is not None:
-            adapter = make()
-        elif hw == "busio":
-            from smpdfu.ble_cp import CPBLEAdapter
-
-            adapter = CPBLEAdapter(pair=setting(cfg, "BLE_PAIR"))
-        else:
-            from smpdfu.ble_mp import MPBLEAdapter
-
-            adapter = MPBLEAdapter(pair=setting(cfg, "BLE_PAIR"))
-        return BLETransport(adapter, setting(cfg, "BLE_TARGET"), max_packet=setting(cfg, "MAX_PACKET"),
-                            connect_ms=setting(cfg, "CONNECT_MS"))
+        return smpdfu_ble_link.open_ble(cfg, hw)
     from smpdfu.transport import SerialTransport
 
     if uart is None:
@@ -98,16 +86,13 @@ def open_uart(cfg, hw):
     make = getattr(cfg, "make_uart", None)
     if make is not None:
         return make()
-    baud = setting(cfg, "BAUDRATE")
     if hw == "busio":
-        import board
-        import busio
+        import smpdfu_busio  # CircuitPython's hardware: its own module, not held on MicroPython
 
-        return busio.UART(getattr(board, setting(cfg, "UART_TX")), getattr(board, setting(cfg, "UART_RX")),
-                          baudrate=baud, timeout=0, receiver_buffer_size=setting(cfg, "UART_RXBUF"))
+        return smpdfu_busio.open_uart(cfg)
     from machine import UART, Pin
 
-    kw = {"baudrate": baud, "rxbuf": setting(cfg, "UART_RXBUF"), "timeout": 0}
+    kw = {"baudrate": setting(cfg, "BAUDRATE"), "rxbuf": setting(cfg, "UART_RXBUF"), "timeout": 0}
     if setting(cfg, "UART_TX") is not None:
         kw["tx"] = Pin(setting(cfg, "UART_TX"))
         kw["rx"] = Pin(setting(cfg, "UART_RX"))
@@ -126,21 +111,17 @@ class Led:
             return
         try:
             if hw == "busio":
-                import board
-                import digitalio
+                import smpdfu_busio
 
-                io = digitalio.DigitalInOut(getattr(board, pin))
-                io.direction = digitalio.Direction.OUTPUT
+                self._set = smpdfu_busio.led_setter(pin)
+                return
+            from machine import Pin
 
-                def set_(v):
-                    io.value = v
-            else:
-                from machine import Pin
+            p = Pin(pin, Pin.OUT)
 
-                p = Pin(pin, Pin.OUT)
+            def set_(v):
+                p.value(1 if v else 0)
 
-                def set_(v):
-                    p.value(1 if v else 0)
             self._set = set_
         except Exception as e:  # noqa: BLE001 - an LED is a nicety, never a reason to stop
             print("LED %r unavailable: %s" % (pin, e))

@@ -29,7 +29,12 @@ def load_module(name, path):
 
 
 def load_app():
-    return load_module("smpdfu_app", FIRMWARE / "smpdfu_app.py")
+    """firmware/smpdfu_app.py as ``smpdfu_app``, with the modules it imports by name
+    on some boards (CircuitPython's hardware, the BLE link) loaded beside it."""
+    app = load_module("smpdfu_app", FIRMWARE / "smpdfu_app.py")
+    for name in ("smpdfu_busio", "smpdfu_ble_link"):
+        load_module(name, FIRMWARE / (name + ".py"))
+    return app
 
 
 def load_board(board, tmp_path, **overrides):

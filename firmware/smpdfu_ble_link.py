@@ -1,0 +1,28 @@
+"""The update app's link to the neighbour over Bluetooth LE (``TRANSPORT = "ble"``).
+
+Apart from ``smpdfu_app`` so that a board updating over UART does not hold
+this code or its names.
+"""
+
+from smpdfu.ble import BLETransport
+
+from smpdfu_app import setting
+
+
+def open_ble(cfg, hw):
+    """A :class:`~smpdfu.ble.BLETransport` to ``BLE_TARGET``: through the board's
+    ``make_ble_adapter()`` if it has one, else the platform's adapter
+    (``ble_cp`` for ``busio``, else ``ble_mp``)."""
+    make = getattr(cfg, "make_ble_adapter", None)
+    if make is not None:
+        adapter = make()
+    elif hw == "busio":
+        from smpdfu.ble_cp import CPBLEAdapter
+
+        adapter = CPBLEAdapter(pair=setting(cfg, "BLE_PAIR"))
+    else:
+        from smpdfu.ble_mp import MPBLEAdapter
+
+        adapter = MPBLEAdapter(pair=setting(cfg, "BLE_PAIR"))
+    return BLETransport(adapter, setting(cfg, "BLE_TARGET"), max_packet=setting(cfg, "MAX_PACKET"),
+                        connect_ms=setting(cfg, "CONNECT_MS"))
