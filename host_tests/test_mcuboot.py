@@ -367,3 +367,28 @@ def test_parse_header(tmp_path):
     bad[9] = 0
     with pytest.raises(BadImage, match="bad header size 16"):
         mcuboot.parse_header(bad)
+
+
+def test_fault_numbers_match_the_public_names(tmp_path):
+    # mcuboot sets private _F_* numbers; mcuboot_scan names them for servers.
+    good = bytearray(open(make_image(tmp_path / "a.bin", version="1.0.0", size=2000), "rb").read())
+
+    def fault(data):
+        v = mcuboot.ImageVerifier(allow_trailing=True)
+        v.feed(bytes(data))
+        with pytest.raises(BadImage):
+            v.finish()
+        return v.fault
+
+    bad_magic = bytearray(good)
+    bad_magic[0] ^= 0xFF
+    assert fault(bad_magic) == mcuboot_scan.FAULT_HEADER
+    bad_body = bytearray(good)
+    bad_body[100] ^= 0xFF
+    assert fault(bad_body) == mcuboot_scan.FAULT_HASH
+    assert fault(good[:1000]) == mcuboot_scan.FAULT_TRUNCATED
+    hdr_size = good[8] | good[9] << 8
+    img_size = int.from_bytes(good[12:16], "little")
+    bad_tlv = bytearray(good)
+    bad_tlv[hdr_size + img_size] ^= 0xFF  # the TLV info magic
+    assert fault(bad_tlv) == mcuboot_scan.FAULT_TLV_AREA

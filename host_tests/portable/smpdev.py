@@ -25,10 +25,10 @@ from smpdfu.compat import a2b_base64, sha256, ticks_diff, ticks_ms
 from smpdfu.errors import CBORError, FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
 from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
-from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, MODE_SWAP_MOVE, OP_WRITE, OS_PARAMS, SMP_V1, SMP_V2
+from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE, OS_PARAMS, SMP_V1, SMP_V2
 from smpdfu.server import SMPServer
 from smpdfu.server_image import ImageGroup
-from smpdfu.server_os import OSGroup
+from smpdfu.server_os import MODE_SWAP_MOVE, OSGroup
 
 from mcuimg import build
 

@@ -26,8 +26,3 @@ def unpack_header(buf, offset=0):
     b0 = buf[o]
     return (b0 & 7, (b0 >> 3) & 3, buf[o + 1], (buf[o + 2] << 8) | buf[o + 3], (buf[o + 4] << 8) | buf[o + 5],
             buf[o + 6], buf[o + 7])
-
-
-def response_op(op):
-    """The op of the response to a request op (read -> read response...)."""
-    return op | 1

@@ -47,15 +47,13 @@ _TLV_SHA256 = const(0x10)
 _TLV_SHA384 = const(0x11)
 _TLV_SHA512 = const(0x12)
 _TLV_SEC_CNT = const(0x50)
-# the signature TLVs: RSA2048_PSS, ECDSA224, ECDSA_SIG, RSA3072_PSS, ED25519, SIG_PURE
-_SIG_TLVS = (0x20, 0x21, 0x22, 0x23, 0x24, 0x25)
+# the signature TLVs, 0x20..0x25: RSA2048_PSS, ECDSA224, ECDSA_SIG, RSA3072_PSS, ED25519, SIG_PURE
+_TLV_SIG_FIRST = const(0x20)
+_TLV_SIG_LAST = const(0x25)
 _HASH_SIZE = const(32)
 _DEFAULT_BUF = const(512)
-# The last 16 bytes of an image padded to its slot (imgtool --pad): the
-# standard boot magic, or (max_align > 8) 2 bytes of alignment + 14 fixed bytes.
-_BOOT_MAGIC = b"\x77\xc2\x95\xf3\x60\xd2\xef\x7f\x35\x52\x50\x0f\x2c\xb6\x79\x80"
-_BOOT_MAGIC_ALT_TAIL = b"\x2d\xe1\x5d\x29\x41\x0b\x8d\x77\x67\x9c\x11\x0f\x1f\x8a"
-_HDR_FMT = "<4xIHHIIBBHI"  # the header after its magic
+# (Constants that are not numbers live in the one function using them: a
+# module-level name costs heap on a board, even a private one.)
 
 
 def hexstr(data):
@@ -138,7 +136,7 @@ class ImageInfo:
     def signed(self):
         """True when the TLV area holds a signature (not checked here)."""
         for t, _ in self.tlvs:
-            if t in _SIG_TLVS:
+            if _TLV_SIG_FIRST <= t <= _TLV_SIG_LAST:
                 return True
         return False
 
@@ -171,7 +169,7 @@ def parse_header(buf):
                            "little-endian 0x96f3b83d)" % found)
         raise BadImage("bad image magic %s (expected 0x96f3b83d)" % found)
     (load_addr, hdr_size, prot_size, img_size, flags,
-     major, minor, rev, build) = struct.unpack_from(_HDR_FMT, buf, 0)
+     major, minor, rev, build) = struct.unpack_from("<4xIHHIIBBHI", buf, 0)  # the header after its magic
     if hdr_size < IMAGE_HEADER_SIZE:
         raise BadImage("bad header size %d (less than %d)" % (hdr_size, IMAGE_HEADER_SIZE))
     if prot_size and prot_size < _TLV_INFO_SIZE:
@@ -180,15 +178,17 @@ def parse_header(buf):
                      (major, minor, rev, build))
 
 
-# ImageVerifier.fault: what failed (servers map it to their error codes).
-FAULT_HEADER = "header"  # bad magic, header size...
-FAULT_TLV_AREA = "tlv-area"  # a TLV info header (magic, size)
-FAULT_TLV = "tlv"  # a TLV entry overruns its area
-FAULT_HASHES = "hashes"  # more than one SHA256 TLV
-FAULT_HASH_SIZE = "hash-size"  # a SHA256 TLV that is not 32 bytes
-FAULT_NO_HASH = "no-hash"  # no SHA256 TLV
-FAULT_HASH = "hash"  # the SHA256 TLV does not match the image
-FAULT_TRUNCATED = "truncated"  # the bytes ended inside the image
+# ImageVerifier.fault: what failed, a number servers map to their error codes.
+# Private here (a board's update never looks at it: no names in its heap); the
+# public names are mcuboot_scan.FAULT_*, with the same numbers.
+_F_HEADER = const(1)  # bad magic, header size...
+_F_TLV_AREA = const(2)  # a TLV info header (magic, size)
+_F_TLV = const(3)  # a TLV entry overruns its area
+_F_HASHES = const(4)  # more than one SHA256 TLV
+_F_HASH_SIZE = const(5)  # a SHA256 TLV that is not 32 bytes
+_F_NO_HASH = const(6)  # no SHA256 TLV
+_F_HASH = const(7)  # the SHA256 TLV does not match the image
+_F_TRUNCATED = const(8)  # the bytes ended inside the image
 
 # ImageVerifier states: what the bytes being fed are.
 _S_HEADER = const(0)  # the 32-byte header (collected)
@@ -203,9 +203,6 @@ _S_TVAL = const(8)  # the SHA256 TLV value (collected)
 _S_TSKIP = const(9)  # another TLV value (passed)
 _S_TRAIL = const(10)  # after the TLV area: slot padding or garbage
 _S_FAILED = const(11)
-
-_STATE_NAMES = ("image header", "image body", "protected TLV info", "protected TLV entry",
-                "SEC_CNT", "protected TLV", "TLV info", "TLV entry", "SHA256 TLV", "TLV")
 
 
 class ImageVerifier:
@@ -235,7 +232,7 @@ class ImageVerifier:
         self.allow_trailing = allow_trailing
         self.info = None
         self.error = None
-        self.fault = None  # what failed, for servers mapping it to an error code: see FAULT_*
+        self.fault = None  # what failed, for servers mapping it to an error code: see mcuboot_scan.FAULT_*
         self.skipped = False  # bytes were skipped (see skip): no hash can be checked
         self.pos = 0  # bytes fed
         self._state = _S_HEADER
@@ -305,11 +302,11 @@ class ImageVerifier:
     def _fail(self, e, st):
         if self.fault is None:
             if st == _S_HEADER:
-                self.fault = FAULT_HEADER
+                self.fault = _F_HEADER
             elif st == _S_PINFO or st == _S_TINFO:
-                self.fault = FAULT_TLV_AREA
+                self.fault = _F_TLV_AREA
             else:
-                self.fault = FAULT_TLV
+                self.fault = _F_TLV
         self.error = e
         self._state = _S_FAILED
 
@@ -455,10 +452,10 @@ class ImageVerifier:
         info.tlvs.append((t, n))
         if t == _TLV_SHA256:
             if info.hash is not None:
-                self.fault = FAULT_HASHES
+                self.fault = _F_HASHES
                 raise BadImage("more than one SHA256 TLV")
             if n != _HASH_SIZE:
-                self.fault = FAULT_HASH_SIZE
+                self.fault = _F_HASH_SIZE
                 raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
             self._collect(_S_TVAL, _HASH_SIZE)
         else:
@@ -469,7 +466,7 @@ class ImageVerifier:
     def _check_hash(self):
         info = self.info
         if info.hash is None:
-            self.fault = FAULT_NO_HASH
+            self.fault = _F_NO_HASH
             t = self._other_hash
             if t is not None:
                 raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
@@ -479,7 +476,7 @@ class ImageVerifier:
             # imgtool hashes the plaintext, then encrypts: nothing to compare here.
             info.hash_verified = False
         elif self._digest != info.hash:
-            self.fault = FAULT_HASH
+            self.fault = _F_HASH
             raise BadImage("image hash mismatch: SHA256 TLV %s, computed %s"
                            % (hexstr(info.hash), hexstr(self._digest)))
         else:
@@ -491,21 +488,26 @@ class ImageVerifier:
             raise self.error
         st = self._state
         if st != _S_TRAIL:
-            self.fault = FAULT_TRUNCATED
+            self.fault = _F_TRUNCATED
             if st == _S_HEADER:
                 raise BadImage("truncated image header: %d bytes (need %d)" % (self._have, IMAGE_HEADER_SIZE))
             # Named by what the image needs (where the cut item ends), not by a read.
             passing = st == _S_BODY or st == _S_PSKIP or st == _S_TSKIP
             end = self.pos + (self._need if passing else self._need - self._have)
+            what = ("image header", "image body", "protected TLV info", "protected TLV entry", "SEC_CNT",
+                    "protected TLV", "TLV info", "TLV entry", "SHA256 TLV", "TLV")[st]  # by _S_* state
             raise BadImage("truncated image: the %s runs to offset %d; the file ends after %d bytes"
-                           % (_STATE_NAMES[st], end, self.pos))
+                           % (what, end, self.pos))
         if self.size is not None and self.pos < self.size:
             raise BadImage("truncated image: file ends at offset %d, expected %d bytes" % (self.pos, self.size))
         info = self.info
         extra = self._extra
         if extra:
             tail = self._tail
-            if extra >= 16 and (tail == _BOOT_MAGIC or tail[2:] == _BOOT_MAGIC_ALT_TAIL):
+            # The last 16 bytes of an image padded to its slot (imgtool --pad): the standard
+            # boot magic, or (max_align > 8) 2 bytes of alignment + 14 fixed bytes.
+            if extra >= 16 and (tail == b"\x77\xc2\x95\xf3\x60\xd2\xef\x7f\x35\x52\x50\x0f\x2c\xb6\x79\x80"
+                                or tail[2:] == b"\x2d\xe1\x5d\x29\x41\x0b\x8d\x77\x67\x9c\x11\x0f\x1f\x8a"):
                 info.padded = True
             elif not self.allow_trailing:
                 raise BadImage("%d bytes of trailing data after the TLV area (image ends "

@@ -10,6 +10,17 @@ from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier, verify
 
 _DEFAULT_BUF = const(512)  # the read buffer file_sha256 allocates when given none
 
+# ImageVerifier.fault (BadImage.fault from scan): what failed. The numbers are
+# mcuboot's private _F_* consts (kept out of a board's heap there).
+FAULT_HEADER = 1  # bad magic, header size...
+FAULT_TLV_AREA = 2  # a TLV info header (magic, size)
+FAULT_TLV = 3  # a TLV entry overruns its area
+FAULT_HASHES = 4  # more than one SHA256 TLV
+FAULT_HASH_SIZE = 5  # a SHA256 TLV that is not 32 bytes
+FAULT_NO_HASH = 6  # no SHA256 TLV
+FAULT_HASH = 7  # the SHA256 TLV does not match the image
+FAULT_TRUNCATED = 8  # the bytes ended inside the image
+
 
 def scan(read, size, buf=None):
     """Walk the header and TLVs of an image in random-access storage; return :class:`ImageInfo`.

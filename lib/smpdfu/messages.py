@@ -151,10 +151,9 @@ class ImageSlot:
     def flags(self):
         """The flags as letters: B bootable, P pending, C confirmed, A active, X permanent."""
         s = ""
-        for flag, letter in ((self.bootable, "B"), (self.pending, "P"), (self.confirmed, "C"),
-                             (self.active, "A"), (self.permanent, "X")):
+        for i, flag in enumerate((self.bootable, self.pending, self.confirmed, self.active, self.permanent)):
             if flag:
-                s += letter
+                s += "BPCAX"[i]  # one string, not five names
         return s
 
 

@@ -36,9 +36,3 @@ IMG_STATE = const(0)
 IMG_UPLOAD = const(1)
 IMG_ERASE = const(5)
 IMG_SLOT_INFO = const(6)
-
-# MCUboot mode in the bootloader info "mode" answer (boot_status.h).
-MODE_SINGLE = const(0)
-MODE_SWAP_SCRATCH = const(1)
-MODE_OVERWRITE = const(2)
-MODE_SWAP_MOVE = const(3)

@@ -12,8 +12,14 @@ from .compat import const
 from .errcodes import (MGMT_ERR_EBUSY, MGMT_ERR_EINVAL, MGMT_ERR_EMSGSIZE, MGMT_ERR_ENOENT,
                        MGMT_ERR_EUNKNOWN, OS_ERR_INVALID_FORMAT, OS_ERR_QUERY_YIELDS_NO_ANSWER,
                        OS_ERR_RTC_NOT_SET)
-from .proto import GROUP_OS, MODE_SWAP_MOVE, OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET
+from .proto import GROUP_OS, OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET
 from .server import GroupStatus, MgmtStatus, field
+
+# MCUboot mode in the bootloader info "mode" answer (boot_status.h).
+MODE_SINGLE = const(0)
+MODE_SWAP_SCRATCH = const(1)
+MODE_OVERWRITE = const(2)
+MODE_SWAP_MOVE = const(3)
 
 _INFO_MAX = const(128)  # CONFIG_MCUMGR_GRP_OS_INFO_MAX_RESPONSE_SIZE
 _ORDER = "snrvbmpio"  # Zephyr appends the fields in this order, whatever the request's order
