@@ -37,7 +37,7 @@ for _p in (os.path.join(_HERE, "portable"), os.path.join(os.path.dirname(_HERE),
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from smpdfu import cbor, mcuboot  # noqa: E402
+from smpdfu import cbor, commands, mcuboot  # noqa: E402
 from smpdfu.client import SMPClient  # noqa: E402
 from smpdfu.crc16 import crc16  # noqa: E402
 from smpdfu.errors import SMPError  # noqa: E402
@@ -320,7 +320,7 @@ def _commands(c):
         return run
 
     def bootloader():
-        d = c.bootloader_info("mode")
+        d = commands.bootloader_info(c, "mode")
         if not isinstance(d, dict):
             raise Finding("bootloader info %r" % (d,))
 
@@ -330,7 +330,7 @@ def _commands(c):
                 if not isinstance(s["size"], int):
                     raise Finding("slot size %r" % (s["size"],))
 
-    return ((0, 0, text(lambda: c.echo("hi"))), (0, 6, params), (0, 7, text(c.os_info)),
+    return ((0, 0, text(lambda: c.echo("hi"))), (0, 6, params), (0, 7, text(lambda: commands.os_info(c))),
             (0, 8, bootloader), (1, 0, lambda: _check_slots(c.image_state())),
             (1, 0, lambda: _check_slots(c.image_test(b"\x11" * 32))), (1, 6, slot_info), (1, 1, upload))
 

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from smpdfu import __version__, mcuboot
+from smpdfu import __version__, commands, mcuboot
 from smpdfu.errors import (BadImage, CBORError, DeviceError, FrameError, ImageError, LinkError, NotFound,
                            ProtocolError, SMPError, SMPTimeout)
 
@@ -424,9 +424,9 @@ def cmd_info(c, args, out):
     d = {}
     pairs = []
     # Each query may be unsupported by a given server: report, don't fail.
-    for key, fn in (("os_info", lambda: c.os_info("a")),
-                    ("bootloader", lambda: c.bootloader_info()),
-                    ("mode", lambda: c.bootloader_info("mode"))):
+    for key, fn in (("os_info", lambda: commands.os_info(c, "a")),
+                    ("bootloader", lambda: commands.bootloader_info(c)),
+                    ("mode", lambda: commands.bootloader_info(c, "mode"))):
         try:
             v = fn()
         except DeviceError as e:
@@ -484,7 +484,7 @@ def cmd_image_confirm(c, args, out):
 
 
 def cmd_image_erase(c, args, out):
-    c.image_erase(args.slot)
+    commands.image_erase(c, args.slot)
     slot = 1 if args.slot is None else args.slot
     out.result({"erased": slot}, ["slot %d erased" % slot])
 

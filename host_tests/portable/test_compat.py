@@ -8,7 +8,6 @@ from smpdfu.compat import const, sha256, ticks_add, ticks_diff, ticks_ms
 
 def test_implementation_flags_match_runtime():
     assert compat.IS_MICROPYTHON == on_micropython()
-    assert compat.IS_CPYTHON == (not on_micropython())
 
 
 def test_const_returns_its_value():
@@ -42,11 +41,6 @@ def test_sha256_known_vectors():
     h.update(b"c")
     assert h.digest() == sha256(b"abc").digest()
     assert sha256(b"").digest()[:4] == bytes((0xE3, 0xB0, 0xC4, 0x42))
-
-
-def test_to_bytes_be():
-    assert compat.to_bytes_be(0x0102, 2) == b"\x01\x02"
-    assert compat.to_bytes_be(5, 4) == b"\x00\x00\x00\x05"
 
 
 def test_mem_alloc_counts_allocations():

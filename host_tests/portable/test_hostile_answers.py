@@ -7,6 +7,7 @@ AttributeError, a huge allocation or a truthy guess. Portable.
 
 import io
 
+from smpdfu import commands
 from smpdfu.client import SMPClient
 from smpdfu.errors import CBORError, MgmtError, ProtocolError
 from smpdfu.proto import GROUP_IMAGE, GROUP_OS
@@ -100,13 +101,13 @@ def test_text_answers_of_wrong_type():
     dev.errors[(GROUP_OS, 0)] = {"r": b"bytes"}
     assert "'r'" in _protocol_error(c.echo, "hi")
     dev.errors[(GROUP_OS, 7)] = {"output": 1}
-    assert "'output'" in _protocol_error(c.os_info)
+    assert "'output'" in _protocol_error(commands.os_info, c)
     dev.errors[(GROUP_OS, 8)] = {"bootloader": 1}
-    assert "'bootloader'" in _protocol_error(c.bootloader_info)
+    assert "'bootloader'" in _protocol_error(commands.bootloader_info, c)
     dev.errors[(GROUP_OS, 8)] = {"mode": "swap"}
-    assert "'mode'" in _protocol_error(c.bootloader_info, "mode")
+    assert "'mode'" in _protocol_error(commands.bootloader_info, c, "mode")
     dev.errors[(GROUP_OS, 8)] = {"mode": 1, "no-downgrade": "no"}
-    assert "'no-downgrade'" in _protocol_error(c.bootloader_info, "mode")
+    assert "'no-downgrade'" in _protocol_error(commands.bootloader_info, c, "mode")
 
 
 def test_slot_info_of_wrong_types():

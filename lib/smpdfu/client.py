@@ -6,9 +6,8 @@ from . import cbor
 from .compat import sleep_ms, ticks_diff, ticks_ms
 from .errors import CBORError, FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
 from .header import HEADER_SIZE, pack_header
-from .messages import ImageSlot, McuMgrParams, get_bool, get_int, get_str, slot_info_from_response
-from .proto import (GROUP_IMAGE, GROUP_OS, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE,
-                    OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET)
+from .messages import ImageSlot, McuMgrParams, get_str, slot_info_from_response
+from .proto import GROUP_IMAGE, GROUP_OS, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE, OS_ECHO, OS_PARAMS, OS_RESET
 
 
 def _command_name(group, cmd):
@@ -260,22 +259,6 @@ class SMPClient:
                 self._enc.buf = self.transport.packet
         return p
 
-    def os_info(self, fmt="a"):
-        """``uname``-like info; ``fmt`` letters from ``snrvbmpioa`` (``a`` = all)."""
-        rsp = self.request(OP_READ, GROUP_OS, OS_INFO, {"format": fmt})
-        return get_str(rsp, "output", "os info")
-
-    def bootloader_info(self, query=None):
-        """Bootloader info: ``{"bootloader": "MCUboot"}``, or ``{"mode": n}`` for query ``"mode"``."""
-        body = {"query": query} if query is not None else None
-        rsp = self.request(OP_READ, GROUP_OS, OS_BOOTLOADER_INFO, body)
-        w = "bootloader info"
-        # Checked here so that callers can use the known fields as they are.
-        get_str(rsp, "bootloader", w, None)
-        get_int(rsp, "mode", w, None, -1, 0xFF)
-        get_bool(rsp, "no-downgrade", w, None)
-        return rsp
-
     def wait_until_ready(self, timeout_ms=10000, attempt_ms=500):
         """Echo until the device answers (e.g. after a reset); drop garbage meanwhile.
 
@@ -311,13 +294,6 @@ class SMPClient:
             body["hash"] = _as_hash(hash)
         rsp = self.request(OP_WRITE, GROUP_IMAGE, IMG_STATE, body)
         return ImageSlot.list_from_response(rsp)
-
-    def image_erase(self, slot=None, timeout_ms=None):
-        """Erase a slot (default: the server's choice, slot 1)."""
-        body = {"slot": slot} if slot is not None else None
-        if timeout_ms is None:
-            timeout_ms = max(self.timeout_ms, 30000)  # a whole-slot erase takes seconds
-        self.request(OP_WRITE, GROUP_IMAGE, IMG_ERASE, body, timeout_ms)
 
     def slot_info(self):
         """Slot sizes: the ``images`` list of the slot info response (type-checked dicts,

@@ -7,10 +7,8 @@ portable Python.
 
 import sys
 
-IMPL = sys.implementation.name
-IS_MICROPYTHON = IMPL == "micropython"
-IS_CIRCUITPYTHON = IMPL == "circuitpython"
-IS_CPYTHON = IMPL == "cpython"
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+IS_CIRCUITPYTHON = sys.implementation.name == "circuitpython"
 
 try:
     from micropython import const  # noqa: F401  (MicroPython, CircuitPython)
@@ -38,7 +36,7 @@ def _supervisor():
     # CircuitPython (>= 7) has no time.ticks_ms; supervisor.ticks_ms is its
     # allocation-free clock (time.monotonic_ns needs long ints, which small
     # builds lack, and allocates one per call where they exist).
-    if IS_CPYTHON or hasattr(_time, "ticks_ms"):
+    if sys.implementation.name == "cpython" or hasattr(_time, "ticks_ms"):
         return None
     try:
         import supervisor
@@ -105,11 +103,6 @@ def mem_alloc():
 def collect():
     """Run the garbage collector."""
     _gc.collect()
-
-
-def to_bytes_be(value, n):
-    """``value`` as ``n`` big-endian bytes (MicroPython lacks keyword args)."""
-    return value.to_bytes(n, "big")
 
 
 import binascii as _binascii

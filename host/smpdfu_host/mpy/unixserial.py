@@ -12,8 +12,10 @@ returns at once with what is there (b"" when nothing).
 import select
 import termios
 
-_VTIME = 5  # indexes in termios' cc list (Linux)
-_VMIN = 6
+from micropython import const
+
+_VTIME = const(5)  # indexes in termios' cc list (Linux)
+_VMIN = const(6)
 
 
 class UnixSerial:

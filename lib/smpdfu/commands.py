@@ -1,0 +1,34 @@
+"""SMP commands a board's update never sends (the CLI's): OS info, bootloader info, erase.
+
+Functions taking an :class:`~smpdfu.client.SMPClient`, apart from it so that
+a board running the update holds neither their code nor their names.
+"""
+
+from .messages import get_bool, get_int, get_str
+from .proto import GROUP_IMAGE, GROUP_OS, IMG_ERASE, OP_READ, OP_WRITE, OS_BOOTLOADER_INFO, OS_INFO
+
+
+def os_info(client, fmt="a"):
+    """``uname``-like info; ``fmt`` letters from ``snrvbmpioa`` (``a`` = all)."""
+    rsp = client.request(OP_READ, GROUP_OS, OS_INFO, {"format": fmt})
+    return get_str(rsp, "output", "os info")
+
+
+def bootloader_info(client, query=None):
+    """Bootloader info: ``{"bootloader": "MCUboot"}``, or ``{"mode": n}`` for query ``"mode"``."""
+    body = {"query": query} if query is not None else None
+    rsp = client.request(OP_READ, GROUP_OS, OS_BOOTLOADER_INFO, body)
+    w = "bootloader info"
+    # Checked here so that callers can use the known fields as they are.
+    get_str(rsp, "bootloader", w, None)
+    get_int(rsp, "mode", w, None, -1, 0xFF)
+    get_bool(rsp, "no-downgrade", w, None)
+    return rsp
+
+
+def image_erase(client, slot=None, timeout_ms=None):
+    """Erase a slot (default: the server's choice, slot 1)."""
+    body = {"slot": slot} if slot is not None else None
+    if timeout_ms is None:
+        timeout_ms = max(client.timeout_ms, 30000)  # a whole-slot erase takes seconds
+    client.request(OP_WRITE, GROUP_IMAGE, IMG_ERASE, body, timeout_ms)
