@@ -6,11 +6,11 @@ imports this module once the image is on the neighbour. Each step takes the
 :class:`~smpdfu.updater.Updater` as ``u``.
 """
 
-from .compat import sleep_ms, ticks_diff, ticks_ms
+from .compat import const, sleep_ms, ticks_diff, ticks_ms
 from .errors import FrameError, LinkError, ProtocolError, SMPTimeout
 from .updater import FAILED, REVERTED, STAGE_CONFIRM, STAGE_RESET, STAGE_TEST, UPDATED, _Stop
 
-_POLL_MS = 200
+_POLL_MS = const(200)
 
 
 def test(u, info):

@@ -31,7 +31,7 @@ _MAX_DEPTH = const(16)  # nesting limit: MicroPython's C stack is small
 # Items one decode may build (array/map entries, string chunks). Each costs a
 # heap object even when empty: 2 KB of empty arrays would be ~2000 lists, a
 # MemoryError on a board. SMP answers hold a few dozen items.
-MAX_ITEMS = 256
+_MAX_ITEMS = const(256)
 
 
 class Encoder:
@@ -375,10 +375,10 @@ def loads(data, views=False, max_items=None):
 
     With ``views=True`` byte strings come back as memoryviews into ``data``
     (no copy), which the server uses for upload chunks. At most ``max_items``
-    items (default :data:`MAX_ITEMS`; string chunks count) are built, so what
+    items (default 256; string chunks count) are built, so what
     one packet costs to decode is capped.
     """
-    d = _Decoder(data, views, MAX_ITEMS if max_items is None else max_items)
+    d = _Decoder(data, views, _MAX_ITEMS if max_items is None else max_items)
     obj = d.item()
     if d.pos != len(d.mv):
         d._fail("%d trailing bytes after the CBOR item" % (len(d.mv) - d.pos))

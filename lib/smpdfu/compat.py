@@ -32,20 +32,17 @@ except ImportError:  # pragma: no cover - ports without a C hashlib
 import time as _time
 
 
-def _supervisor():
-    # CircuitPython (>= 7) has no time.ticks_ms; supervisor.ticks_ms is its
-    # allocation-free clock (time.monotonic_ns needs long ints, which small
-    # builds lack, and allocates one per call where they exist).
-    if sys.implementation.name == "cpython" or hasattr(_time, "ticks_ms"):
-        return None
+# CircuitPython (>= 7) has no time.ticks_ms; supervisor.ticks_ms is its
+# allocation-free clock (time.monotonic_ns needs long ints, which small
+# builds lack, and allocates one per call where they exist).
+_sup = None
+if not hasattr(_time, "ticks_ms") and sys.implementation.name != "cpython":
     try:
-        import supervisor
+        import supervisor as _sup
     except ImportError:
-        return None
-    return supervisor if hasattr(supervisor, "ticks_ms") else None
-
-
-_sup = _supervisor()
+        pass
+    if _sup is not None and not hasattr(_sup, "ticks_ms"):
+        _sup = None
 
 if hasattr(_time, "ticks_ms"):  # MicroPython
     ticks_ms = _time.ticks_ms

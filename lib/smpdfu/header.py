@@ -8,12 +8,10 @@ from .proto import SMP_V2
 
 HEADER_SIZE = const(8)
 
-_FMT = ">BBHHBB"
-
 
 def pack_header(buf, offset, op, length, group, seq, command, version=SMP_V2):
     """Write a header into ``buf`` at ``offset`` (no allocation)."""
-    struct.pack_into(_FMT, buf, offset, (version << 3) | op, 0, length, group, seq, command)
+    struct.pack_into(">BBHHBB", buf, offset, (version << 3) | op, 0, length, group, seq, command)
 
 
 def unpack_header(buf, offset=0):

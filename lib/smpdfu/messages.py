@@ -6,7 +6,7 @@ from .compat import const
 from .errors import ProtocolError
 
 DEFAULT_BUF_SIZE = 384  # Zephyr's CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE default
-DEFAULT_BUF_COUNT = 4
+_DEFAULT_BUF_COUNT = const(4)
 
 
 _MISSING = object()
@@ -100,14 +100,14 @@ def get_list(rsp, key, what, default=_MISSING):
 class McuMgrParams:
     """The server's SMP buffers: ``buf_size`` (header + CBOR) and ``buf_count``."""
 
-    def __init__(self, buf_size=DEFAULT_BUF_SIZE, buf_count=DEFAULT_BUF_COUNT):
+    def __init__(self, buf_size=DEFAULT_BUF_SIZE, buf_count=_DEFAULT_BUF_COUNT):
         self.buf_size = buf_size
         self.buf_count = buf_count
 
     @classmethod
     def from_response(cls, rsp):
         what = "MCUmgr params"
-        return cls(get_int(rsp, "buf_size", what, lo=16), get_int(rsp, "buf_count", what, DEFAULT_BUF_COUNT, 1, 0xFFFF))
+        return cls(get_int(rsp, "buf_size", what, lo=16), get_int(rsp, "buf_count", what, _DEFAULT_BUF_COUNT, 1, 0xFFFF))
 
 
 class ImageSlot:

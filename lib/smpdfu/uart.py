@@ -16,9 +16,9 @@ config can pass a ``machine.UART``, a ``busio.UART``, a pyserial port or its
 own object that already has ``read_available``.
 """
 
-from .compat import sleep_ms, ticks_diff, ticks_ms
+from .compat import const, sleep_ms, ticks_diff, ticks_ms
 
-_WRITE_STALL_MS = 2000  # a UART that accepts nothing for this long is dead
+_WRITE_STALL_MS = const(2000)  # a UART that accepts nothing for this long is dead
 
 
 def _write_all(write, buf):
