@@ -100,6 +100,29 @@ def import_steps(modules, dirs, work, first=None):
     return [(m, int(n)) for m, n in (line.split() for line in r.stdout.splitlines())]
 
 
+_UPDATE_CODE = """
+import gc, micropython
+gc.collect()
+a = gc.mem_alloc()
+import smpdfu_app
+smpdfu_app._load_update_code()
+gc.collect()
+print(gc.mem_alloc() - a)
+micropython.qstr_info()
+"""
+
+
+def update_code(dirs, work):
+    """``(bytes, qstrs)``: heap held once the app has loaded the update's code
+    (``_load_update_code``), and the qstrs (names) made at run time by then."""
+    r = _run_mp(_UPDATE_CODE, dirs, 1 << 20, work)
+    if r.returncode != 0:
+        raise SystemExit("loading the update's code failed:\n%s%s" % (r.stdout, r.stderr))
+    held = int(r.stdout.split()[0])
+    qstrs = int(r.stdout.split("n_qstr=")[1].split(",")[0])
+    return held, qstrs
+
+
 def loaded_by(module, dirs, work):
     """The smpdfu modules that ``import module`` loads."""
     r = _run_mp("import sys\nimport %s\nprint(' '.join(sys.modules))\n" % module, dirs, 1 << 20, work)
@@ -208,6 +231,12 @@ def main(argv=None):
         app_mpy = import_cost("smpdfu_app", [mpy_dir], work)
         app_py = import_cost("smpdfu_app", src_dirs, work)
         print("  import smpdfu_app: %d B from .mpy (goal <= 40 KB), %d B from .py" % (app_mpy, app_py))
+        held, qstrs = update_code([mpy_dir], work)
+        # Names a module uses that the firmware does not have are interned in
+        # qstr pools on the heap, each pool twice the last: on this port one of
+        # 640 entries (~7 KB on 64 bits) is made once 620 are there.
+        print("  with the update's code loaded: %d B, %d qstrs made at run time "
+              "(the whole update: keep it under 620, the pool step)" % (held, qstrs))
         mods = []
         for rel, _, _ in rows:
             mod = rel[:-3].replace("/", ".")
