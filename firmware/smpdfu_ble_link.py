@@ -4,8 +4,6 @@ Apart from ``smpdfu_app`` so that a board updating over UART does not hold
 this code or its names.
 """
 
-from smpdfu.ble import BLETransport
-
 from smpdfu_app import setting
 
 
@@ -13,6 +11,8 @@ def open_ble(cfg, hw):
     """A :class:`~smpdfu.ble.BLETransport` to ``BLE_TARGET``: through the board's
     ``make_ble_adapter()`` if it has one, else the platform's adapter
     (``ble_cp`` for ``busio``, else ``ble_mp``)."""
+    from smpdfu.ble import BLETransport  # here: loading this module (tests do) loads no BLE code
+
     make = getattr(cfg, "make_ble_adapter", None)
     if make is not None:
         adapter = make()
