@@ -68,9 +68,12 @@ def _run_mp(script_text, dirs, heapsize, work, timeout=60, args=()):
 
 
 def import_cost(module, dirs, work):
-    """Heap bytes held after importing ``module`` (with what it imports)."""
+    """Heap bytes held after importing ``module`` (with what it imports), or
+    None when it needs a board's C module the unix port lacks (``_bleio``)."""
     r = _run_mp(_IMPORT % module, dirs, 1 << 20, work)
     if r.returncode != 0:
+        if "ImportError" in r.stdout + r.stderr and module != "smpdfu_app":
+            return None
         raise SystemExit("import %s failed:\n%s%s" % (module, r.stdout, r.stderr))
     return int(r.stdout.split()[-1])
 
@@ -121,6 +124,77 @@ def update_code(dirs, work):
     held = int(r.stdout.split()[0])
     qstrs = int(r.stdout.split("n_qstr=")[1].split(",")[0])
     return held, qstrs
+
+
+# The modules the update loads, in the order their imports finish (what a
+# module imports at its top finishes before it).
+_LOAD_ORDER = """
+import sys
+order = []
+real = __import__
+def _imp(name, globals=None, locals=None, fromlist=(), level=0):
+    m = real(name, globals, locals, fromlist, level)
+    full = name
+    if level:
+        pkg = globals["__name__"]
+        if "__path__" not in globals:
+            pkg = pkg.rpartition(".")[0]
+        full = pkg + "." + name if name else pkg
+    names = fromlist if type(fromlist) in (tuple, list) else ()
+    for n in [full] + [full + "." + f for f in names]:
+        if n in sys.modules and n not in order:
+            order.append(n)
+    return m
+import builtins
+builtins.__import__ = _imp
+import smpdfu_app
+smpdfu_app._load_update_code()
+builtins.__import__ = real
+print(" ".join(order))
+"""
+
+# Each module imported alone, in that order, with the qstr pools grown
+# beforehand: a module's figure is then its own code, strings, objects and
+# names' characters, not a pool that happened to double during it.
+_PER_MODULE = """
+import gc, sys, micropython
+class _O:
+    pass
+_o = _O()
+for i in range(1300):
+    setattr(_o, "pad%%d" %% i, 0)
+del _o
+gc.collect()
+micropython.qstr_info()
+prev = gc.mem_alloc()
+for m in %r:
+    __import__(m)
+    gc.collect()
+    now = gc.mem_alloc()
+    print(m, now - prev)
+    prev = now
+micropython.qstr_info()
+"""
+
+
+def per_module(dirs, work):
+    """``([(module, bytes)], qstrs)``: what each module of the update holds
+    (``smpdfu_app`` and all the app's update loads), and the qstrs they add."""
+    r = _run_mp(_LOAD_ORDER, dirs, 1 << 20, work)
+    if r.returncode != 0:
+        raise SystemExit("loading the update's code failed:\n%s%s" % (r.stdout, r.stderr))
+    order = r.stdout.split()
+    r = _run_mp(_PER_MODULE % (order,), dirs, 1 << 20, work)
+    if r.returncode != 0:
+        raise SystemExit("loading the update's code failed:\n%s%s" % (r.stdout, r.stderr))
+    rows, q = [], []
+    for line in r.stdout.splitlines():
+        if line.startswith("qstr pool"):
+            q.append(int(line.split("n_qstr=")[1].split(",")[0]))
+        else:
+            name, n = line.split()
+            rows.append((name, int(n)))
+    return rows, q[1] - q[0]
 
 
 def loaded_by(module, dirs, work):
@@ -200,10 +274,23 @@ def smallest_heap(image, mpy_dir, work, lo, hi, step=2048):
     return hi
 
 
+def _print_per_module(mpy_dir, work):
+    rows, qstrs = per_module([mpy_dir], work)
+    print("== heap each module of the update holds (64-bit unix port, .mpy, qstr pools grown first)")
+    total = 0
+    for name, n in rows:
+        print("  %-22s %6d B" % (name, n))
+        total += n
+    print("  %-22s %6d B (without the qstr pools); %d qstrs" % ("the update's code", total, qstrs))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=1 << 20, help="image payload bytes (default 1 MiB)")
     ap.add_argument("--no-bisect", action="store_true", help="skip the update runs")
+    ap.add_argument("--modules", action="store_true",
+                    help="only the quick table: what each module of the update holds (seconds)")
     ap.add_argument("--lo", type=int, default=24, help="bisection floor, KiB")
     ap.add_argument("--hi", type=int, default=256, help="bisection ceiling, KiB")
     a = ap.parse_args(argv)
@@ -214,6 +301,8 @@ def main(argv=None):
         mpy_dir = os.path.join(work, "mpy")
         deploy.compile_mpy(mpy_dir, arch=ARCH)
         compile_harness(mpy_dir)
+        if a.modules:
+            return _print_per_module(mpy_dir, work)
         print("== .mpy of the app's import closure (mpy-cross, -march=%s for smpdfu/native)" % ARCH)
         total = 0
         rows = []
@@ -243,7 +332,9 @@ def main(argv=None):
             mods.append(mod[:-9] if mod.endswith(".__init__") else mod)
         loaded = loaded_by("smpdfu_app", [mpy_dir], work)
         # cheapest alone first: a module's own imports mostly come before it
-        mods.sort(key=lambda m: import_cost(m, [mpy_dir], work))
+        costs = {m: import_cost(m, [mpy_dir], work) for m in mods}
+        board_only = [m for m in mods if costs[m] is None]
+        mods = sorted((m for m in mods if costs[m] is not None), key=costs.get)
         print("  what each module adds, imported in this order (from .mpy):")
         for mod, added in import_steps([m for m in mods if m in loaded], [mpy_dir], work):
             print("    %-22s %6d B" % (mod, added))
@@ -252,6 +343,8 @@ def main(argv=None):
             print("  imported only when needed (not by `import smpdfu_app`):")
             for mod, added in import_steps(later, [mpy_dir], work, first="smpdfu_app"):
                 print("    %-22s %6d B" % (mod, added))
+        if board_only:
+            print("  not importable on the unix port (a board's C module): %s" % " ".join(board_only))
 
         if not a.no_bisect:
             for size in sorted({64 * 1024, a.size}):
