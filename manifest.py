@@ -35,6 +35,7 @@ package(
         "header.py",
         "http.py",
         "mcuboot.py",
+        "mcuboot_errors.py",
         "messages.py",
         "native.py",
         "proto.py",

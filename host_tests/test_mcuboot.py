@@ -49,11 +49,11 @@ def _check_against_imgtool(path, key=None):
     assert info.protected_tlvs == [(t, n) for t, n, _ in d["prot_tlvs"]]
     sha_tlv = [v for t, n, v in d["tlvs"] if t == 0x10]
     assert sha_tlv == [info.hash]
-    assert info.signed == (key is not None)
+    assert mcuboot_scan.signed(info) == (key is not None)
     assert info.hash_verified
     assert info.file_size == len(data)
     assert info.file_sha == hashlib.sha256(data).digest()
-    assert info.file_sha_hex() == hashlib.sha256(data).hexdigest()
+    assert mcuboot.hexstr(info.file_sha) == hashlib.sha256(data).hexdigest()
     if not info.padded:
         assert info.total_size == len(data)
     sec = [v for t, n, v in d["prot_tlvs"] if t == 0x50]
@@ -72,7 +72,7 @@ def test_signed_and_unsigned_match_imgtool(tmp_path, key, version):
     p = make_image(tmp_path / "a.img", version=version, size=3001, key=key, seed=7)
     info = _check_against_imgtool(p, key)
     assert not info.protected_tlvs
-    assert info.bootable
+    assert mcuboot_scan.bootable(info)
 
 
 @pytest.mark.parametrize("header_size,pad_header", [(0x20, True), (0x200, True),
@@ -106,8 +106,8 @@ def test_protected_tlvs_match_imgtool(tmp_path, key, prot):
 def test_non_bootable_flag(tmp_path):
     p = make_image(tmp_path / "a.img", non_bootable=True)
     info = _check_against_imgtool(p)
-    assert info.flags & mcuboot.IMAGE_F_NON_BOOTABLE
-    assert not info.bootable
+    assert info.flags & mcuboot_scan.IMAGE_F_NON_BOOTABLE
+    assert not mcuboot_scan.bootable(info)
 
 
 @pytest.mark.parametrize("kw", [{"pad": True}, {"confirm": True}, {"test": True},
@@ -132,7 +132,7 @@ def test_encrypted_image_hash_not_checked(tmp_path):
     p = make_image(tmp_path / "a.img", key="ed25519", encrypt="x25519")
     assert not imgtool_verify(p).ok
     info = _verify_file(p)
-    assert info.encrypted and not info.hash_verified
+    assert mcuboot_scan.encrypted(info) and not info.hash_verified
     assert info.hash == [v for t, n, v in dumpinfo(p)["tlvs"] if t == 0x10][0]
 
 
@@ -164,6 +164,11 @@ def _img(tmp_path, **kw):
     return p, bytearray(open(p, "rb").read()), _verify_file(p)
 
 
+def _hashed(info):
+    """Bytes the image hash covers: header + image + protected TLVs."""
+    return info.header_size + info.image_size + info.protected_tlv_size
+
+
 def _write(tmp_path, data, name="bad.img"):
     p = str(tmp_path / name)
     with open(p, "wb") as f:
@@ -179,7 +184,7 @@ def test_flipped_byte_is_hash_mismatch(tmp_path, key, where):
     h = info.header_size
     off = {"body_first": h, "body_middle": h + 1500, "body_last": h + info.image_size - 1,
            "header_version": 20, "header_pad": 100,
-           "hash_tlv_value": info.hashed_size + 4 + 4 + 5}[where]
+           "hash_tlv_value": _hashed(info) + 4 + 4 + 5}[where]
     data[off] ^= 0x40
     bad = _write(tmp_path, data)
     with pytest.raises(BadImage, match="hash mismatch") as e:
@@ -189,7 +194,7 @@ def test_flipped_byte_is_hash_mismatch(tmp_path, key, where):
         assert info.hash_hex() in msg  # the computed one is the good one
     else:
         assert info.hash_hex() in msg  # the TLV still holds the good one
-        assert hashlib.sha256(bytes(data[:info.hashed_size])).hexdigest() in msg
+        assert hashlib.sha256(bytes(data[:_hashed(info)])).hexdigest() in msg
     res = imgtool_verify(bad)
     assert not res.ok and "invalid hash" in res.output
 
@@ -215,9 +220,9 @@ def test_bad_header_magic(tmp_path):
 
 def test_bad_tlv_info_magic(tmp_path):
     p, data, info = _img(tmp_path)
-    data[info.hashed_size] ^= 0x01
+    data[_hashed(info)] ^= 0x01
     bad = _write(tmp_path, data)
-    with pytest.raises(BadImage, match="bad TLV info magic 0x6906 at offset %d" % info.hashed_size):
+    with pytest.raises(BadImage, match="bad TLV info magic 0x6906 at offset %d" % _hashed(info)):
         _verify_file(bad)
     res = imgtool_verify(bad)
     assert not res.ok and "Invalid TLV info magic" in res.output
@@ -243,7 +248,7 @@ def test_protected_size_mismatch(tmp_path):
 def test_missing_sha256_tlv(tmp_path):
     # Retype the SHA256 TLV as a vendor TLV (0xa0): structure intact, hash gone.
     p, data, info = _img(tmp_path)
-    off = info.hashed_size + 4
+    off = _hashed(info) + 4
     assert data[off] == 0x10
     data[off] = 0xA0
     bad = _write(tmp_path, data)
@@ -254,7 +259,7 @@ def test_missing_sha256_tlv(tmp_path):
 
 def test_tlv_overrunning_area(tmp_path):
     p, data, info = _img(tmp_path)
-    off = info.hashed_size + 4 + 2  # SHA256 TLV length
+    off = _hashed(info) + 4 + 2  # SHA256 TLV length
     data[off] = 0x40
     with pytest.raises(BadImage, match="overruns the area"):
         _verify_bytes(bytes(data))
@@ -265,8 +270,8 @@ def test_truncation_anywhere_is_named(tmp_path, key):
     p, data, info = _img(tmp_path, key=key, security_counter=3)
     n = len(data)
     h = info.header_size
-    cuts = [0, 1, 31, 32, h - 1, h, h + 1000, info.hashed_size - 1,
-            info.hashed_size + 2, info.hashed_size + 6, info.hashed_size + 20, n - 1]
+    cuts = [0, 1, 31, 32, h - 1, h, h + 1000, _hashed(info) - 1,
+            _hashed(info) + 2, _hashed(info) + 6, _hashed(info) + 20, n - 1]
     for cut in cuts:
         with pytest.raises(BadImage, match="truncated") as e:
             _verify_bytes(bytes(data[:cut]))
@@ -289,9 +294,9 @@ def test_size_argument(tmp_path):
     p, data, info = _img(tmp_path)
     n = len(data)
     assert _verify_bytes(bytes(data), size=n).file_size == n
-    with pytest.raises(BadImage, match="truncated"):
+    with pytest.raises(BadImage, match="longer than the given size %d" % (n - 1)):
         _verify_bytes(bytes(data), size=n - 1)
-    with pytest.raises(BadImage, match="truncated"):
+    with pytest.raises(BadImage, match="truncated image: file ends at offset %d, expected %d bytes" % (n, n + 1)):
         _verify_bytes(bytes(data), size=n + 1)
     with pytest.raises(BadImage, match="longer than the given size"):
         _verify_bytes(bytes(data) + b"xx", size=n, allow_trailing=True)
@@ -357,20 +362,20 @@ def test_file_sha256_and_image_type(tmp_path):
 
 def test_parse_header(tmp_path):
     p, data, info = _img(tmp_path, version="3.4.5+6")
-    h = mcuboot.parse_header(bytes(data[:32]))
+    h = mcuboot_scan.parse_header(bytes(data[:32]))
     assert (h.header_size, h.image_size, h.version) == (0x200, 3000, (3, 4, 5, 6))
     assert h.hash is None and h.file_sha is None
     with pytest.raises(BadImage, match="truncated image header: 31 bytes"):
-        mcuboot.parse_header(bytes(data[:31]))
+        mcuboot_scan.parse_header(bytes(data[:31]))
     bad = bytearray(data[:32])
     bad[8] = 16
     bad[9] = 0
     with pytest.raises(BadImage, match="bad header size 16"):
-        mcuboot.parse_header(bad)
+        mcuboot_scan.parse_header(bad)
 
 
 def test_fault_numbers_match_the_public_names(tmp_path):
-    # mcuboot sets private _F_* numbers; mcuboot_scan names them for servers.
+    # mcuboot's private _E_* numbers carry the fault; mcuboot_scan names them for servers.
     good = bytearray(open(make_image(tmp_path / "a.bin", version="1.0.0", size=2000), "rb").read())
 
     def fault(data):
@@ -392,3 +397,15 @@ def test_fault_numbers_match_the_public_names(tmp_path):
     bad_tlv = bytearray(good)
     bad_tlv[hdr_size + img_size] ^= 0xFF  # the TLV info magic
     assert fault(bad_tlv) == mcuboot_scan.FAULT_TLV_AREA
+
+
+def test_error_numbers_are_the_same_in_mcuboot_and_its_texts():
+    # mcuboot_errors builds the texts for mcuboot's private _E_* numbers: the two lists must agree.
+    import re
+
+    def numbers(mod):
+        with open(mod.__file__) as f:
+            return re.findall(r"^(_E_\w+) = const\((0x[0-9a-fA-F]+)\)", f.read(), re.M)
+
+    from smpdfu import mcuboot_errors
+    assert numbers(mcuboot) == numbers(mcuboot_errors) and len(numbers(mcuboot)) == 12

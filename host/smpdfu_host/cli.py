@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from smpdfu import __version__, commands, mcuboot
+from smpdfu import __version__, commands, mcuboot, mcuboot_scan
 from smpdfu.errors import (BadImage, CBORError, DeviceError, FrameError, ImageError, LinkError, NotFound,
                            ProtocolError, SMPError, SMPTimeout)
 
@@ -277,7 +277,7 @@ def inspect_image(path):
             f.seek(0)
             head = f.read(mcuboot.IMAGE_HEADER_SIZE)
         try:
-            hdr = mcuboot.parse_header(head)
+            hdr = mcuboot_scan.parse_header(head)
         except BadImage:
             hdr = None
         return None, hdr, err, size
@@ -295,12 +295,12 @@ def image_info_dict(path, info, hdr, err, size):
             "version": imgtool_version(h.version), "version_state": h.version_str,
             "load_addr": h.load_addr, "header_size": h.header_size, "image_size": h.image_size,
             "protected_tlv_size": h.protected_tlv_size, "flags": h.flags,
-            "bootable": h.bootable, "encrypted": h.encrypted})
+            "bootable": mcuboot_scan.bootable(h), "encrypted": mcuboot_scan.encrypted(h)})
     if info is not None:
         d.update({
             "tlv_size": info.tlv_size, "total_size": info.total_size,
-            "hash": info.hash_hex(), "file_sha256": info.file_sha_hex(),
-            "hash_verified": info.hash_verified, "signed": info.signed, "padded": info.padded,
+            "hash": info.hash_hex(), "file_sha256": mcuboot.hexstr(info.file_sha),
+            "hash_verified": info.hash_verified, "signed": mcuboot_scan.signed(info), "padded": info.padded,
             "checked": "hash" if info.hash_verified else "layout only (encrypted: hash not checked)",
             "security_counter": info.security_counter,
             "tlvs": [{"type": t, "name": tlv_name(t), "len": n} for t, n in info.tlvs],

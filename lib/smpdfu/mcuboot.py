@@ -10,15 +10,16 @@ An MCUboot image (as ``imgtool sign`` writes it) is, little-endian::
 ``verify()`` reads such a file once, front to back, through one small buffer:
 it checks the structure and the image hash, and also computes the SHA-256 of
 the whole file, which is what the SMP upload command sends as ``sha``.
-Signatures are reported (``ImageInfo.signed``) but not checked: boards have no
-public-key crypto, and MCUboot checks them itself before booting.
+Signatures are not checked (boards have no public-key crypto; MCUboot checks
+them itself before booting). What only hosts need (``scan``, ``parse_header``,
+``signed``...) is in :mod:`smpdfu.mcuboot_scan`; the error texts are in
+:mod:`smpdfu.mcuboot_errors`, loaded only when a check fails.
 """
 
 import struct
 from binascii import hexlify
 
 from .compat import const, sha256
-from .errors import BadImage
 
 # 0x96f3b83d, as the 4 bytes a little-endian image starts with: compared as
 # bytes, since builds without long ints (small CircuitPython boards) cannot
@@ -27,33 +28,37 @@ IMAGE_MAGIC = b"\x3d\xb8\xf3\x96"
 IMAGE_HEADER_SIZE = const(32)
 _TLV_INFO_MAGIC = const(0x6907)
 _TLV_PROT_INFO_MAGIC = const(0x6908)
-_TLV_INFO_SIZE = const(4)
-_TLV_SIZE = const(4)
-
-# Header flags (bootutil/image.h, IMAGE_F_*).
-_IMAGE_F_PIC = const(0x01)
-_IMAGE_F_ENCRYPTED_AES128 = const(0x04)
-_IMAGE_F_ENCRYPTED_AES256 = const(0x08)
-IMAGE_F_NON_BOOTABLE = const(0x10)
-_IMAGE_F_RAM_LOAD = const(0x20)
-_IMAGE_F_ROM_FIXED = const(0x100)
-_IMAGE_F_COMPRESSED_LZMA1 = const(0x200)
-_IMAGE_F_COMPRESSED_LZMA2 = const(0x400)
-_IMAGE_F_COMPRESSED_ARM_THUMB = const(0x800)
-
-# TLV types this module acts on (bootutil/image.h, IMAGE_TLV_*); the host CLI
-# holds the names of all of them (for printing; a board never needs them).
+_IMAGE_F_ENCRYPTED = const(0x0C)  # IMAGE_F_ENCRYPTED_AES128 | _AES256 (bootutil/image.h)
 _TLV_SHA256 = const(0x10)
-_TLV_SHA384 = const(0x11)
-_TLV_SHA512 = const(0x12)
 _TLV_SEC_CNT = const(0x50)
-# the signature TLVs, 0x20..0x25: RSA2048_PSS, ECDSA224, ECDSA_SIG, RSA3072_PSS, ED25519, SIG_PURE
-_TLV_SIG_FIRST = const(0x20)
-_TLV_SIG_LAST = const(0x25)
 _HASH_SIZE = const(32)
-_DEFAULT_BUF = const(512)
-# (Constants that are not numbers live in the one function using them: a
-# module-level name costs heap on a board, even a private one.)
+
+# What the walk is reading (ImageVerifier._state). Fields below _S_BODY are
+# collected into the 32-byte buffer; _S_BODY and _S_SKIP are passed through.
+_S_HEADER = const(0)  # the 32-byte header
+_S_INFO = const(1)  # a TLV area's 4-byte info header
+_S_ENTRY = const(2)  # a TLV entry's 4-byte header (type, length)
+_S_VALUE = const(3)  # the SEC_CNT value (protected area) or the SHA256 TLV value
+_S_BODY = const(4)  # header padding + image body
+_S_SKIP = const(5)  # a TLV value not looked into
+_S_TRAIL = const(6)  # after the TLV area: slot padding or garbage
+_S_FAILED = const(7)
+
+# What a check found wrong (texts in mcuboot_errors, which defines the same
+# names: test_mcuboot checks). The high nibble is ImageVerifier.fault, the
+# numbers mcuboot_scan names FAULT_* (0: no fault number).
+_E_LONGER = const(0x01)  # more bytes than the given size
+_E_TRAILING = const(0x02)  # bytes after the TLV area that are no slot trailer
+_E_MAGIC = const(0x10)  # the image magic
+_E_HEADER = const(0x11)  # the header size or protected TLV size in the header
+_E_INFO = const(0x20)  # a TLV info header: magic, size
+_E_ENTRY = const(0x30)  # a TLV entry header overruns its area
+_E_VALUE = const(0x31)  # a TLV value overruns its area
+_E_HASHES = const(0x40)  # more than one SHA256 TLV
+_E_HASH_SIZE = const(0x50)  # a SHA256 TLV that is not 32 bytes
+_E_NO_HASH = const(0x60)  # no SHA256 TLV
+_E_HASH = const(0x70)  # the SHA256 TLV does not match the image
+_E_TRUNCATED = const(0x80)  # the bytes ended inside the image
 
 
 def hexstr(data):
@@ -74,29 +79,31 @@ def version_str(version):
 
 
 class ImageInfo:
-    """What an MCUboot image's header and TLVs say about it.
+    """What an MCUboot image's header and TLVs say about it (plain attributes).
 
-    Attributes: ``load_addr``, ``header_size``, ``protected_tlv_size`` (with its
-    4-byte info header, 0 when absent), ``image_size``, ``flags``, ``version``
-    (major, minor, revision, build), ``hash`` (the SHA-256 TLV value: the hash a
-    device's image state list shows), ``tlvs`` and ``protected_tlvs`` (lists of
-    ``(type, length)`` in file order), ``tlv_size`` (TLV area incl. its info
-    header), ``security_counter`` (or None), ``total_size`` (header + image +
-    TLV areas), ``file_size`` (bytes read, incl. any slot padding),
-    ``padded`` (the file carries an MCUboot trailer after the TLVs),
-    ``file_sha`` (SHA-256 of the whole file, what SMP upload sends as ``sha``;
-    None from ``parse_header``), ``hash_verified`` (False only for encrypted
-    images, whose hash is over the plaintext).
+    ``load_addr``, ``header_size``, ``protected_tlv_size`` (with its 4-byte
+    info header, 0 when absent), ``image_size``, ``flags``, ``version``
+    (major, minor, revision, build), ``version_str`` (as the device's image
+    state list shows it), ``hash`` (the SHA-256 TLV value: the hash that list
+    shows), ``tlvs`` and ``protected_tlvs`` (lists of ``(type, length)`` in
+    file order), ``tlv_size`` (TLV area incl. its info header),
+    ``total_size`` (header + image + TLV areas; the TLV area counts once
+    read), ``security_counter`` (or None), ``file_size`` (bytes read, incl.
+    any slot padding), ``padded`` (the file carries an MCUboot trailer after
+    the TLVs), ``file_sha`` (SHA-256 of the whole file, what SMP upload sends
+    as ``sha``; None from a header alone), ``hash_verified`` (False for
+    encrypted images, whose hash is over the plaintext, and for a scan).
     """
 
-    def __init__(self, load_addr, header_size, protected_tlv_size, image_size,
-                 flags, version):
+    def __init__(self, load_addr, header_size, protected_tlv_size, image_size, flags, version):
         self.load_addr = load_addr
         self.header_size = header_size
         self.protected_tlv_size = protected_tlv_size
         self.image_size = image_size
         self.flags = flags
         self.version = version
+        self.version_str = version_str(version)
+        self.total_size = header_size + image_size + protected_tlv_size
         self.hash = None
         self.tlvs = []
         self.protected_tlvs = []
@@ -107,102 +114,9 @@ class ImageInfo:
         self.padded = False
         self.hash_verified = False
 
-    @property
-    def version_str(self):
-        """Version formatted as the device's image state list shows it."""
-        return version_str(self.version)
-
-    @property
-    def hashed_size(self):
-        """Bytes covered by the image hash: header + image + protected TLVs."""
-        return self.header_size + self.image_size + self.protected_tlv_size
-
-    @property
-    def total_size(self):
-        """Header + image + protected TLV area + TLV area."""
-        return self.hashed_size + self.tlv_size
-
-    @property
-    def bootable(self):
-        """False when the header has IMAGE_F_NON_BOOTABLE."""
-        return not self.flags & IMAGE_F_NON_BOOTABLE
-
-    @property
-    def encrypted(self):
-        """True when the image body is AES-encrypted."""
-        return bool(self.flags & (_IMAGE_F_ENCRYPTED_AES128 | _IMAGE_F_ENCRYPTED_AES256))
-
-    @property
-    def signed(self):
-        """True when the TLV area holds a signature (not checked here)."""
-        for t, _ in self.tlvs:
-            if _TLV_SIG_FIRST <= t <= _TLV_SIG_LAST:
-                return True
-        return False
-
     def hash_hex(self):
         """The image hash as lower-case hex, or None."""
         return None if self.hash is None else hexstr(self.hash)
-
-    def file_sha_hex(self):
-        """The whole-file SHA-256 as lower-case hex, or None."""
-        return None if self.file_sha is None else hexstr(self.file_sha)
-
-    def __repr__(self):
-        return "<ImageInfo %s %d bytes hash %s>" % (
-            self.version_str, self.total_size, self.hash_hex())
-
-
-def parse_header(buf):
-    """Parse the 32-byte MCUboot image header at the start of ``buf``.
-
-    Returns an :class:`ImageInfo` with the header fields set (no hash yet).
-    Raises :class:`BadImage` naming what is wrong.
-    """
-    if len(buf) < IMAGE_HEADER_SIZE:
-        raise BadImage("truncated image header: %d bytes (need %d)"
-                       % (len(buf), IMAGE_HEADER_SIZE))
-    if bytes(buf[0:4]) != IMAGE_MAGIC:
-        found = "0x%02x%02x%02x%02x" % (buf[3], buf[2], buf[1], buf[0])
-        if bytes(buf[0:4]) == b"\x96\xf3\xb8\x3d":
-            raise BadImage("bad image magic %s: a big-endian image (expected "
-                           "little-endian 0x96f3b83d)" % found)
-        raise BadImage("bad image magic %s (expected 0x96f3b83d)" % found)
-    (load_addr, hdr_size, prot_size, img_size, flags,
-     major, minor, rev, build) = struct.unpack_from("<4xIHHIIBBHI", buf, 0)  # the header after its magic
-    if hdr_size < IMAGE_HEADER_SIZE:
-        raise BadImage("bad header size %d (less than %d)" % (hdr_size, IMAGE_HEADER_SIZE))
-    if prot_size and prot_size < _TLV_INFO_SIZE:
-        raise BadImage("bad protected TLV size %d" % prot_size)
-    return ImageInfo(load_addr, hdr_size, prot_size, img_size, flags,
-                     (major, minor, rev, build))
-
-
-# ImageVerifier.fault: what failed, a number servers map to their error codes.
-# Private here (a board's update never looks at it: no names in its heap); the
-# public names are mcuboot_scan.FAULT_*, with the same numbers.
-_F_HEADER = const(1)  # bad magic, header size...
-_F_TLV_AREA = const(2)  # a TLV info header (magic, size)
-_F_TLV = const(3)  # a TLV entry overruns its area
-_F_HASHES = const(4)  # more than one SHA256 TLV
-_F_HASH_SIZE = const(5)  # a SHA256 TLV that is not 32 bytes
-_F_NO_HASH = const(6)  # no SHA256 TLV
-_F_HASH = const(7)  # the SHA256 TLV does not match the image
-_F_TRUNCATED = const(8)  # the bytes ended inside the image
-
-# ImageVerifier states: what the bytes being fed are.
-_S_HEADER = const(0)  # the 32-byte header (collected)
-_S_BODY = const(1)  # header padding + image body (passed through, hashed)
-_S_PINFO = const(2)  # protected TLV info (collected)
-_S_PTLV = const(3)  # a protected TLV entry header (collected)
-_S_PVAL = const(4)  # the SEC_CNT value (collected)
-_S_PSKIP = const(5)  # another protected TLV value (passed)
-_S_TINFO = const(6)  # TLV info (collected)
-_S_TLV = const(7)  # a TLV entry header (collected)
-_S_TVAL = const(8)  # the SHA256 TLV value (collected)
-_S_TSKIP = const(9)  # another TLV value (passed)
-_S_TRAIL = const(10)  # after the TLV area: slot padding or garbage
-_S_FAILED = const(11)
 
 
 class ImageVerifier:
@@ -217,8 +131,12 @@ class ImageVerifier:
     ``size``: the file length when known (more bytes is an error, fewer is
     reported by :meth:`finish`); ``allow_trailing``: accept bytes after the
     TLV area that are not an MCUboot trailer. A problem found while feeding is
-    kept in :attr:`error` (parsing stops; the whole-file SHA-256 goes on) and
-    raised by :meth:`finish`.
+    kept in ``error`` (parsing stops; the whole-file SHA-256 goes on) and
+    raised by :meth:`finish`; ``fault`` then says what failed, as a number
+    (``mcuboot_scan.FAULT_*``, for servers mapping it to an error code).
+    ``pass_left``: bytes of body or TLV value next that the walk does not look
+    into (see :meth:`skip`); ``complete``: the TLV area was read whole and
+    found good; ``pos``: bytes fed.
     """
 
     def __init__(self, size=None, allow_trailing=False):
@@ -230,35 +148,23 @@ class ImageVerifier:
         """Forget everything fed so far: check a new image with the same buffers."""
         self.size = size
         self.allow_trailing = allow_trailing
-        self.info = None
-        self.error = None
-        self.fault = None  # what failed, for servers mapping it to an error code: see mcuboot_scan.FAULT_*
-        self.skipped = False  # bytes were skipped (see skip): no hash can be checked
-        self.pos = 0  # bytes fed
+        self.info = self.error = self.fault = None
+        self.complete = self.skipped = False  # skipped: bytes went by unread (see skip): no hash checked
+        self.pos = self.pass_left = 0
         self._state = _S_HEADER
-        self._need = IMAGE_HEADER_SIZE  # collect: bytes wanted; pass: bytes left
+        self._need = IMAGE_HEADER_SIZE  # bytes of the field being collected
         self._have = 0
         self._end = 0  # end offset of the TLV area being walked
-        self._other_hash = None
-        self._extra = 0
         self._digest = None
         self._file_hash = sha256()
-        self._img_hash = sha256()  # None once past the hashed part
-
-    @property
-    def complete(self):
-        """True once the TLV area has been read whole and found good."""
-        return self._state == _S_TRAIL and self.error is None
+        self._img_hash = sha256()  # None once past the hashed part (header..protected TLVs)
 
     def feed(self, buf):
         """Check the next ``len(buf)`` bytes of the image (``buf`` is not kept)."""
         n = len(buf)
-        if not n:
-            return
         self._file_hash.update(buf)
         if self.size is not None and self.pos + n > self.size and self.error is None:
-            self.error = BadImage("file is longer than the given size %d" % self.size)
-            self._state = _S_FAILED
+            self._bad(_E_LONGER, self.size)
         i = 0
         mv = None
         while i < n:
@@ -266,11 +172,12 @@ class ImageVerifier:
             if st == _S_FAILED:
                 break
             k = n - i
-            collect = st != _S_BODY and st != _S_PSKIP and st != _S_TSKIP and st != _S_TRAIL
-            if st != _S_TRAIL:
-                left = self._need - self._have if collect else self._need
-                if k > left:
-                    k = left
+            if st < _S_BODY:
+                left = self._need - self._have
+            else:
+                left = self.pass_left if st < _S_TRAIL else k
+            if k > left:
+                k = left
             if i == 0 and k == n:
                 piece = buf
             else:
@@ -282,226 +189,139 @@ class ImageVerifier:
             i += k
             self.pos += k
             if st == _S_TRAIL:
-                self._keep_tail(piece, k)
-                continue
-            if collect:
+                # The last 16 bytes after the TLV area tell slot padding from garbage.
+                tail = self._tail
+                if k >= 16:
+                    tail[:] = piece[k - 16:k]
+                else:
+                    tail[0:16 - k] = tail[k:16]
+                    tail[16 - k:16] = piece
+            elif st < _S_BODY:
                 self._buf[self._have:self._have + k] = piece
                 self._have += k
-                if self._have < self._need:
-                    continue
-                self._have = 0
+                if self._have == self._need:
+                    self._advance(st)
             else:
-                self._need -= k
-                if self._need:
-                    continue
-            try:
-                self._advance(st)
-            except BadImage as e:
-                self._fail(e, st)
-
-    def _fail(self, e, st):
-        if self.fault is None:
-            if st == _S_HEADER:
-                self.fault = _F_HEADER
-            elif st == _S_PINFO or st == _S_TINFO:
-                self.fault = _F_TLV_AREA
-            else:
-                self.fault = _F_TLV
-        self.error = e
-        self._state = _S_FAILED
-
-    @property
-    def pass_left(self):
-        """Bytes of body or TLV value the walk does not look into, next (0 when it needs the next bytes)."""
-        st = self._state
-        return self._need if st == _S_BODY or st == _S_PSKIP or st == _S_TSKIP else 0
-
-    @property
-    def collect_left(self):
-        """Bytes the walk still needs for the field it is reading (0 when passing or done)."""
-        st = self._state
-        if st == _S_BODY or st == _S_PSKIP or st == _S_TSKIP or st >= _S_TRAIL:
-            return 0
-        return self._need - self._have
+                self.pass_left -= k
+                if not self.pass_left:
+                    self._advance(st)
 
     def skip(self, n):
-        """Go past ``n`` bytes of :attr:`pass_left` without reading them.
+        """Go past ``n`` bytes of ``pass_left`` without reading them.
 
         For random-access storage (a flash slot): the header and TLVs are
         walked, the body is not read, so no hash is checked
         (``hash_verified`` False) and ``file_sha`` is None.
         """
         if n > self.pass_left:
-            raise ValueError("can skip %d bytes here, not %d" % (self.pass_left, n))
+            raise ValueError("skip %d > pass_left %d" % (n, self.pass_left))
         self.skipped = True
         self.pos += n
-        self._need -= n
-        if not self._need:
-            try:
-                self._advance(self._state)
-            except BadImage as e:
-                self._fail(e, self._state)
+        self.pass_left -= n
+        if not self.pass_left:
+            self._advance(self._state)
 
-    def _keep_tail(self, piece, k):
-        # The last 16 bytes after the TLV area tell slot padding from garbage.
-        tail = self._tail
-        self._extra += k
-        if k >= 16:
-            tail[:] = piece[k - 16:k]
-        else:
-            tail[0:16 - k] = tail[k:16]
-            tail[16 - k:16] = piece
+    def _bad(self, code, *args):
+        # A check failed: keep the error for finish (the walk stops); code's
+        # high nibble is the fault. The texts load only now.
+        from .mcuboot_errors import bad
 
-    def _collect(self, state, n):
-        self._state = state
-        self._need = n
-        self._have = 0
-
-    def _pass(self, state, n):
-        # Pass n bytes (a body or a TLV value); with n == 0 go on at once.
-        self._state = state
-        self._need = n
-        if not n:
-            self._advance(state)
+        self.fault = code >> 4 or None
+        self.error = e = bad(self, code, args)
+        self._state = _S_FAILED
+        self.pass_left = 0
+        return e
 
     def _advance(self, st):
-        # A region is complete: check it and say what comes next.
+        # The region st is whole: check it, then set up the next one (a
+        # region of 0 bytes to pass is whole at once: the loop goes on).
         buf = self._buf
         info = self.info
-        if st == _S_HEADER:
-            self.info = info = parse_header(buf)
-            self._pass(_S_BODY, info.header_size - IMAGE_HEADER_SIZE + info.image_size)
-        elif st == _S_BODY:
-            self._after_body()
-        elif st == _S_PINFO or st == _S_TINFO:
-            self._area(st == _S_PINFO)
-        elif st == _S_PTLV or st == _S_TLV:
-            self._entry(st == _S_PTLV)
-        elif st == _S_PVAL:
-            info.security_counter = struct.unpack_from("<I", buf, 0)[0]
-            self._next_entry(True)
-        elif st == _S_TVAL:
-            info.hash = bytes(buf)
-            self._next_entry(False)
-        else:  # _S_PSKIP, _S_TSKIP
-            self._next_entry(st == _S_PSKIP)
-
-    def _after_body(self):
-        if self.info.protected_tlv_size:
-            self._collect(_S_PINFO, _TLV_INFO_SIZE)
-        else:
-            self._end_hashed()
-
-    def _end_hashed(self):
-        self._digest = None if self.skipped else self._img_hash.digest()
-        self._img_hash = None
-        self._collect(_S_TINFO, _TLV_INFO_SIZE)
-
-    def _area(self, prot):
-        info = self.info
-        at = self.pos - _TLV_INFO_SIZE
-        magic, tot = struct.unpack_from("<HH", self._buf, 0)
-        if prot:
-            if magic != _TLV_PROT_INFO_MAGIC:
-                raise BadImage("bad protected TLV magic 0x%04x at offset %d (expected 0x%04x)"
-                               % (magic, at, _TLV_PROT_INFO_MAGIC))
-            if tot < _TLV_INFO_SIZE:
-                raise BadImage("bad protected TLV size %d at offset %d" % (tot, at))
-            if tot != info.protected_tlv_size:
-                raise BadImage("protected TLV area size %d does not match header's %d"
-                               % (tot, info.protected_tlv_size))
-        else:
-            if magic == _TLV_PROT_INFO_MAGIC and not info.protected_tlv_size:
-                raise BadImage("protected TLV area at offset %d but the header says "
-                               "protected_tlv_size 0" % at)
-            if magic != _TLV_INFO_MAGIC:
-                raise BadImage("bad TLV info magic 0x%04x at offset %d (expected 0x%04x)"
-                               % (magic, at, _TLV_INFO_MAGIC))
-            if tot < _TLV_INFO_SIZE:
-                raise BadImage("bad TLV area size %d" % tot)
-            info.tlv_size = tot
-        self._end = at + tot
-        self._next_entry(prot)
-
-    def _next_entry(self, prot):
-        end = self._end
-        if self.pos < end:
-            if self.pos + _TLV_SIZE > end:
-                raise BadImage("%s entry header at offset %d overruns the area (ends at %d)"
-                               % ("protected TLV" if prot else "TLV", self.pos, end))
-            self._collect(_S_PTLV if prot else _S_TLV, _TLV_SIZE)
-        elif prot:
-            self._end_hashed()
-        else:
-            self._check_hash()
-            self._state = _S_TRAIL
-
-    def _entry(self, prot):
-        info = self.info
-        t, n = struct.unpack_from("<HH", self._buf, 0)
-        if self.pos + n > self._end:
-            raise BadImage("%s 0x%02x of length %d at offset %d overruns the area (ends at %d)"
-                           % ("protected TLV" if prot else "TLV", t, n, self.pos - _TLV_SIZE, self._end))
-        if prot:
-            info.protected_tlvs.append((t, n))
-            if t == _TLV_SEC_CNT and n == 4:
-                self._collect(_S_PVAL, 4)
-            else:
-                self._pass(_S_PSKIP, n)
-            return
-        info.tlvs.append((t, n))
-        if t == _TLV_SHA256:
-            if info.hash is not None:
-                self.fault = _F_HASHES
-                raise BadImage("more than one SHA256 TLV")
-            if n != _HASH_SIZE:
-                self.fault = _F_HASH_SIZE
-                raise BadImage("SHA256 TLV has length %d (expected %d)" % (n, _HASH_SIZE))
-            self._collect(_S_TVAL, _HASH_SIZE)
-        else:
-            if t == _TLV_SHA384 or t == _TLV_SHA512:
-                self._other_hash = t
-            self._pass(_S_TSKIP, n)
-
-    def _check_hash(self):
-        info = self.info
-        if info.hash is None:
-            self.fault = _F_NO_HASH
-            t = self._other_hash
-            if t is not None:
-                raise BadImage("image hash TLV is SHA-%d (0x%02x); only SHA-256 images "
-                               "are supported" % (384 if t == _TLV_SHA384 else 512, t))
-            raise BadImage("missing SHA256 TLV")
-        if info.encrypted or self.skipped:
-            # imgtool hashes the plaintext, then encrypts: nothing to compare here.
-            info.hash_verified = False
-        elif self._digest != info.hash:
-            self.fault = _F_HASH
-            raise BadImage("image hash mismatch: SHA256 TLV %s, computed %s"
-                           % (hexstr(info.hash), hexstr(self._digest)))
-        else:
-            info.hash_verified = True
+        while True:
+            prot = self._img_hash is not None  # in the protected TLV area (when in one)
+            if st == _S_HEADER:
+                if bytes(buf[0:4]) != IMAGE_MAGIC:
+                    return self._bad(_E_MAGIC, bytes(buf[0:4]))
+                (addr, hdr, psize, isize, flags,
+                 major, minor, rev, build) = struct.unpack_from("<4xIHHIIBBHI", buf, 0)  # after the magic
+                if hdr < IMAGE_HEADER_SIZE or 0 < psize < 4:
+                    return self._bad(_E_HEADER, hdr, psize)
+                self.info = info = ImageInfo(addr, hdr, psize, isize, flags, (major, minor, rev, build))
+                st, n = _S_BODY, hdr - IMAGE_HEADER_SIZE + isize
+            elif st == _S_BODY and info.protected_tlv_size:
+                st, n = _S_INFO, 4
+            elif st == _S_ENTRY:
+                t, n = struct.unpack_from("<HH", buf, 0)
+                if self.pos + n > self._end:
+                    return self._bad(_E_VALUE, t, n, self.pos - 4, self._end)
+                st = _S_SKIP
+                if prot:
+                    info.protected_tlvs.append((t, n))
+                    if t == _TLV_SEC_CNT and n == 4:
+                        st = _S_VALUE
+                else:
+                    info.tlvs.append((t, n))
+                    if t == _TLV_SHA256:
+                        if info.hash is not None:
+                            return self._bad(_E_HASHES)
+                        if n != _HASH_SIZE:
+                            return self._bad(_E_HASH_SIZE, n)
+                        st = _S_VALUE
+            else:  # a TLV info, a value, a skipped value, a body without protected TLVs: the next entry
+                pos = self.pos
+                if st == _S_INFO:
+                    magic, tot = struct.unpack_from("<HH", buf, 0)
+                    if (magic != (_TLV_PROT_INFO_MAGIC if prot else _TLV_INFO_MAGIC) or tot < 4
+                            or prot and tot != info.protected_tlv_size):
+                        return self._bad(_E_INFO, magic, tot, pos - 4)
+                    self._end = pos - 4 + tot
+                    if not prot:
+                        info.tlv_size = tot
+                        info.total_size += tot
+                elif st == _S_VALUE:
+                    if prot:
+                        info.security_counter = struct.unpack_from("<I", buf, 0)[0]
+                    else:
+                        info.hash = bytes(buf)
+                elif st == _S_BODY:
+                    self._end = pos  # no protected area: it ends here
+                end = self._end
+                if pos < end:
+                    if pos + 4 > end:
+                        return self._bad(_E_ENTRY, pos, end)
+                    st, n = _S_ENTRY, 4
+                elif prot:  # the hashed part ends: the TLV area follows
+                    self._digest = None if self.skipped else self._img_hash.digest()
+                    self._img_hash = None
+                    st, n = _S_INFO, 4
+                else:
+                    if info.hash is None:
+                        return self._bad(_E_NO_HASH)
+                    # imgtool hashes the plaintext, then encrypts: nothing to compare then.
+                    if not (info.flags & _IMAGE_F_ENCRYPTED or self.skipped):
+                        if self._digest != info.hash:
+                            return self._bad(_E_HASH)
+                        info.hash_verified = True
+                    self._state = _S_TRAIL
+                    self.complete = True
+                    return
+            self._state = st
+            if st < _S_BODY:
+                self._need = n
+                self._have = 0
+                return
+            if n:
+                self.pass_left = n
+                return
 
     def finish(self):
-        """Return the :class:`ImageInfo` of what was fed; raise :class:`BadImage` naming the problem."""
+        """Return the :class:`ImageInfo` of what was fed; raise :class:`~smpdfu.errors.BadImage` naming the problem."""
         if self.error is not None:
             raise self.error
-        st = self._state
-        if st != _S_TRAIL:
-            self.fault = _F_TRUNCATED
-            if st == _S_HEADER:
-                raise BadImage("truncated image header: %d bytes (need %d)" % (self._have, IMAGE_HEADER_SIZE))
-            # Named by what the image needs (where the cut item ends), not by a read.
-            passing = st == _S_BODY or st == _S_PSKIP or st == _S_TSKIP
-            end = self.pos + (self._need if passing else self._need - self._have)
-            what = ("image header", "image body", "protected TLV info", "protected TLV entry", "SEC_CNT",
-                    "protected TLV", "TLV info", "TLV entry", "SHA256 TLV", "TLV")[st]  # by _S_* state
-            raise BadImage("truncated image: the %s runs to offset %d; the file ends after %d bytes"
-                           % (what, end, self.pos))
-        if self.size is not None and self.pos < self.size:
-            raise BadImage("truncated image: file ends at offset %d, expected %d bytes" % (self.pos, self.size))
         info = self.info
-        extra = self._extra
+        if self._state != _S_TRAIL or self.size is not None and self.pos < self.size:
+            raise self._bad(_E_TRUNCATED)
+        extra = self.pos - info.total_size
         if extra:
             tail = self._tail
             # The last 16 bytes of an image padded to its slot (imgtool --pad): the standard
@@ -510,8 +330,7 @@ class ImageVerifier:
                                 or tail[2:] == b"\x2d\xe1\x5d\x29\x41\x0b\x8d\x77\x67\x9c\x11\x0f\x1f\x8a"):
                 info.padded = True
             elif not self.allow_trailing:
-                raise BadImage("%d bytes of trailing data after the TLV area (image ends "
-                               "at offset %d)" % (extra, info.total_size))
+                raise self._bad(_E_TRAILING, extra, info.total_size)
         info.file_size = self.pos
         info.file_sha = None if self.skipped else self._file_hash.digest()
         return info
@@ -521,35 +340,29 @@ def verify(stream, buf=None, size=None, allow_trailing=False):
     """Parse and check the MCUboot image read from ``stream``; return :class:`ImageInfo`.
 
     ``stream``: any object with ``readinto`` (a file opened ``"rb"``); it is read
-    once, sequentially, to its end (or to ``size`` bytes), never seeked.
-    ``buf``: the read buffer (a bytearray of at least 32 bytes; 512 bytes are
-    allocated when None). Memory use does not depend on the image size.
-    ``size``: the file length when known; a shorter or longer image is an error.
-    ``allow_trailing``: accept bytes after the TLV area that are not an
-    MCUboot trailer (imgtool ``--pad`` output is always accepted).
+    once, sequentially, to its end, never seeked. ``buf``: the read buffer (a
+    bytearray of at least 32 bytes; 512 bytes are allocated when None).
+    Memory use does not depend on the image size. ``size``: the file length
+    when known; a shorter or longer image is an error. ``allow_trailing``:
+    accept bytes after the TLV area that are not an MCUboot trailer (imgtool
+    ``--pad`` output is always accepted).
 
     Checks the header and TLV magics, that every TLV fits its area, and that the
     SHA-256 TLV equals the hash of header + image + protected TLVs (skipped,
     with ``hash_verified`` False, for encrypted images): it feeds an
-    :class:`ImageVerifier`. Raises :class:`BadImage` naming the problem.
+    :class:`ImageVerifier`. Raises :class:`~smpdfu.errors.BadImage` naming the problem.
     """
     if buf is None:
-        buf = bytearray(_DEFAULT_BUF)
-    if len(buf) < IMAGE_HEADER_SIZE:
-        raise ValueError("buffer must hold at least %d bytes" % IMAGE_HEADER_SIZE)
+        buf = bytearray(512)
+    full = len(buf)
+    if full < IMAGE_HEADER_SIZE:
+        raise ValueError("buf of %d bytes < 32" % full)
     v = ImageVerifier(size, allow_trailing)
     mv = memoryview(buf)
-    full = len(buf)
-    while size is None or v.pos < size:
-        want = full if size is None or size - v.pos >= full else size - v.pos
-        # Whole-buffer reads pass buf itself: no slice allocated per block.
-        n = stream.readinto(buf if want == full else mv[:want])
+    while v.error is None:
+        n = stream.readinto(buf)
         if not n:
             break
+        # Whole-buffer reads pass buf itself: no slice allocated per block.
         v.feed(buf if n == full else mv[:n])
-        if v.error is not None:
-            break
-    info = v.finish()
-    if size is not None and stream.readinto(mv[:1]):
-        raise BadImage("file is longer than the given size %d" % size)
-    return info
+    return v.finish()

@@ -1,7 +1,8 @@
 """MCUboot image helpers the board's update never runs, apart from :mod:`smpdfu.mcuboot`
 so that a board does not hold their code: :func:`scan` (an image in
-random-access storage: the emulated bootloader), :func:`read_info`,
-:func:`file_sha256`.
+random-access storage: the emulated bootloader), :func:`parse_header`,
+:func:`read_info`, :func:`file_sha256`, and what an :class:`~smpdfu.mcuboot.ImageInfo`
+implies (:func:`bootable`, :func:`encrypted`, :func:`signed`).
 """
 
 from .compat import const, sha256
@@ -10,8 +11,16 @@ from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier, verify
 
 _DEFAULT_BUF = const(512)  # the read buffer file_sha256 allocates when given none
 
+# Header flags (bootutil/image.h, IMAGE_F_*).
+IMAGE_F_NON_BOOTABLE = 0x10
+_IMAGE_F_ENCRYPTED_AES128 = const(0x04)
+_IMAGE_F_ENCRYPTED_AES256 = const(0x08)
+# the signature TLVs, 0x20..0x25: RSA2048_PSS, ECDSA224, ECDSA_SIG, RSA3072_PSS, ED25519, SIG_PURE
+_TLV_SIG_FIRST = const(0x20)
+_TLV_SIG_LAST = const(0x25)
+
 # ImageVerifier.fault (BadImage.fault from scan): what failed. The numbers are
-# mcuboot's private _F_* consts (kept out of a board's heap there).
+# the high nibble of mcuboot's private _E_* consts (kept out of a board's heap there).
 FAULT_HEADER = 1  # bad magic, header size...
 FAULT_TLV_AREA = 2  # a TLV info header (magic, size)
 FAULT_TLV = 3  # a TLV entry overruns its area
@@ -42,10 +51,10 @@ def scan(read, size, buf=None):
                 break
             v.skip(k)
             continue
-        n = v.collect_left
-        if n > len(buf):
-            n = len(buf)
-        if v.pos + n > size:
+        # A field is being read: feed what is there (a field is at most 32
+        # bytes; bytes past it go to the next field or are passed over).
+        n = min(len(buf), size - v.pos)
+        if not n:
             break
         read(v.pos, mv[:n])
         v.feed(mv[:n])
@@ -54,6 +63,36 @@ def scan(read, size, buf=None):
     except BadImage as e:
         e.fault = v.fault
         raise
+
+
+def parse_header(buf):
+    """The :class:`ImageInfo` of the 32-byte MCUboot image header at the start of ``buf`` (no hash yet).
+
+    Raises :class:`BadImage` naming what is wrong.
+    """
+    v = ImageVerifier()
+    v.feed(buf[:IMAGE_HEADER_SIZE])
+    if v.info is None:
+        v.finish()  # raises: the header is short or bad
+    return v.info
+
+
+def bootable(info):
+    """False when the header has IMAGE_F_NON_BOOTABLE."""
+    return not info.flags & IMAGE_F_NON_BOOTABLE
+
+
+def encrypted(info):
+    """True when the image body is AES-encrypted."""
+    return bool(info.flags & (_IMAGE_F_ENCRYPTED_AES128 | _IMAGE_F_ENCRYPTED_AES256))
+
+
+def signed(info):
+    """True when the TLV area holds a signature (not checked here)."""
+    for t, _ in info.tlvs:
+        if _TLV_SIG_FIRST <= t <= _TLV_SIG_LAST:
+            return True
+    return False
 
 
 def read_info(stream, buf=None, size=None):

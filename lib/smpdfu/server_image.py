@@ -37,8 +37,9 @@ from .errcodes import (IMG_ERR_CURRENT_VERSION_IS_NEWER, IMG_ERR_HASH_NOT_FOUND,
                        IMG_ERR_VERSION_GET_FAILED, MGMT_ERR_EBADSTATE, MGMT_ERR_EINVAL, MGMT_ERR_ENOENT,
                        MGMT_ERR_ENOMEM, MGMT_ERR_EOK, MGMT_ERR_EUNKNOWN)
 from .errors import BadImage
-from .mcuboot import IMAGE_F_NON_BOOTABLE, IMAGE_MAGIC, version_str
-from .mcuboot_scan import FAULT_HASH_SIZE, FAULT_HASHES, FAULT_HEADER, FAULT_NO_HASH, FAULT_TLV, scan
+from .mcuboot import IMAGE_MAGIC, version_str
+from .mcuboot_scan import (FAULT_HASH_SIZE, FAULT_HASHES, FAULT_HEADER, FAULT_NO_HASH, FAULT_TLV,
+                           IMAGE_F_NON_BOOTABLE, scan)
 from .proto import GROUP_IMAGE, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, IMG_UPLOAD
 from .server import GroupStatus, field
 
