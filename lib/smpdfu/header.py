@@ -17,7 +17,7 @@ def pack_header(buf, offset, op, length, group, seq, command, version=SMP_V2):
 def unpack_header(buf, offset=0):
     """Return ``(op, version, flags, length, group, seq, command)`` of a header."""
     if len(buf) - offset < HEADER_SIZE:
-        raise ProtocolError("SMP packet shorter than its 8-byte header (%d bytes)" % (len(buf) - offset))
+        raise ProtocolError("short SMP header: %d bytes" % (len(buf) - offset))
     # Indexing, not struct.unpack_from: one tuple instead of two, and faster
     # on MicroPython (this runs for every response).
     o = offset

@@ -242,11 +242,11 @@ class ImageVerifier:
             if st == _S_HEADER:
                 if bytes(buf[0:4]) != IMAGE_MAGIC:
                     return self._bad(_E_MAGIC, bytes(buf[0:4]))
-                (addr, hdr, psize, isize, flags,
-                 major, minor, rev, build) = struct.unpack_from("<4xIHHIIBBHI", buf, 0)  # after the magic
+                addr, hdr, psize, isize, flags = struct.unpack_from("<IHHII", buf, 4)
                 if hdr < IMAGE_HEADER_SIZE or 0 < psize < 4:
                     return self._bad(_E_HEADER, hdr, psize)
-                self.info = info = ImageInfo(addr, hdr, psize, isize, flags, (major, minor, rev, build))
+                # the version: major, minor, revision, build
+                self.info = info = ImageInfo(addr, hdr, psize, isize, flags, struct.unpack_from("<BBHI", buf, 20))
                 st, n = _S_BODY, hdr - IMAGE_HEADER_SIZE + isize
             elif st == _S_BODY and info.protected_tlv_size:
                 st, n = _S_INFO, 4
@@ -341,7 +341,7 @@ def verify(stream, buf=None, size=None, allow_trailing=False):
 
     ``stream``: any object with ``readinto`` (a file opened ``"rb"``); it is read
     once, sequentially, to its end, never seeked. ``buf``: the read buffer (a
-    bytearray of at least 32 bytes; 512 bytes are allocated when None).
+    bytearray of any size; 512 bytes are allocated when None).
     Memory use does not depend on the image size. ``size``: the file length
     when known; a shorter or longer image is an error. ``allow_trailing``:
     accept bytes after the TLV area that are not an MCUboot trailer (imgtool
@@ -355,8 +355,6 @@ def verify(stream, buf=None, size=None, allow_trailing=False):
     if buf is None:
         buf = bytearray(512)
     full = len(buf)
-    if full < IMAGE_HEADER_SIZE:
-        raise ValueError("buf of %d bytes < 32" % full)
     v = ImageVerifier(size, allow_trailing)
     mv = memoryview(buf)
     while v.error is None:
