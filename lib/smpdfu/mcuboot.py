@@ -135,8 +135,9 @@ class ImageVerifier:
     raised by :meth:`finish`; ``fault`` then says what failed, as a number
     (``mcuboot_scan.FAULT_*``, for servers mapping it to an error code).
     ``pass_left``: bytes of body or TLV value next that the walk does not look
-    into (see :meth:`skip`); ``complete``: the TLV area was read whole and
-    found good; ``pos``: bytes fed.
+    into (see :meth:`skip`); ``collect_left``: bytes the walk still needs for
+    the field it is reading (0 when passing or done); ``complete``: the TLV
+    area was read whole and found good; ``pos``: bytes fed.
     """
 
     def __init__(self, size=None, allow_trailing=False):
@@ -151,9 +152,9 @@ class ImageVerifier:
         self.info = self.error = self.fault = None
         self.complete = self.skipped = False  # skipped: bytes went by unread (see skip): no hash checked
         self.pos = self.pass_left = 0
+        self.collect_left = IMAGE_HEADER_SIZE
         self._state = _S_HEADER
-        self._need = IMAGE_HEADER_SIZE  # bytes of the field being collected
-        self._have = 0
+        self._have = 0  # bytes of the field being read that are in _buf
         self._end = 0  # end offset of the TLV area being walked
         self._digest = None
         self._file_hash = sha256()
@@ -173,7 +174,7 @@ class ImageVerifier:
                 break
             k = n - i
             if st < _S_BODY:
-                left = self._need - self._have
+                left = self.collect_left
             else:
                 left = self.pass_left if st < _S_TRAIL else k
             if k > left:
@@ -197,9 +198,11 @@ class ImageVerifier:
                     tail[0:16 - k] = tail[k:16]
                     tail[16 - k:16] = piece
             elif st < _S_BODY:
-                self._buf[self._have:self._have + k] = piece
-                self._have += k
-                if self._have == self._need:
+                have = self._have
+                self._buf[have:have + k] = piece
+                self._have = have + k
+                self.collect_left -= k
+                if not self.collect_left:
                     self._advance(st)
             else:
                 self.pass_left -= k
@@ -229,7 +232,7 @@ class ImageVerifier:
         self.fault = code >> 4 or None
         self.error = e = bad(self, code, args)
         self._state = _S_FAILED
-        self.pass_left = 0
+        self.pass_left = self.collect_left = 0
         return e
 
     def _advance(self, st):
@@ -307,7 +310,7 @@ class ImageVerifier:
                     return
             self._state = st
             if st < _S_BODY:
-                self._need = n
+                self.collect_left = n
                 self._have = 0
                 return
             if n:

@@ -85,6 +85,6 @@ def bad(v, code, args):
         else:
             what = (None, prot + "TLV info", prot + "TLV entry", "SEC_CNT" if prot else "SHA256 TLV", "image body",
                     prot + "TLV")[st]  # by _S_* state
-            end = v.pos + (v._need - v._have if st < 4 else v.pass_left)
+            end = v.pos + v.collect_left + v.pass_left  # (one of them is 0)
             text = "truncated image: the %s runs to offset %d; the file ends after %d bytes" % (what, end, v.pos)
     return BadImage(text)

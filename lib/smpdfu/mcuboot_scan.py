@@ -51,10 +51,10 @@ def scan(read, size, buf=None):
                 break
             v.skip(k)
             continue
-        # A field is being read: feed what is there (a field is at most 32
-        # bytes; bytes past it go to the next field or are passed over).
-        n = min(len(buf), size - v.pos)
-        if not n:
+        n = v.collect_left
+        if n > len(buf):
+            n = len(buf)
+        if v.pos + n > size:
             break
         read(v.pos, mv[:n])
         v.feed(mv[:n])
