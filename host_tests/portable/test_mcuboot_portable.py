@@ -221,3 +221,23 @@ def test_allocation_does_not_grow_with_image_size():
             used.append(a1 - a0)
     if used:
         assert used[1] <= used[0] + 64, used
+
+
+def test_skip_only_passes_what_is_passed_over():
+    img = build(body_len=100)
+    v = mcuboot.ImageVerifier()
+    v.feed(img[:10])
+    assert v.pass_left == 0 and v.collect_left == 22
+    v.skip(0)  # nothing to skip while the header is read: no-op
+    assert v.collect_left == 22 and not v.skipped
+    try:
+        v.skip(1)
+        raise AssertionError("skipped a header byte")
+    except ValueError:
+        pass
+    v.feed(img[10:32])
+    assert v.pass_left == 100 and v.collect_left == 0
+    v.skip(100)
+    v.feed(img[132:])
+    info = v.finish()
+    assert info.hash == img[-32:] and not info.hash_verified and info.file_sha is None

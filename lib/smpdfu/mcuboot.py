@@ -218,6 +218,8 @@ class ImageVerifier:
         """
         if n > self.pass_left:
             raise ValueError("skip %d > pass_left %d" % (n, self.pass_left))
+        if not n:
+            return
         self.skipped = True
         self.pos += n
         self.pass_left -= n
@@ -238,10 +240,11 @@ class ImageVerifier:
     def _advance(self, st):
         # The region st is whole: check it, then set up the next one (a
         # region of 0 bytes to pass is whole at once: the loop goes on).
+        # One function for the whole walk: each def costs heap on a board.
         buf = self._buf
         info = self.info
         while True:
-            prot = self._img_hash is not None  # in the protected TLV area (when in one)
+            prot = self._img_hash is not None  # before the hashed part's end: in a TLV state, the protected area
             if st == _S_HEADER:
                 if bytes(buf[0:4]) != IMAGE_MAGIC:
                     return self._bad(_E_MAGIC, bytes(buf[0:4]))
