@@ -104,8 +104,9 @@ class DownloadUpdater(Updater):
         if self.version and parse_version(self.version) != tuple(got.version):
             raise fota_download.Changed("the image at %s is version %s, the manifest says %s"
                            % (self.url, got.version_str, self.version))
-        for k in ("hash", "version", "version_str", "load_addr", "header_size", "protected_tlv_size", "image_size",
-                  "flags", "tlvs", "protected_tlvs", "tlv_size", "total_size", "file_size", "file_sha", "hash_verified"):
+        for k in ("hash", "version", "version_str", "load_addr", "header_size", "protected_tlv_size",
+                  "image_size", "flags", "tlvs", "protected_tlvs", "tlv_size", "total_size", "file_size",
+                  "file_sha", "hash_verified"):
             setattr(info, k, getattr(got, k))
         self.upload_result = target.result()
         self.skipped = target.skipped
