@@ -374,7 +374,8 @@ def make_client_target():
                 return cbor.dumps(v)
         state["key"] = (group, cmd)
         state["body"] = body
-        c.cancel_all()
+        c.pending.clear()
+        c.stash.clear()
         c.transport.reset()
         try:
             fn()

@@ -8,9 +8,9 @@ the faults.
 
 import pytest
 
-from smpdfu.ble import BLETransport
+from smpdfu.ble import BLETransport, NotFound
 from smpdfu.client import SMPClient
-from smpdfu.errors import LinkError, NotFound, ProtocolError
+from smpdfu.errors import LinkError, ProtocolError
 from smpdfu_host.ble_bumble import BumbleAdapter
 from smpdfu_host.cli import run
 from smpdfu_host.emulator.ble import BLEEmulator

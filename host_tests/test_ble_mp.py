@@ -11,9 +11,9 @@ import pytest
 
 from boardble import bumble_bluetooth, scenarios
 from boardble.fixtures import emu_factory, image, nrf, use_bluetooth, world  # noqa: F401  (fixtures; nrf needs emu_factory)
-from smpdfu.ble import BLETransport
+from smpdfu.ble import BLETransport, NotFound
 from smpdfu.client import SMPClient
-from smpdfu.errors import LinkError, NotFound
+from smpdfu.errors import LinkError
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from bumble.device import ConnectionParametersPreferences, Device, Peer
 from bumble.hci import Address, Phy
 from bumble.transport import open_transport
 
-from smpdfu.ble import SMP_CHAR_UUID, SMP_SERVICE_UUID, is_address
-from smpdfu.errors import LinkError, NotFound
+from smpdfu.ble import SMP_CHAR_UUID, SMP_SERVICE_UUID, NotFound, is_address
+from smpdfu.errors import LinkError
 
 from .bumble_loop import LoopThread
 

@@ -22,8 +22,8 @@ import sys
 import time
 
 from smpdfu import __version__, commands, mcuboot, mcuboot_scan
-from smpdfu.errors import (BadImage, CBORError, DeviceError, FrameError, ImageError, LinkError, NotFound,
-                           ProtocolError, SMPError, SMPTimeout)
+from smpdfu.ble import NotFound
+from smpdfu.errors import BadImage, DeviceError, FrameError, ImageError, LinkError, ProtocolError, SMPError, SMPTimeout
 
 from .progress import Progress
 
@@ -775,7 +775,7 @@ def error_message(e, args, words):
     if type(e).__name__ in ("DownloadFailed", "HTTPStatus", "Changed", "TLSError", "BadResponse", "NetError",
                             "Stalled"):  # smpdfu.fota_download's, http's and sock's
         return "download failed: %s" % e
-    if isinstance(e, (FrameError, ProtocolError, CBORError)):
+    if isinstance(e, (FrameError, ProtocolError)):
         return "%s (%s): %s" % (type(e).__name__, words, e)
     if isinstance(e, SMPError):
         return "%s: %s" % (type(e).__name__, e)

@@ -8,7 +8,7 @@ has knobs: ``full`` (the next N writes find the controller queue full),
 ``drop_notifications`` (lose the next N), ``names`` (what a scan finds).
 """
 
-from smpdfu.errors import NotFound
+from smpdfu.ble import NotFound
 from smpdfu.framing import FrameDecoder
 from smpdfu.header import HEADER_SIZE
 

@@ -7,8 +7,9 @@ stack: host_tests/test_ble_mp.py.)
 
 import sys
 
+from smpdfu.ble import NotFound
 from smpdfu.ble_target import SMP_SERVICE_LE, parse_address
-from smpdfu.errors import LinkError, NotFound
+from smpdfu.errors import LinkError
 
 from _portable import raises
 

@@ -106,7 +106,7 @@ def test_resume_after_interrupted_upload():
             raise _Stop()
 
     raises(_Stop, c.upload, io.BytesIO(img), progress=stop_halfway)
-    assert c.outstanding() == 0  # nothing left pending in the client
+    assert len(c.pending) == 0  # nothing left pending in the client
     done = dev.upload_off
     assert size // 2 <= done < size
     r = c.upload(io.BytesIO(img))
@@ -150,7 +150,7 @@ def test_window_falls_back_to_one_after_a_loss_then_grows_again():
 
     def counting_send(*args):
         seq = send(*args)
-        in_flight.append(c.outstanding())
+        in_flight.append(len(c.pending))
         return seq
 
     c.send_encoded = counting_send

@@ -33,6 +33,13 @@ _STALE_MS = const(1000)  # a response whose next notification is this late lost 
 _DROP_WAIT_MS = const(2000)  # how long a reset device takes to drop the link
 
 
+class NotFound(LinkError):
+    """No device matching the name, address or service was found in time.
+
+    Here, not in :mod:`smpdfu.errors`: only a BLE link raises it, and a class
+    costs heap on every board."""
+
+
 def is_address(target):
     """True when ``target`` looks like a Bluetooth address ``"AA:BB:CC:DD:EE:FF"``."""
     if not isinstance(target, str) or len(target) != 17:
@@ -211,7 +218,7 @@ class BLETransport:
         """Connect again after the device dropped the link (it resets ``RESET_MS`` after answering).
 
         Waits a moment for the old link to drop, then scans and connects
-        within ``timeout_ms``; raises :class:`~smpdfu.errors.NotFound` or
+        within ``timeout_ms``; raises :class:`NotFound` or
         :class:`~smpdfu.errors.LinkError`.
         """
         adapter = self.adapter

@@ -18,10 +18,10 @@ from adafruit_ble.advertising.standard import ProvideServicesAdvertisement
 from adafruit_ble.services import Service
 from adafruit_ble.uuid import VendorUUID
 
-from .ble import SMP_CHAR_UUID, SMP_SERVICE_UUID
+from .ble import SMP_CHAR_UUID, SMP_SERVICE_UUID, NotFound
 from .ble_target import parse_address
 from .compat import const, sleep_ms, ticks_diff, ticks_ms
-from .errors import LinkError, NotFound
+from .errors import LinkError
 
 _MAX_PACKET = const(512)
 
@@ -85,7 +85,7 @@ class CPBLEAdapter:
         """Scan for ``target`` (a name, an ``"AA:BB:.."`` address, or None for the
         first device advertising the SMP service), connect and subscribe.
 
-        Raises :class:`~smpdfu.errors.NotFound` when nothing matches within
+        Raises :class:`~smpdfu.ble.NotFound` when nothing matches within
         ``timeout_ms``, :class:`~smpdfu.errors.LinkError` when a later step fails.
         """
         self.disconnect()

@@ -11,10 +11,10 @@ Works where MicroPython has a GATT client: ESP32 (NimBLE), Pico W / Pico 2 W
 (BTstack), STM32WB55.
 """
 
-from .ble import SMP_CHAR_UUID, SMP_SERVICE_UUID
+from .ble import SMP_CHAR_UUID, SMP_SERVICE_UUID, NotFound
 from .ble_target import adv_matches, parse_address
 from .compat import const, sleep_ms, ticks_diff, ticks_ms
-from .errors import LinkError, NotFound
+from .errors import LinkError
 
 # IRQ event codes (docs: library/bluetooth.rst); not on the module, to save RAM.
 _IRQ_SCAN_RESULT = const(5)
@@ -189,7 +189,7 @@ class MPBLEAdapter:
         """Scan for ``target`` (a name, an ``"AA:BB:.."`` address, or None for the
         first device advertising the SMP service), connect and subscribe.
 
-        Raises :class:`~smpdfu.errors.NotFound` when nothing matches within
+        Raises :class:`~smpdfu.ble.NotFound` when nothing matches within
         ``timeout_ms``, :class:`~smpdfu.errors.LinkError` when a step after
         that fails.
         """

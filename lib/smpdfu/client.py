@@ -1,27 +1,15 @@
-"""An SMP (MCUmgr) client: requests, responses matched by sequence number, commands."""
+"""An SMP (MCUmgr) client: requests, responses matched by sequence number, commands.
 
-from binascii import unhexlify
+Only what a board's update sends is here (each method costs heap on a board);
+the CLI's other commands are functions in :mod:`smpdfu.commands`.
+"""
 
 from . import cbor
 from .compat import sleep_ms, ticks_diff, ticks_ms
-from .errors import CBORError, FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
+from .errors import FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
 from .header import HEADER_SIZE, pack_header
-from .messages import ImageSlot, McuMgrParams, get_str, slot_info_from_response
+from .messages import ImageSlot, McuMgrParams, describe, get_str, slot_info_from_response
 from .proto import GROUP_IMAGE, GROUP_OS, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE, OS_ECHO, OS_PARAMS, OS_RESET
-
-
-def _command_name(group, cmd):
-    # For messages only: the names module is loaded when an error is built.
-    from .errcodes import command_name
-
-    return command_name(group, cmd)
-
-
-def _as_hash(h):
-    # Accept a hex string as well as bytes.
-    if isinstance(h, str):
-        return unhexlify(h)
-    return h
 
 
 class SMPClient:
@@ -29,18 +17,21 @@ class SMPClient:
 
     Requests go out with SMP v2 headers; v1 answers are accepted. Each request
     gets a sequence number (0..255) and responses are matched by it, so
-    several requests can be in flight: responses for other outstanding
-    requests are kept until asked for, stray ones are dropped.
+    several requests can be in flight (:meth:`encoder`, :meth:`send_encoded`,
+    :meth:`wait`): responses for other outstanding requests are kept until
+    asked for, stray ones are dropped.
 
-    ``timeout_ms`` is the default time to wait for a response.
+    ``timeout_ms`` is the default time to wait for a response. ``pending``
+    holds the seqs sent and not answered (or cancelled) yet, ``stash`` those of
+    them whose answer has arrived, ``stray`` counts dropped responses.
     """
 
     def __init__(self, transport, timeout_ms=3000):
         self.transport = transport
         self.timeout_ms = timeout_ms
         self._seq = 0
-        self._pending = {}  # seq -> response op << 24 | group << 8 | cmd
-        self._stash = {}  # seq -> raw response packet, for outstanding seqs
+        self.pending = {}  # seq -> response op << 24 | group << 8 | cmd
+        self.stash = {}  # seq -> raw response packet, for outstanding seqs
         self._enc = cbor.Encoder(transport.packet, HEADER_SIZE)
         self.stray = 0  # responses dropped because nobody waited for them
         self._heard = False  # the device answered once (or the first request was retried)
@@ -58,53 +49,26 @@ class SMPClient:
         return enc
 
     def send_encoded(self, op, group, cmd):
-        """Send the body written through :meth:`encoder`; return the seq."""
+        """Send the body written through :meth:`encoder` without waiting; return
+        its seq, for :meth:`wait` (or :meth:`poll` and :meth:`take`)."""
         enc = self._enc
         seq = self._seq
         self._seq = (seq + 1) & 0xFF
         pack_header(enc.buf, 0, op, enc.pos - HEADER_SIZE, group, seq, cmd)
         # Registered before sending: a synchronous link may answer at once.
-        self._stash.pop(seq, None)
-        self._pending[seq] = (op | 1) << 24 | group << 8 | cmd  # what take() checks: no tuple per request
+        self.stash.pop(seq, None)
+        self.pending[seq] = (op | 1) << 24 | group << 8 | cmd  # what take() checks: no tuple per request
         try:
             self.transport.send(enc.pos)
         except Exception:
-            del self._pending[seq]
+            del self.pending[seq]
             raise
         return seq
 
-    def send_request(self, op, group, cmd, body=None):
-        """Send a request without waiting; return its sequence number.
-
-        ``body`` is a dict (or None for ``{}``), or a callable ``body(enc)``
-        that writes the CBOR body with the given :class:`~smpdfu.cbor.Encoder`.
-        """
-        enc = self.encoder()
-        if body is None:
-            enc.map(0)
-        elif callable(body):
-            body(enc)
-        else:
-            enc.value(body)
-        return self.send_encoded(op, group, cmd)
-
     def cancel(self, seq):
         """Stop waiting for ``seq``: its response will be ignored if it comes."""
-        self._pending.pop(seq, None)
-        self._stash.pop(seq, None)
-
-    def cancel_all(self):
-        """Forget every outstanding request."""
-        self._pending.clear()
-        self._stash.clear()
-
-    def answered(self, seq):
-        """True when the response to ``seq`` has arrived (and waits in the stash)."""
-        return seq in self._stash
-
-    def outstanding(self):
-        """Number of requests sent and not answered (or cancelled) yet."""
-        return len(self._pending)
+        self.pending.pop(seq, None)
+        self.stash.pop(seq, None)
 
     def poll(self):
         """Take one received packet, if any, into the stash.
@@ -115,12 +79,9 @@ class SMPClient:
         pkt = self.transport.recv()
         if pkt is None:
             return None
-        if len(pkt) < HEADER_SIZE:
-            self.stray += 1
-            return None
-        seq = pkt[6]
-        if seq in self._pending:
-            self._stash[seq] = pkt
+        seq = pkt[6] if len(pkt) >= HEADER_SIZE else -1
+        if seq in self.pending:
+            self.stash[seq] = pkt
             return seq
         self.stray += 1
         return None
@@ -128,17 +89,17 @@ class SMPClient:
     def wait(self, seq, timeout_ms=None):
         """Wait for the response to ``seq``; return its body (a dict).
 
-        Raises the device's error as an exception (:class:`~smpdfu.errors.MgmtError`,
+        Raises the device's error as an exception (:class:`~smpdfu.errors.DeviceError`,
         :class:`~smpdfu.errors.ImageError`...), :class:`~smpdfu.errors.SMPTimeout`,
         :class:`~smpdfu.errors.FrameError` for a broken response frame (the
         request is then forgotten), or :class:`~smpdfu.errors.ProtocolError`.
         """
-        expect = self._pending.get(seq)
+        expect = self.pending.get(seq)
         if expect is None:
             raise ProtocolError("no request with seq %d is outstanding" % seq)
         if timeout_ms is None:
             timeout_ms = self.timeout_ms
-        stash = self._stash
+        stash = self.stash
         t0 = ticks_ms()
         while seq not in stash:
             try:
@@ -150,7 +111,7 @@ class SMPClient:
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
-                    raise SMPTimeout("no response to %s within %d ms" % (_command_name((expect >> 8) & 0xFFFF, expect & 0xFF),
+                    raise SMPTimeout("no response to %s within %d ms" % (describe((expect >> 8 & 0xFFFF, expect & 0xFF)),
                                                                          timeout_ms))
                 self.transport.wait(left if left < 50 else 50)
         return self.decode(self.take(seq))
@@ -162,79 +123,72 @@ class SMPClient:
         done; :meth:`decode` gives the body. For a caller that reads the
         usual answer itself (an upload chunk's) and decodes only the others.
         """
-        pkt = self._stash.pop(seq, None)
+        pkt = self.stash.pop(seq, None)
         if pkt is None:
             return None
-        expect = self._pending.pop(seq)
+        expect = self.pending.pop(seq)
         self._heard = True
         # One int compare for the usual answer: op | group | cmd packed as in send_encoded.
-        if ((pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]) != expect:
-            op = pkt[0] & 7
-            group = (pkt[4] << 8) | pkt[5]
+        got = (pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]
+        if got != expect:
             raise ProtocolError("response op %d %s does not match request op %d %s" % (
-                op, _command_name(group, pkt[7]), expect >> 24, _command_name((expect >> 8) & 0xFFFF, expect & 0xFF)))
-        length = (pkt[2] << 8) | pkt[3]
-        if length != len(pkt) - HEADER_SIZE:
-            raise ProtocolError("response header says %d body bytes, packet has %d" % (length, len(pkt) - HEADER_SIZE))
+                got >> 24, describe((got >> 8 & 0xFFFF, pkt[7])), expect >> 24, describe((expect >> 8 & 0xFFFF, expect & 0xFF))))
+        length = len(pkt) - HEADER_SIZE
+        if (pkt[2] << 8 | pkt[3]) != length:
+            raise ProtocolError("response header says %d body bytes, packet has %d" % (pkt[2] << 8 | pkt[3], length))
         return pkt
 
     def decode(self, pkt):
         """The body (a dict) of a response packet from :meth:`take`; the device's
         error is raised as an exception, as by :meth:`wait`."""
-        group = (pkt[4] << 8) | pkt[5]
-        cmd = pkt[7]
+        what = (pkt[4] << 8 | pkt[5], pkt[7])  # (group, cmd): named only in a message
         try:
             body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if len(pkt) > HEADER_SIZE else {}
-        except CBORError as e:
-            raise CBORError("answer to %s: %s" % (_command_name(group, cmd), e))
+        except ProtocolError as e:  # errors.CBORError
+            raise ProtocolError("answer to %s: %s" % (describe(what), e))
         if not isinstance(body, dict):
-            raise ProtocolError("response body of %s is not a CBOR map" % _command_name(group, cmd))
-        err = error_from_response(body, group, (group, cmd))
+            raise ProtocolError("response body of %s is not a CBOR map" % describe(what))
+        err = error_from_response(body, what[0], what)
         if err is not None:
             raise err
         return body
 
     def request(self, op, group, cmd, body=None, timeout_ms=None):
-        """Send a request and wait for its response body (dict).
+        """Send a request with ``body`` (a dict, None for ``{}``) and wait for
+        its response body (dict).
 
         The first request on a link that has never answered is sent again
         once after a timeout (after :meth:`transport.reset`): a stray byte
         on the device's line, or its boot, may have eaten the first one.
         """
-        try:
-            return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
-        except SMPTimeout:
-            if self._heard:
-                raise
-            self._heard = True  # once per link
-            self.transport.reset()
-            return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
+        while True:
+            self.encoder().value({} if body is None else body)
+            try:
+                return self.wait(self.send_encoded(op, group, cmd), timeout_ms)
+            except SMPTimeout:
+                if self._heard:
+                    raise
+                self._heard = True  # once per link
+                self.transport.reset()
 
     # ------------------------------------------------------------ OS group
 
     def echo(self, text, timeout_ms=None):
         """Echo ``text`` through the device; return what came back."""
-        rsp = self.request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": text}, timeout_ms)
-        return get_str(rsp, "r", "echo")
+        return get_str(self.request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": text}, timeout_ms), "r", "echo")
 
-    def reset(self, force=False, boot_mode=None, settle_ms=300, reconnect_ms=5000):
+    def reset(self, force=False, settle_ms=300, reconnect_ms=5000):
         """Ask the device to reset; returns once it has gone down.
 
         The device answers first and resets a little later (Zephyr's
         ``CONFIG_MCUMGR_GRPOS_RESET_MS``, 250 ms by default), so this waits
         ``settle_ms`` after the answer: a :meth:`wait_until_ready` right after
         then talks to the rebooted device, not to the old one.
-        ``force`` overrides a refusal (EBUSY); ``boot_mode`` (0 normal,
-        1 bootloader) needs a newer server. Over a transport that has
+        ``force`` overrides a refusal (EBUSY). Over a transport that has
         ``reconnect`` (BLE) it waits for the link to drop instead and tries to
         reconnect within ``reconnect_ms``.
         """
-        body = {}
-        if force:
-            body["force"] = True
-        if boot_mode is not None:
-            body["boot_mode"] = boot_mode
-        self.request(OP_WRITE, GROUP_OS, OS_RESET, body)
+        self.request(OP_WRITE, GROUP_OS, OS_RESET, {"force": True} if force else None)
         reconnect = getattr(self.transport, "reconnect", None)
         if reconnect is not None:
             # A link that drops with the reset (BLE): wait for the drop, then
@@ -267,7 +221,8 @@ class SMPClient:
         t0 = ticks_ms()
         while True:
             self.transport.reset()
-            self.cancel_all()
+            self.pending.clear()
+            self.stash.clear()
             try:
                 if self.echo("ready", attempt_ms) == "ready":
                     return
@@ -278,29 +233,27 @@ class SMPClient:
 
     # ------------------------------------------------------------ image group
 
-    def image_state(self):
-        """The image state list: a list of :class:`~smpdfu.messages.ImageSlot`."""
-        return ImageSlot.list_from_response(self.request(OP_READ, GROUP_IMAGE, IMG_STATE))
+    def image_state(self, body=None):
+        """The image state list: a list of :class:`~smpdfu.messages.ImageSlot`
+        (after setting it with ``body``, as :meth:`image_test` does)."""
+        return ImageSlot.list_from_response(self.request(OP_READ if body is None else OP_WRITE, GROUP_IMAGE,
+                                                         IMG_STATE, body))
 
     def image_test(self, hash):
-        """Mark the image with ``hash`` (bytes or hex) for a test boot; return the new state list."""
-        rsp = self.request(OP_WRITE, GROUP_IMAGE, IMG_STATE, {"hash": _as_hash(hash), "confirm": False})
-        return ImageSlot.list_from_response(rsp)
+        """Mark the image with ``hash`` (bytes) for a test boot; return the new state list."""
+        return self.image_state({"hash": hash, "confirm": False})
 
     def image_confirm(self, hash=None):
-        """Confirm the running image (no ``hash``), or make ``hash`` permanent; return the state list."""
-        body = {"confirm": True}
-        if hash is not None:
-            body["hash"] = _as_hash(hash)
-        rsp = self.request(OP_WRITE, GROUP_IMAGE, IMG_STATE, body)
-        return ImageSlot.list_from_response(rsp)
+        """Confirm the running image (no ``hash``), or make ``hash`` (bytes) permanent;
+        return the state list."""
+        return self.image_state({"confirm": True} if hash is None else {"hash": hash, "confirm": True})
 
     def slot_info(self):
         """Slot sizes: the ``images`` list of the slot info response (type-checked dicts,
         see :func:`~smpdfu.messages.slot_info_from_response`)."""
         return slot_info_from_response(self.request(OP_READ, GROUP_IMAGE, IMG_SLOT_INFO))
 
-    def upload(self, stream, size=None, image=0, sha=None, progress=None, **kwargs):
+    def upload(self, stream, *args, **kwargs):
         """Upload an image from ``stream`` (anything with ``readinto``).
 
         See :func:`smpdfu.upload.upload` for the options; returns an
@@ -308,4 +261,4 @@ class SMPClient:
         """
         from .upload import upload
 
-        return upload(self, stream, size, image=image, sha=sha, progress=progress, **kwargs)
+        return upload(self, stream, *args, **kwargs)

@@ -93,8 +93,11 @@ OS_ERR_NAMES = (
 GROUP_NAMES = {0: "OS", 1: "image", 2: "stat", 3: "settings", 4: "log", 8: "fs", 9: "shell", 63: "zephyr"}
 
 
-def rc_name(names, rc):
-    """The name of ``rc`` in a table, ``EPERUSER+n`` for user codes, else ``UNKNOWN_RC``."""
+def rc_name(group, rc):
+    """The name of ``rc``: an MGMT_ERR_* name for the rc form (``group`` None) and
+    groups without their own codes, else the OS or image group's; ``EPERUSER+n``
+    for user codes, else ``UNKNOWN_RC``."""
+    names = IMG_ERR_NAMES if group == 1 else OS_ERR_NAMES if group == 0 else MGMT_ERR_NAMES
     if 0 <= rc < len(names):
         return names[rc]
     if rc >= 256:

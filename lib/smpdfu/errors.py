@@ -1,6 +1,11 @@
-"""Exceptions raised by smpdfu, each naming what went wrong."""
+"""Exceptions raised by smpdfu, each naming what went wrong.
 
-from .proto import GROUP_IMAGE, GROUP_OS
+Every class costs heap on a board, so there are few: a device's error is one
+:class:`DeviceError` whose ``group`` says which form and group it came in
+(:class:`ImageError` for the image group, the one callers tell apart).
+"""
+
+from .proto import GROUP_IMAGE
 
 
 class SMPError(Exception):
@@ -11,24 +16,22 @@ class FrameError(SMPError):
     """A serial frame was malformed: bad CRC, bad base64 or a bad length."""
 
 
-class CBORError(SMPError):
-    """A CBOR item could not be decoded or encoded."""
-
-
 class SMPTimeout(SMPError):
     """No response arrived in time."""
 
 
 class ProtocolError(SMPError):
-    """A response did not make sense for the request (wrong group, no field...)."""
+    """A response did not make sense for the request (wrong group, no field, bad CBOR...)."""
+
+
+# A CBOR item that could not be decoded (a broken answer) or encoded (too big
+# for the packet buffer): a protocol error, the message says which.
+CBORError = ProtocolError
 
 
 class LinkError(SMPError):
-    """The link failed: a BLE connection dropped, or the SMP service is missing."""
-
-
-class NotFound(LinkError):
-    """No device matching the name, address or service was found in time."""
+    """The link failed: a BLE connection dropped, or the SMP service is missing
+    (:class:`smpdfu.ble.NotFound`: no device matched)."""
 
 
 class BadImage(SMPError):
@@ -41,41 +44,26 @@ class Unvouched(BadImage):
 
 
 class DeviceError(SMPError):
-    """The device answered with an error; ``rc`` and ``name`` say which."""
-
-    names = "MGMT_ERR_NAMES"  # the table in smpdfu.errcodes that names rc
+    """The device answered with an error: ``rc`` and its ``name``; ``group`` is
+    None for the SMP v1 ``rc`` form (MGMT_ERR_*, with the device's reason
+    ``rsn``), else the group of the v2 ``err`` form (0: OS_MGMT_ERR_*...)."""
 
     def __init__(self, rc, group=None, rsn=None):
-        from . import errcodes  # only now: the names cost RAM, the numbers do not
+        from .errcodes import rc_name  # only now: the names cost RAM, the numbers do not
 
         self.rc = rc
         self.group = group
-        self.name = errcodes.rc_name(getattr(errcodes, self.names), rc)
         self.rsn = rsn
-        msg = "%s (%d)" % (self.name, rc)
-        if rsn:
-            msg += ": " + rsn
-        super().__init__(msg)  # MicroPython: SMPError has no __init__ attribute
+        self.name = rc_name(group, rc)
+        super().__init__("%s (%d)" % (self.name, rc) + (": " + rsn if rsn else ""))
 
 
 class MgmtError(DeviceError):
     """A protocol-level error: the ``rc`` form (MGMT_ERR_*)."""
 
 
-class GroupError(DeviceError):
-    """A group-level error: the SMP v2 ``err {group, rc}`` form."""
-
-
-class OSGroupError(GroupError):
-    """An OS group (0) error, named after OS_MGMT_ERR_*."""
-
-    names = "OS_ERR_NAMES"
-
-
-class ImageError(GroupError):
+class ImageError(DeviceError):
     """An image group (1) error, named after IMG_MGMT_ERR_*."""
-
-    names = "IMG_ERR_NAMES"
 
 
 def error_from_response(body, group, what="the request"):
@@ -98,11 +86,7 @@ def error_from_response(body, group, what="the request"):
         rc = get_int(err, "rc", what, 0, None)
         if rc:
             g = get_int(err, "group", what, group, 0, 0xFFFF)
-            if g == GROUP_IMAGE:
-                return ImageError(rc, g)
-            if g == GROUP_OS:
-                return OSGroupError(rc, g)
-            return GroupError(rc, g)
+            return (ImageError if g == GROUP_IMAGE else DeviceError)(rc, g)
     rc = get_int(body, "rc", what, 0, None)
     if rc:
         return MgmtError(rc, None, get_str(body, "rsn", what, None))
