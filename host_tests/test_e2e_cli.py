@@ -136,7 +136,7 @@ def test_device_errors_and_text_output(proc_factory, tmp_path, images):  # noqa:
     assert r.returncode == 1
     d = json.loads(r.stdout)
     # Zephyr: NO_FREE_SLOT under SMP v2 (EBADSTATE in the v1 rc form)
-    assert d["ok"] is False and d["error"] in ("ImageError: NO_FREE_SLOT (9)", "MgmtError: EBADSTATE (6)")
+    assert d["ok"] is False and d["error"] in ("ImageError: NO_FREE_SLOT (9)", "DeviceError: EBADSTATE (6)")
     # an unknown hash
     r = smpdfu(port, "image", "test", "00" * 32, check=False)
     assert r.returncode == 1 and one_error_line(r.stderr).startswith("error: ImageError: ")

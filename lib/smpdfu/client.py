@@ -96,7 +96,7 @@ class SMPClient:
         """
         expect = self.pending.get(seq)
         if expect is None:
-            raise ProtocolError("no request with seq %d is outstanding" % seq)
+            raise ProtocolError("seq %d is not outstanding" % seq)
         if timeout_ms is None:
             timeout_ms = self.timeout_ms
         stash = self.stash
@@ -133,9 +133,9 @@ class SMPClient:
         if got != expect:
             raise ProtocolError("response op %d %s does not match request op %d %s" % (
                 got >> 24, describe((got >> 8 & 0xFFFF, pkt[7])), expect >> 24, describe((expect >> 8 & 0xFFFF, expect & 0xFF))))
-        length = len(pkt) - HEADER_SIZE
-        if (pkt[2] << 8 | pkt[3]) != length:
-            raise ProtocolError("response header says %d body bytes, packet has %d" % (pkt[2] << 8 | pkt[3], length))
+        length = pkt[2] << 8 | pkt[3]
+        if length != len(pkt) - HEADER_SIZE:
+            raise ProtocolError("body of %d B, header says %d B" % (len(pkt) - HEADER_SIZE, length))
         return pkt
 
     def decode(self, pkt):
@@ -147,7 +147,7 @@ class SMPClient:
         except ProtocolError as e:  # errors.CBORError
             raise ProtocolError("answer to %s: %s" % (describe(what), e))
         if not isinstance(body, dict):
-            raise ProtocolError("response body of %s is not a CBOR map" % describe(what))
+            raise ProtocolError("answer to %s: not a CBOR map" % describe(what))
         err = error_from_response(body, what[0], what)
         if err is not None:
             raise err
@@ -229,7 +229,7 @@ class SMPClient:
             except (SMPTimeout, FrameError, ProtocolError, LinkError):
                 pass  # LinkError: a BLE device still booting is not found yet
             if ticks_diff(ticks_ms(), t0) >= timeout_ms:
-                raise SMPTimeout("device did not answer an echo within %d ms" % timeout_ms)
+                raise SMPTimeout("no echo answered within %d ms" % timeout_ms)
 
     # ------------------------------------------------------------ image group
 

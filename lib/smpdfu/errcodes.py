@@ -9,6 +9,7 @@ numbers a client needs on every request are in :mod:`smpdfu.proto`.
 """
 
 from .compat import const
+from .proto import GROUP_IMAGE, GROUP_OS
 
 # MGMT_ERR_*: protocol-level return codes (the rc form).
 MGMT_ERR_EOK = const(0)
@@ -97,12 +98,32 @@ def rc_name(group, rc):
     """The name of ``rc``: an MGMT_ERR_* name for the rc form (``group`` None) and
     groups without their own codes, else the OS or image group's; ``EPERUSER+n``
     for user codes, else ``UNKNOWN_RC``."""
-    names = IMG_ERR_NAMES if group == 1 else OS_ERR_NAMES if group == 0 else MGMT_ERR_NAMES
+    names = IMG_ERR_NAMES if group == GROUP_IMAGE else OS_ERR_NAMES if group == GROUP_OS else MGMT_ERR_NAMES
     if 0 <= rc < len(names):
         return names[rc]
     if rc >= 256:
         return "EPERUSER+%d" % (rc - 256)
     return "UNKNOWN_RC"
+
+
+def error_in(body, group, what):
+    """The error an answer that does not report plain success carries, or None
+    (see :func:`smpdfu.errors.error_from_response`, which calls it)."""
+    from .errors import DeviceError, ImageError, ProtocolError
+    from .messages import describe, get_int, get_str
+
+    err = body.get("err")
+    if err is not None:
+        if not isinstance(err, dict):
+            raise ProtocolError("answer to %s: 'err' is not a map" % describe(what))
+        rc = get_int(err, "rc", what, 0, None)
+        if rc:
+            g = get_int(err, "group", what, group, 0, 0xFFFF)
+            return (ImageError if g == GROUP_IMAGE else DeviceError)(rc, g)
+    rc = get_int(body, "rc", what, 0, None)
+    if rc:
+        return DeviceError(rc, None, get_str(body, "rsn", what, None))
+    return None
 
 
 def command_name(group, cmd):

@@ -1,12 +1,9 @@
 """Exceptions raised by smpdfu, each naming what went wrong.
 
-Every class costs heap on a board, so there are few: a device's error is one
+Every class costs heap on a board, so there are few: a device's error is a
 :class:`DeviceError` whose ``group`` says which form and group it came in
-(:class:`ImageError` for the image group, the one callers tell apart).
+(:class:`ImageError` for the image group's, the one callers tell apart).
 """
-
-from .proto import GROUP_IMAGE
-
 
 class SMPError(Exception):
     """Base class of every error smpdfu raises."""
@@ -58,8 +55,9 @@ class DeviceError(SMPError):
         super().__init__("%s (%d)" % (self.name, rc) + (": " + rsn if rsn else ""))
 
 
-class MgmtError(DeviceError):
-    """A protocol-level error: the ``rc`` form (MGMT_ERR_*)."""
+# A protocol-level error, the ``rc`` form (MGMT_ERR_*): a DeviceError whose
+# ``group`` is None (no class of its own: nothing tells it apart by type).
+MgmtError = DeviceError
 
 
 class ImageError(DeviceError):
@@ -74,20 +72,9 @@ def error_from_response(body, group, what="the request"):
     :class:`ProtocolError` naming ``what`` (the command: text or ``(group, cmd)``),
     not an error code.
     """
-    err = body.get("err")
     rc = body.get("rc", 0)
-    if err is None and type(rc) is int and not rc:
+    if "err" not in body and type(rc) is int and not rc:
         return None  # the usual answer (rc 0 or none): nothing more to check
-    from .messages import describe, get_int, get_str  # loaded by the client already
+    from .errcodes import error_in  # only now, as the names
 
-    if err is not None:
-        if not isinstance(err, dict):
-            raise ProtocolError("answer to %s: 'err' is not a map" % describe(what))
-        rc = get_int(err, "rc", what, 0, None)
-        if rc:
-            g = get_int(err, "group", what, group, 0, 0xFFFF)
-            return (ImageError if g == GROUP_IMAGE else DeviceError)(rc, g)
-    rc = get_int(body, "rc", what, 0, None)
-    if rc:
-        return MgmtError(rc, None, get_str(body, "rsn", what, None))
-    return None
+    return error_in(body, group, what)
