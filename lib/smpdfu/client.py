@@ -4,12 +4,12 @@ Only what a board's update sends is here (each method costs heap on a board);
 the CLI's other commands are functions in :mod:`smpdfu.commands`.
 """
 
-from . import cbor
+# Modules rather than their names where several are used: each imported name
+# is an entry in this module's globals, which a board holds in RAM.
+from . import cbor, messages, proto
 from .compat import sleep_ms, ticks_diff, ticks_ms
 from .errors import FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
 from .header import HEADER_SIZE, pack_header
-from .messages import ImageSlot, McuMgrParams, describe, get_str, slot_info_from_response
-from .proto import GROUP_IMAGE, GROUP_OS, IMG_SLOT_INFO, IMG_STATE, OP_READ, OP_WRITE, OS_ECHO, OS_PARAMS, OS_RESET
 
 
 class SMPClient:
@@ -107,11 +107,11 @@ class SMPClient:
             except FrameError:
                 self.cancel(seq)
                 raise
-            if got is None and seq not in stash:
+            if got is None:  # nothing arrived: seq is still not in stash
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
-                    raise SMPTimeout("no response to %s within %d ms" % (describe((expect >> 8 & 0xFFFF, expect & 0xFF)),
+                    raise SMPTimeout("no response to %s within %d ms" % (messages.describe((expect >> 8 & 0xFFFF, expect & 0xFF)),
                                                                          timeout_ms))
                 self.transport.wait(left if left < 50 else 50)
         return self.decode(self.take(seq))
@@ -132,7 +132,7 @@ class SMPClient:
         got = (pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]
         if got != expect:
             raise ProtocolError("response op %d %s does not match request op %d %s" % (
-                got >> 24, describe((got >> 8 & 0xFFFF, pkt[7])), expect >> 24, describe((expect >> 8 & 0xFFFF, expect & 0xFF))))
+                got >> 24, messages.describe((got >> 8 & 0xFFFF, pkt[7])), expect >> 24, messages.describe((expect >> 8 & 0xFFFF, expect & 0xFF))))
         length = pkt[2] << 8 | pkt[3]
         if length != len(pkt) - HEADER_SIZE:
             raise ProtocolError("body of %d B, header says %d B" % (len(pkt) - HEADER_SIZE, length))
@@ -145,9 +145,7 @@ class SMPClient:
         try:
             body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if len(pkt) > HEADER_SIZE else {}
         except ProtocolError as e:  # errors.CBORError
-            raise ProtocolError("answer to %s: %s" % (describe(what), e))
-        if not isinstance(body, dict):
-            raise ProtocolError("answer to %s: not a CBOR map" % describe(what))
+            raise ProtocolError("answer to %s: %s" % (messages.describe(what), e))
         err = error_from_response(body, what[0], what)
         if err is not None:
             raise err
@@ -175,7 +173,7 @@ class SMPClient:
 
     def echo(self, text, timeout_ms=None):
         """Echo ``text`` through the device; return what came back."""
-        return get_str(self.request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": text}, timeout_ms), "r", "echo")
+        return messages.get_str(self.request(proto.OP_WRITE, proto.GROUP_OS, proto.OS_ECHO, {"d": text}, timeout_ms), "r", "echo")
 
     def reset(self, force=False, settle_ms=300, reconnect_ms=5000):
         """Ask the device to reset; returns once it has gone down.
@@ -188,7 +186,7 @@ class SMPClient:
         ``reconnect`` (BLE) it waits for the link to drop instead and tries to
         reconnect within ``reconnect_ms``.
         """
-        self.request(OP_WRITE, GROUP_OS, OS_RESET, {"force": True} if force else None)
+        self.request(proto.OP_WRITE, proto.GROUP_OS, proto.OS_RESET, {"force": True} if force else None)
         reconnect = getattr(self.transport, "reconnect", None)
         if reconnect is not None:
             # A link that drops with the reset (BLE): wait for the drop, then
@@ -203,7 +201,7 @@ class SMPClient:
 
     def params(self):
         """The server's buffer size and count as :class:`~smpdfu.messages.McuMgrParams`."""
-        p = McuMgrParams.from_response(self.request(OP_READ, GROUP_OS, OS_PARAMS))
+        p = messages.McuMgrParams.from_response(self.request(proto.OP_READ, proto.GROUP_OS, proto.OS_PARAMS))
         fit = getattr(self.transport, "fit", None)  # optional in the transport contract
         if fit is not None:
             self._enc.buf = None  # let the old packet buffer go before a new one is made
@@ -236,8 +234,8 @@ class SMPClient:
     def image_state(self, body=None):
         """The image state list: a list of :class:`~smpdfu.messages.ImageSlot`
         (after setting it with ``body``, as :meth:`image_test` does)."""
-        return ImageSlot.list_from_response(self.request(OP_READ if body is None else OP_WRITE, GROUP_IMAGE,
-                                                         IMG_STATE, body))
+        return messages.ImageSlot.list_from_response(self.request(proto.OP_READ if body is None else proto.OP_WRITE, proto.GROUP_IMAGE,
+                                                         proto.IMG_STATE, body))
 
     def image_test(self, hash):
         """Mark the image with ``hash`` (bytes) for a test boot; return the new state list."""
@@ -251,7 +249,7 @@ class SMPClient:
     def slot_info(self):
         """Slot sizes: the ``images`` list of the slot info response (type-checked dicts,
         see :func:`~smpdfu.messages.slot_info_from_response`)."""
-        return slot_info_from_response(self.request(OP_READ, GROUP_IMAGE, IMG_SLOT_INFO))
+        return messages.slot_info_from_response(self.request(proto.OP_READ, proto.GROUP_IMAGE, proto.IMG_SLOT_INFO))
 
     def upload(self, stream, *args, **kwargs):
         """Upload an image from ``stream`` (anything with ``readinto``).

@@ -112,6 +112,8 @@ def error_in(body, group, what):
     from .errors import DeviceError, ImageError, ProtocolError
     from .messages import describe, get_int, get_str
 
+    if not isinstance(body, dict):
+        raise ProtocolError("answer to %s: not a CBOR map" % describe(what))
     err = body.get("err")
     if err is not None:
         if not isinstance(err, dict):

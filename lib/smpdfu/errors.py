@@ -68,13 +68,14 @@ def error_from_response(body, group, what="the request"):
     """The exception a response body carries, or None when it reports success.
 
     Handles both forms: SMP v1 ``{"rc": n}`` and SMP v2 ``{"err": {"group", "rc"}}``.
-    A malformed ``rc``/``err``/``rsn`` (``{"rc": "x"}``) is a
-    :class:`ProtocolError` naming ``what`` (the command: text or ``(group, cmd)``),
-    not an error code.
+    A body that is not a map, or a malformed ``rc``/``err``/``rsn``
+    (``{"rc": "x"}``), is a :class:`ProtocolError` naming ``what`` (the
+    command: text or ``(group, cmd)``), not an error code.
     """
-    rc = body.get("rc", 0)
-    if "err" not in body and type(rc) is int and not rc:
-        return None  # the usual answer (rc 0 or none): nothing more to check
+    if type(body) is dict and "err" not in body:
+        rc = body.get("rc", 0)
+        if type(rc) is int and not rc:
+            return None  # the usual answer (rc 0 or none): nothing more to check
     from .errcodes import error_in  # only now, as the names
 
     return error_in(body, group, what)
