@@ -160,7 +160,11 @@ class SMPClient:
         on the device's line, or its boot, may have eaten the first one.
         """
         while True:
-            self.encoder().value({} if body is None else body)
+            enc = self.encoder()
+            if body is None:
+                enc.map(0)  # {} without making one
+            else:
+                enc.value(body)
             try:
                 return self.wait(self.send_encoded(op, group, cmd), timeout_ms)
             except SMPTimeout:
