@@ -111,8 +111,8 @@ class SMPClient:
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
-                    raise SMPTimeout("no response to %s within %d ms" % (messages.describe((expect >> 8 & 0xFFFF, expect & 0xFF)),
-                                                                         timeout_ms))
+                    what = messages.describe((expect >> 8 & 0xFFFF, expect & 0xFF))
+                    raise SMPTimeout("no response to %s within %d ms" % (what, timeout_ms))
                 self.transport.wait(left if left < 50 else 50)
         return self.decode(self.take(seq))
 
@@ -131,8 +131,9 @@ class SMPClient:
         # One int compare for the usual answer: op | group | cmd packed as in send_encoded.
         got = (pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]
         if got != expect:
+            d = messages.describe
             raise ProtocolError("response op %d %s does not match request op %d %s" % (
-                got >> 24, messages.describe((got >> 8 & 0xFFFF, pkt[7])), expect >> 24, messages.describe((expect >> 8 & 0xFFFF, expect & 0xFF))))
+                got >> 24, d((got >> 8 & 0xFFFF, pkt[7])), expect >> 24, d((expect >> 8 & 0xFFFF, expect & 0xFF))))
         length = pkt[2] << 8 | pkt[3]
         if length != len(pkt) - HEADER_SIZE:
             raise ProtocolError("body of %d B, header says %d B" % (len(pkt) - HEADER_SIZE, length))
@@ -177,7 +178,8 @@ class SMPClient:
 
     def echo(self, text, timeout_ms=None):
         """Echo ``text`` through the device; return what came back."""
-        return messages.get_str(self.request(proto.OP_WRITE, proto.GROUP_OS, proto.OS_ECHO, {"d": text}, timeout_ms), "r", "echo")
+        rsp = self.request(proto.OP_WRITE, proto.GROUP_OS, proto.OS_ECHO, {"d": text}, timeout_ms)
+        return messages.get_str(rsp, "r", "echo")
 
     def reset(self, force=False, settle_ms=300, reconnect_ms=5000):
         """Ask the device to reset; returns once it has gone down.
@@ -238,8 +240,8 @@ class SMPClient:
     def image_state(self, body=None):
         """The image state list: a list of :class:`~smpdfu.messages.ImageSlot`
         (after setting it with ``body``, as :meth:`image_test` does)."""
-        return messages.ImageSlot.list_from_response(self.request(proto.OP_READ if body is None else proto.OP_WRITE, proto.GROUP_IMAGE,
-                                                         proto.IMG_STATE, body))
+        op = proto.OP_READ if body is None else proto.OP_WRITE
+        return messages.ImageSlot.list_from_response(self.request(op, proto.GROUP_IMAGE, proto.IMG_STATE, body))
 
     def image_test(self, hash):
         """Mark the image with ``hash`` (bytes) for a test boot; return the new state list."""
