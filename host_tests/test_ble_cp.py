@@ -10,7 +10,6 @@ import pytest
 
 from boardble import bumble_bleio, scenarios
 from boardble.fixtures import emu_factory, image, nrf, use_bleio, world  # noqa: F401  (fixtures; nrf needs emu_factory)
-from smpdfu import commands
 from smpdfu.ble import BLETransport, NotFound
 from smpdfu.client import SMPClient
 from smpdfu.errors import LinkError
@@ -58,7 +57,7 @@ def test_short_writes_never_share_a_write_command(board, nrf, monkeypatch, flush
     if not flush:
         monkeypatch.delattr(bumble_bleio.PacketBuffer, "flush")
     client = board(nrf)
-    seqs = [commands.send_request(client, 0, 0, 0, {"d": "r%d" % i}) for i in range(3)]  # echo, pipelined (3 of the 4 net_bufs)
+    seqs = [client.send_request(0, 0, 0, {"d": "r%d" % i}) for i in range(3)]  # echo, pipelined (3 of the 4 net_bufs)
     for s in seqs:
         client.wait(s)
     sent = client.transport.adapter._pb.sent[-3:]

@@ -5,7 +5,6 @@ Portable: pytest on CPython and the MicroPython runner.
 
 import io
 
-from smpdfu import commands
 from smpdfu.ble import BLETransport, NotFound, is_address
 from smpdfu.client import SMPClient
 from smpdfu.errors import ProtocolError
@@ -135,7 +134,7 @@ def test_partial_response_is_dropped_once_overdue():
 
     a, c = _client(mtu=247)
     c.transport.request_limit(2475)
-    seq = commands.send_request(c, 2, 0, 0, {"d": "y" * 300})  # the answer takes 2 notifications
+    seq = c.send_request(2, 0, 0, {"d": "y" * 300})  # the answer takes 2 notifications
     a._rx.pop()  # lose the second one
     assert c.poll() is None  # the first piece waits for the rest
     sleep_ms(1100)

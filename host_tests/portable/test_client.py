@@ -157,9 +157,9 @@ def test_delayed_response_within_timeout():
 def test_seq_matching_with_out_of_order_answers():
     dev, c = _client()
     dev.hold = True
-    s1 = commands.send_request(c, OP_WRITE, GROUP_OS, 0, {"d": "one"})
-    s2 = commands.send_request(c, OP_WRITE, GROUP_OS, 0, {"d": "two"})
-    s3 = commands.send_request(c, OP_WRITE, GROUP_OS, 0, {"d": "three"})
+    s1 = c.send_request(OP_WRITE, GROUP_OS, 0, {"d": "one"})
+    s2 = c.send_request(OP_WRITE, GROUP_OS, 0, {"d": "two"})
+    s3 = c.send_request(OP_WRITE, GROUP_OS, 0, {"d": "three"})
     assert len(set((s1, s2, s3))) == 3
     assert dev.held() == 3 and len(c.pending) == 3
     dev.release([2, 0, 1])  # answers to three, one, two
@@ -174,7 +174,7 @@ def test_sequence_numbers_wrap_at_256():
     dev, c = _client()
     seen = set()
     for i in range(260):
-        seq = commands.send_request(c, OP_WRITE, GROUP_OS, 0, {"d": "%d" % i})
+        seq = c.send_request(OP_WRITE, GROUP_OS, 0, {"d": "%d" % i})
         seen.add(seq)
         assert c.wait(seq)["r"] == "%d" % i
     assert seen == set(range(256))
@@ -190,7 +190,7 @@ def test_stray_response_for_unknown_seq_is_ignored():
 def test_response_with_wrong_group_is_protocol_error():
     dev, c = _client()
     dev.hold = True
-    seq = commands.send_request(c, OP_WRITE, GROUP_OS, 0, {"d": "x"})
+    seq = c.send_request(OP_WRITE, GROUP_OS, 0, {"d": "x"})
     dev.inject(OP_WRITE_RSP, GROUP_IMAGE, 0, seq, {})
     e = raises(ProtocolError, c.wait, seq)
     assert "does not match" in str(e)

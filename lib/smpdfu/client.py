@@ -17,8 +17,8 @@ class SMPClient:
 
     Requests go out with SMP v2 headers; v1 answers are accepted. Each request
     gets a sequence number (0..255) and responses are matched by it, so
-    several requests can be in flight (:meth:`encoder`, :meth:`send_encoded`,
-    :meth:`wait`): responses for other outstanding requests are kept until
+    several requests can be in flight (:meth:`send_request`, or :meth:`encoder`
+    and :meth:`send_encoded`; then :meth:`wait`): responses for other outstanding requests are kept until
     asked for, stray ones are dropped.
 
     ``timeout_ms`` is the default time to wait for a response. ``pending``
@@ -64,6 +64,16 @@ class SMPClient:
             del self.pending[seq]
             raise
         return seq
+
+    def send_request(self, op, group, cmd, body=None):
+        """Send a request with ``body`` (a dict, None for ``{}``) without
+        waiting; return its seq for :meth:`wait`: several may be in flight."""
+        enc = self.encoder()
+        if body is None:
+            enc.map(0)  # {} without making one
+        else:
+            enc.value(body)
+        return self.send_encoded(op, group, cmd)
 
     def cancel(self, seq):
         """Stop waiting for ``seq``: its response will be ignored if it comes."""
@@ -153,21 +163,15 @@ class SMPClient:
         return body
 
     def request(self, op, group, cmd, body=None, timeout_ms=None):
-        """Send a request with ``body`` (a dict, None for ``{}``) and wait for
-        its response body (dict).
+        """Send a request (see :meth:`send_request`) and wait for its response body (dict).
 
         The first request on a link that has never answered is sent again
         once after a timeout (after :meth:`transport.reset`): a stray byte
         on the device's line, or its boot, may have eaten the first one.
         """
         while True:
-            enc = self.encoder()
-            if body is None:
-                enc.map(0)  # {} without making one
-            else:
-                enc.value(body)
             try:
-                return self.wait(self.send_encoded(op, group, cmd), timeout_ms)
+                return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
             except SMPTimeout:
                 if self._heard:
                     raise

@@ -1,5 +1,4 @@
-"""SMP commands a board's update never sends (the CLI's): OS info, bootloader info,
-erase; and sending a request without waiting for its answer.
+"""SMP commands a board's update never sends (the CLI's): OS info, bootloader info, erase.
 
 Functions taking an :class:`~smpdfu.client.SMPClient`, apart from it so that
 a board running the update holds neither their code nor their names.
@@ -7,13 +6,6 @@ a board running the update holds neither their code nor their names.
 
 from .messages import get_bool, get_int, get_str
 from .proto import GROUP_IMAGE, GROUP_OS, IMG_ERASE, OP_READ, OP_WRITE, OS_BOOTLOADER_INFO, OS_INFO
-
-
-def send_request(client, op, group, cmd, body=None):
-    """Send a request with ``body`` (a dict, None for ``{}``) without waiting;
-    return its sequence number for ``client.wait(seq)``: several may be in flight."""
-    client.encoder().value({} if body is None else body)
-    return client.send_encoded(op, group, cmd)
 
 
 def os_info(client, fmt="a"):
