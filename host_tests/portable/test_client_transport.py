@@ -129,13 +129,13 @@ def test_transport_line_gap_sends_the_same_bytes_line_by_line():
 def test_transport_raises_frame_error_and_reset_drops_partial_frames():
     m = _MachineLike()
     t = SerialTransport(m)
-    framed = bytearray(FrameEncoder(64).encode_packet(b"\x03\x08\x00\x00\x00\x00\x01\x00"))
+    framed = bytearray(FrameEncoder(64).encode(packet=b"\x03\x08\x00\x00\x00\x00\x01\x00"))
     framed[5] = 0x41 if framed[5] != 0x41 else 0x42
     m.rx.extend(framed)
     raises(FrameError, t.recv)
     m.rx.extend(b"\x06\x09AAAA")  # half a frame, then garbage
     t.reset()
-    m.rx.extend(FrameEncoder(64).encode_packet(b"\x03\x08\x00\x00\x00\x00\x01\x00"))
+    m.rx.extend(FrameEncoder(64).encode(packet=b"\x03\x08\x00\x00\x00\x00\x01\x00"))
     assert t.recv() == b"\x03\x08\x00\x00\x00\x00\x01\x00"
 
 

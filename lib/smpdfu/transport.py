@@ -55,7 +55,7 @@ class SerialTransport:
         self.packet = self._enc = None  # the old buffers can go before the new ones are made
         self._enc = FrameEncoder(n)
         self.packet = self._enc.packet
-        self._dec.resize(n)
+        self._dec.max_packet = n
         self.max_packet = n
 
     def send(self, length):
