@@ -268,3 +268,17 @@ def test_whole_lines_decode_as_split_reads_do():
     assert any("cut short" in str(x) for x in whole) and any("CRC" in str(x) for x in whole), whole
     for step in (1, 5, 127, 128):
         assert _decoded(stream, step) == whole, step
+
+
+def test_a_start_marker_inside_a_continuation_line_starts_a_new_frame():
+    # Text spliced into a frame's last line with no newline, then a frame: the
+    # open frame is cut short and the new one is taken (base64 never holds a
+    # marker), in one read or in pieces.
+    enc = FrameEncoder(600)
+    p1 = bytes(enc.encode(packet=_pattern(200, 9)))  # three lines
+    p2 = _pattern(20, 10)
+    lines = p1.split(b"\n")
+    stream = b"\n".join(lines[:2]) + b"\n" + lines[2][:8] + b"log\x06" + bytes(enc.encode(packet=p2))
+    for step in (1, 3, len(stream)):
+        got = _decoded(stream, step)
+        assert len(got) == 2 and "cut short" in got[0] and got[1] == p2, (step, got)

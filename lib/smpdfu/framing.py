@@ -77,8 +77,7 @@ class FrameDecoder:
 
     def __init__(self, max_packet=2048, max_queue=8):
         self.max_packet = max_packet  # the largest packet taken (a plain attribute: set it to resize)
-        self._line = bytearray(_LINE_BUF)
-        self._line_mv = memoryview(self._line)
+        self._line = memoryview(bytearray(_LINE_BUF))  # a line split across reads
         self._max_queue = max_queue
         self.errors = 0  # broken frames seen, for diagnostics
         self.dropped = 0  # packets or errors dropped because the queue was full
@@ -86,9 +85,8 @@ class FrameDecoder:
 
     def reset(self):
         """Forget any partial line or frame (e.g. after the peer reset)."""
-        self._line_len = 0
-        self._mark = -1  # index in _line of its last frame-start marker, or -1
-        self._line_overflow = False
+        self._n = 0  # bytes in _line
+        self._long = False  # the line is too long for _line (console text, or a spliced frame line)
         self._pkt = None  # a frame of several lines: its buffer, made at its first line
         self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
         self._want = 0  # raw bytes the frame announced (length field + 2)
@@ -122,114 +120,73 @@ class FrameDecoder:
         if isinstance(data, memoryview):
             data = bytes(data)
         n = len(data)
-        start = 0
+        mv = memoryview(data)
         line = self._line
-        mv = None
+        start = 0
         while start < n:
             nl = data.find(b"\n", start)
-            if 2 <= nl - start <= _LINE_BUF and not self._line_len and not self._line_overflow:
-                # A whole line in this read (the usual case): a frame's lines
-                # are decoded straight from ``data``, not copied into the line
-                # buffer first. What _end_line does with the same line.
-                c0 = data[start]
-                c1 = data[start + 1]
-                start_line = c0 == _START0 and c1 == _START1 and data.find(_START, start + 2, nl) < 0
-                if start_line or c0 == _CONT0 and c1 == _CONT1:
-                    if mv is None:
-                        mv = memoryview(data)
-                    e = nl - 1 if data[nl - 1] == 13 else nl  # tolerate CRLF
-                    if start_line:
-                        self._append(mv[start + 2:e], True)
-                    elif self._pkt_len:
-                        self._append(mv[start + 2:e])
-                    start = nl + 1
-                    continue
             end = n if nl < 0 else nl
-            k = end - start
-            if k and (self._line_len < 2 or self._line_overflow or line[0] != _START0 and line[0] != _CONT0):
-                start = self._skip_text(data, start, end)
-                k = end - start
-            if k and not self._line_overflow:
-                if self._line_len + k > len(line):
-                    self._line_overflow = True
+            k = self._n
+            if k or self._long or nl < 0:
+                # A line split across reads, gathered in _line from its last
+                # frame-start marker on: console text without a newline (a
+                # "uart:~$ " prompt) may come before a frame, and a marker may
+                # straddle two reads.
+                j = data.rfind(_START, start, end)
+                if j >= 0:
+                    k = 0
+                    self._long = False
+                    start = j
+                elif k and line[k - 1] == _START0 and data[start] == _START1:
+                    line[0] = _START0  # a marker split across two reads
+                    k = 1
+                m = end - start
+                if not self._long and k + m <= _LINE_BUF:
+                    line[k:k + m] = mv[start:end]
+                    k += m
+                elif m and data[end - 1] == _START0:
+                    line[0] = _START0  # maybe a marker's first half, after text too long to keep
+                    k = 1
+                    self._long = False
                 else:
-                    # Where the line's last frame-start marker is, found in C
-                    # on the received bytes (a marker may straddle two feeds).
-                    L = self._line_len
-                    j = data.rfind(_START, start, end)
-                    if j >= 0:
-                        self._mark = L + j - start
-                    elif L and line[L - 1] == _START0 and data[start] == _START1:
-                        self._mark = L - 1
-                    if start == 0 and L + n <= len(line):
-                        # All of data fits: copy it whole (what follows the
-                        # line is not counted), no slice object at all.
-                        line[L:L + n] = data
-                    else:  # a memoryview slice is a small fixed-size object, a bytes slice a copy
-                        if mv is None:
-                            mv = memoryview(data)
-                        line[L:L + k] = mv[start:end]
-                    self._line_len = L + k
-            if nl < 0:
-                return
-            self._end_line()
+                    self._long = True
+                    k = 0
+                if nl < 0:
+                    self._n = k
+                    return
+                self._n = 0
+                if self._long:
+                    self._long = False
+                    k = _LINE_BUF + 1
+                buf = line
+                s = 0
+                j = 0 if k > 1 and line[0] == _START0 and line[1] == _START1 else -1
+            else:
+                # A whole line in this read (the usual case): decoded straight
+                # from ``data``, the same way.
+                buf = mv
+                s = start
+                k = end - start
+                j = data.rfind(_START, start, end)
             start = nl + 1
-
-    def _skip_text(self, data, start, end):
-        # Console text without a newline (a "uart:~$ " prompt) may precede a
-        # frame start on the current line. Keep the line from the marker on:
-        # otherwise a full first frame line overflows and the frame is lost.
-        # Returns where to go on copying ``data`` from.
-        n = self._line_len
-        line = self._line
-        if n == 0 and data[start] == _CONT0:
-            return start  # a continuation line: nothing to skip (no search)
-        j = data.find(_START, start, end)
-        if j >= 0:
-            if j > start or n or self._line_overflow:
-                self._line_len = 0
-                self._line_overflow = False
-                self._mark = -1
-            return j
-        if n and not self._line_overflow and line[n - 1] == _START0 and data[start] == _START1:
-            line[0] = _START0  # the marker was split across two reads
-            self._line_len = 1
-            self._line_overflow = False
-            self._mark = -1
-        elif data[end - 1] == _START0 and (self._line_overflow or n + end - start > len(line)):
-            line[0] = _START0  # maybe a marker's first half, after text too long to keep
-            self._line_len = 1
-            self._line_overflow = False
-            self._mark = -1
-            return end
-        return start
-
-    def _end_line(self):
-        n = self._line_len
-        overflow = self._line_overflow
-        mark = self._mark
-        self._mark = -1
-        self._line_len = 0
-        self._line_overflow = False
-        line = self._line
-        if n and line[n - 1] == 13:  # tolerate CRLF
-            n -= 1
-        if overflow:
-            # Too long for a frame line: console text, or a frame line that
-            # log text was spliced into. Inside a frame that breaks the frame.
-            if self._pkt_len:
-                self._error("frame line > %d bytes" % _MAX_LINE)
-            return
-        if n >= 2 and line[0] == _CONT0 and line[1] == _CONT1:
-            if self._pkt_len:
-                self._append(self._line_mv[2:n])
-            return
-        # A frame may start after console text that had no newline: take
-        # the last start marker (base64 never contains one).
-        i = mark
-        if i < 0 or i + 2 > n:
-            return
-        self._append(self._line_mv[i + 2:n], True)
+            if j > s:
+                k -= j - s
+                s = j
+            if k > _LINE_BUF:
+                # Too long for a frame line: console text, or a frame line
+                # that log text was spliced into, which breaks the frame.
+                if self._pkt_len:
+                    self._error("frame line > %d bytes" % _MAX_LINE)
+                continue
+            e = s + k
+            if k and buf[e - 1] == 13:  # tolerate CRLF
+                e -= 1
+            if e - s < 2:
+                continue
+            if j >= 0:
+                self._append(buf[s + 2:e], True)
+            elif self._pkt_len and buf[s] == _CONT0 and buf[s + 1] == _CONT1:
+                self._append(buf[s + 2:e])
 
     def _append(self, b64, first=False):
         # One line's base64 (after its marker) onto the frame; ``first``: a
