@@ -73,3 +73,23 @@ def test_base64_python_encode_into_matches_binascii():
             out = bytearray(4 * n // 3 + 12)
             e = b64.encode_into(d, start, start + n, out, 3)
             assert bytes(out[3:e]) == binascii.b2a_base64(bytes(d[start:start + n]))[:-1], (n, start)
+
+
+def test_frame_lines_in_place_over_the_tail_of_dst():
+    # The framing keeps the raw frame at the tail of its output buffer and
+    # encodes over it: both versions must give what a separate buffer gives.
+    impls = [b64.frame_lines]
+    if compat.NATIVE_CODE:
+        from smpdfu import native
+
+        impls.append(native.frame_lines)
+    for total in list(range(1, 12)) + [92, 93, 94, 95, 186, 187, 300, 2052]:
+        src = _data(total, total + 1)
+        size = (total + 2) // 3 * 4 + 3 * ((total + 92) // 93)
+        want = bytearray(size)
+        assert b64.frame_lines(src, total, want, _MARKS, 93) == size
+        for f in impls:
+            buf = bytearray(size)
+            buf[size - total:] = src
+            assert f(memoryview(buf)[size - total:], total, buf, _MARKS, 93) == size
+            assert buf == want, (f, total)

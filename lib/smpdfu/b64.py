@@ -47,6 +47,9 @@ def frame_lines(src, total, dst, marks, line_raw):
 
     Lines carry ``line_raw`` raw bytes each; the first starts with
     ``marks[0:2]``, the others with ``marks[2:4]``, and each ends with "\\n".
+    ``src`` may be the tail of ``dst`` (the framing encodes in place): each
+    group of bytes is read before its base64 is written, and the output never
+    overtakes what is still to be read.
     """
     o = 0
     start = 0

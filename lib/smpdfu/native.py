@@ -38,7 +38,11 @@ def crc16_range(buf, start: int, end: int, crc: int) -> int:
 
 @micropython.viper
 def frame_lines(src, total: int, dst, marks, line_raw: int) -> int:
-    """The twin of :func:`smpdfu.b64.frame_lines`: base64 lines into ``dst``; returns their length."""
+    """The twin of :func:`smpdfu.b64.frame_lines`: base64 lines into ``dst``; returns their length.
+
+    Like it, reads each group of ``src`` before writing its base64 (``src``
+    may be the tail of ``dst``).
+    """
     t = ptr8(_ALPHABET)  # noqa: F821
     s = ptr8(src)  # noqa: F821
     d = ptr8(dst)  # noqa: F821
