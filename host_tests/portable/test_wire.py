@@ -190,6 +190,14 @@ def test_decoder_finds_a_multi_line_frame_after_a_prompt_without_newline():
         dec.feed(b"\n" + text)
         dec.feed(bytes(enc.encode(packet=p2)))
         assert dec.next() == p2, len(text)
+    # a frame line too long (log text spliced in) breaks the frame: named with its length
+    lines = bytes(enc.encode(packet=p1)).split(b"\n")
+    for step in (1, 7, 1000):
+        dec = FrameDecoder(600)
+        stream = lines[0] + b"\n" + lines[1][:50] + b"x" * 60 + lines[1][50:] + b"\n"
+        for i in range(0, len(stream), step):
+            dec.feed(stream[i:i + step])
+        assert str(raises(FrameError, dec.next)) == "bad frame (line>127, 186 bytes)", step
 
 
 def test_decoder_names_bad_crc_base64_and_length():
@@ -200,18 +208,18 @@ def test_decoder_names_bad_crc_base64_and_length():
     i = 10
     bad = good[:i] + (b"B" if good[i:i + 1] != b"B" else b"C") + good[i + 1:]
     dec.feed(bad)
-    assert "CRC" in str(raises(FrameError, dec.next))
+    assert str(raises(FrameError, dec.next)) == "bad frame (CRC, 40 bytes)"
     # Bad base64.
     dec.feed(b"\x06\x09AB$D\n")
     assert "base64" in str(raises(FrameError, dec.next))
     # A length field larger than the decoder accepts.
     dec2 = FrameDecoder(64)
     dec2.feed(bytes(FrameEncoder(300).encode(packet=_pattern(200))))
-    assert "length" in str(raises(FrameError, dec2.next))
+    assert str(raises(FrameError, dec2.next)) == "bad frame (length, 202 bytes)"  # M + CRC: 200 + 2
     # A frame cut short by a new one, which itself decodes.
     lines = bytes(FrameEncoder(300).encode(packet=_pattern(200))).split(b"\n")
     dec.feed(lines[0] + b"\n" + good)
-    assert "cut short" in str(raises(FrameError, dec.next))
+    assert str(raises(FrameError, dec.next)) == "bad frame (cut short, 93 bytes)"  # after one full line
     assert dec.next() == _pattern(40)
 
 

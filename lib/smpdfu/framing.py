@@ -86,7 +86,7 @@ class FrameDecoder:
     def reset(self):
         """Forget any partial line or frame (e.g. after the peer reset)."""
         self._n = 0  # bytes in _line
-        self._long = False  # the line is too long for _line (console text, or a spliced frame line)
+        self._long = 0  # bytes of a line too long for _line (console text, or a spliced frame line)
         self._pkt = None  # a frame of several lines: its buffer, made at its first line
         self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
         self._want = 0  # raw bytes the frame announced (length field + 2)
@@ -105,13 +105,15 @@ class FrameDecoder:
             raise item
         return item
 
-    def _error(self, msg):
-        # A broken frame: queued in order with the packets.
+    def _error(self, what, n):
+        # A broken frame, queued in order with the packets: ``what`` was
+        # wrong (a word: one message format, no string per error), ``n`` the
+        # byte count that tells (the frame's, or the line's).
         self.errors += 1
         self._pkt_len = 0
         self._pkt = None
         if len(self._queue) < self._max_queue:
-            self._queue.append(FrameError(msg))
+            self._queue.append(FrameError("bad frame (%s, %d bytes)" % (what, n)))
         else:
             self.dropped += 1
 
@@ -135,7 +137,7 @@ class FrameDecoder:
                 j = data.rfind(_START, start, end)
                 if j >= 0:
                     k = 0
-                    self._long = False
+                    self._long = 0
                     start = j
                 elif k and line[k - 1] == _START0 and data[start] == _START1:
                     line[0] = _START0  # a marker split across two reads
@@ -147,17 +149,17 @@ class FrameDecoder:
                 elif m and data[end - 1] == _START0:
                     line[0] = _START0  # maybe a marker's first half, after text too long to keep
                     k = 1
-                    self._long = False
+                    self._long = 0
                 else:
-                    self._long = True
+                    self._long = (self._long or k) + m
                     k = 0
                 if nl < 0:
                     self._n = k
                     return
                 self._n = 0
                 if self._long:
-                    self._long = False
-                    k = _LINE_BUF + 1
+                    k = self._long
+                    self._long = 0
                 buf = line
                 s = 0
                 j = 0 if k > 1 and line[0] == _START0 and line[1] == _START1 else -1
@@ -176,7 +178,7 @@ class FrameDecoder:
                 # Too long for a frame line: console text, or a frame line
                 # that log text was spliced into, which breaks the frame.
                 if self._pkt_len:
-                    self._error("frame line > %d bytes" % _MAX_LINE)
+                    self._error("line>127", k)
                 continue
             e = s + k
             if k and buf[e - 1] == 13:  # tolerate CRLF
@@ -193,27 +195,27 @@ class FrameDecoder:
         # start line, which cuts short a frame still open.
         p = self._pkt_len
         if first and p:
-            self._error("frame cut short at %d of %d bytes" % (p, self._want))
+            self._error("cut short", p)
             p = 0
         try:
             raw = a2b_base64(b64)
         except ValueError:
-            self._error("bad base64 in frame line")
+            self._error("base64", len(b64))
             return
         k = len(raw)
         want = self._want
         if p == 0:
             # The first line starts with the length field (it counts M + CRC).
             if k < 2:
-                self._error("frame too short")
+                self._error("too short", k)
                 return
             want = ((raw[0] << 8) | raw[1]) + 2
             if want < 2 + 8 + 2 or want > self.max_packet + 4:
-                self._error("bad frame length %d (10 to %d)" % (want - 2, self.max_packet + 2))
+                self._error("length", want - 2)  # accepted: 10 to max_packet + 2
                 return
             self._want = want
         if p + k > want:
-            self._error("frame longer than its length %d" % (want - 2))
+            self._error("too long", p + k)
             return
         buf = raw
         if k < want:
@@ -231,7 +233,7 @@ class FrameDecoder:
         self._pkt_len = 0
         self._pkt = None
         if crc16_range(buf, 2, want, 0):
-            self._error("bad CRC in frame of %d bytes" % (want - 4))
+            self._error("CRC", want - 4)  # the packet's size
         elif len(self._queue) < self._max_queue:
             self._queue.append(bytes(buf[2:want - 2]))
         else:
