@@ -39,9 +39,10 @@ class FrameEncoder:
         self.max_packet = max_packet
         raw = max_packet + 4  # length field + packet + CRC
         n = (raw + 2) // 3 * 4 + 3 * ((raw + _LINE_RAW - 1) // _LINE_RAW)  # + markers and newlines
-        self._out = memoryview(bytearray(n))
-        self._raw = self._out[n - raw:]
-        self.packet = self._raw[2:2 + max_packet]
+        self._buf = bytearray(n)  # indexed as a bytearray: faster than a memoryview in Python loops
+        self._out = memoryview(self._buf)
+        self._at = n - raw  # where the raw frame starts
+        self.packet = self._out[self._at + 2:n - 2]
 
     def encode(self, length=0, packet=None):
         """Frame the ``length``-byte packet held in :attr:`packet` (or copy
@@ -53,16 +54,17 @@ class FrameEncoder:
             length = len(packet)
         if length > self.max_packet:
             raise FrameError("packet of %d bytes > %d-byte frame buffer" % (length, self.max_packet))
-        raw = self._raw
         if packet is not None:
-            raw[2:2 + length] = packet
+            self.packet[:length] = packet
+        buf = self._buf
+        at = self._at
         n = length + 2  # the length field counts M and the CRC
-        raw[0] = n >> 8
-        raw[1] = n & 0xFF
-        crc = crc16_range(raw, 2, n, 0)
-        raw[n] = crc >> 8
-        raw[n + 1] = crc & 0xFF
-        return self._out[:frame_lines(raw, n + 2, self._out, _MARKS, _LINE_RAW)]
+        buf[at] = n >> 8
+        buf[at + 1] = n & 0xFF
+        crc = crc16_range(buf, at + 2, at + n, 0)
+        buf[at + n] = crc >> 8
+        buf[at + n + 1] = crc & 0xFF
+        return self._out[:frame_lines(buf, at, n + 2, _MARKS, _LINE_RAW)]
 
 
 class FrameDecoder:
