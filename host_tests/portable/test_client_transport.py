@@ -83,6 +83,32 @@ def test_machine_adapter_partial_writes_and_timeouts():
     assert u.read_available() is None
 
 
+def test_uart_that_accepts_nothing_fails_with_what_was_written():
+    # a fake clock: each look at it is 500 ms later, so the 2 s stall limit
+    # passes after a few tries, without waiting
+    from smpdfu import uart as uart_mod
+
+    class Dead(_MachineLike):
+        def write(self, buf):
+            n = 4 if not self.tx else 0
+            self.tx.extend(bytes(buf[:n]))
+            return n
+
+    clock = [0]
+
+    def ticks():
+        clock[0] += 500
+        return clock[0]
+
+    saved = uart_mod.ticks_ms, uart_mod.sleep_ms
+    uart_mod.ticks_ms, uart_mod.sleep_ms = ticks, lambda ms: None
+    try:
+        e = raises(OSError, UART(Dead()).write, b"0123456789")
+    finally:
+        uart_mod.ticks_ms, uart_mod.sleep_ms = saved
+    assert str(e) == "UART stalled: 4 of 10 bytes"
+
+
 def test_busio_adapter():
     b = _BusioLike()
     u = UART(b)

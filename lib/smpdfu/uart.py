@@ -48,7 +48,7 @@ class UART:
                     done += k
                     t0 = ticks_ms()
                 elif ticks_diff(ticks_ms(), t0) > _WRITE_STALL_MS:
-                    raise OSError("UART write stalled at %d of %d bytes" % (done, n))
+                    raise OSError("UART stalled: %d of %d bytes" % (done, n))
                 else:
                     sleep_ms(1)
 
