@@ -74,7 +74,12 @@ class FrameDecoder:
     (console output, logs) is skipped. Complete packets, and a
     :class:`FrameError` for each broken frame (bad CRC, bad base64, bad
     length, a frame cut short by a new one), are queued in arrival order and
-    taken with :meth:`next`.
+    taken with :meth:`next` (at most ``max_queue``; more are counted in
+    :attr:`dropped`). A frame of one line (an upload's answer) is decoded
+    straight from what :meth:`feed` got, without a copy; one of several lines
+    is gathered in a buffer of the size its length field announces (at most
+    ``max_packet`` + 4), made at its first line and freed at its last. A line
+    split across reads waits in a 128-byte buffer.
     """
 
     def __init__(self, max_packet=2048, max_queue=8):
