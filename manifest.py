@@ -39,7 +39,6 @@ package(
         "messages.py",
         "native.py",
         "proto.py",
-        "pyserial_uart.py",
         "sock.py",
         "transport.py",
         "uart.py",

@@ -153,7 +153,7 @@ def _frame_after_text(data, rng):
     # whatever the text's length and the read sizes.
     pkt = (data * 2)[:rng.randint(8, 500)].ljust(8, b"\0")
     text = bytes(rng.choice(_TEXT) for _ in range(rng.randint(0, 300)))
-    stream = b"\n" + text + bytes(_FRAME_ENC.encode_packet(pkt)) + text
+    stream = b"\n" + text + bytes(_FRAME_ENC.encode(packet=pkt)) + text
     dec = FrameDecoder(max_packet=512)
     i = 0
     while i < len(stream):
@@ -187,10 +187,11 @@ def target_framing(data, rng):
                 raise Finding("packet of %d bytes (max 512, min 8)" % len(pkt))
             got += 1
     dec.feed(b"\n")
-    while dec.pending():
+    while True:
         try:
-            if dec.next() is not None:
-                got += 1
+            if dec.next() is None:
+                break
+            got += 1
         except SMPError:
             pass
     return "packet" if got else ("FrameError" if dec.errors else "nothing")
@@ -259,7 +260,7 @@ class HostileDevice:
             pack_header(rsp, 0, op | 1, len(body), group, seq, cmd)
             rsp[HEADER_SIZE:] = body
             if len(rsp) <= 4096:
-                self._out.extend(self._enc.encode_packet(rsp))
+                self._out.extend(self._enc.encode(packet=rsp))
 
     def read_available(self):
         if not self._out:
@@ -444,7 +445,7 @@ def _corpora():
     frames = []
     for n in (8, 40, 93, 94, 200, 500):
         pkt = bytes((i * 7 + n) & 0xFF for i in range(n))
-        frames.append(bytes(enc.encode_packet(pkt)))
+        frames.append(bytes(enc.encode(packet=pkt)))
     frames.append(b"uart:~$ " + frames[3] + b"log line\r\n" + frames[4])
     images = [build(), build(body_len=300, prot=[(0x50, bytes(4))], tlvs=[(0x24, bytes(64))]),
               build(flags=0x4), build(hdr_size=64, body_len=50)]

@@ -22,7 +22,6 @@ from smpdfu.client import SMPClient
 from smpdfu.errors import ImageError, SMPTimeout
 from smpdfu.transport import SerialTransport
 from smpdfu.pyserial_uart import PySerialUART
-from smpdfu.uart import wrap
 
 pytest.importorskip("serial")
 
@@ -100,12 +99,12 @@ def test_fake_over_pty_upload_with_console_noise_and_drop(pty_fake):
         c.transport.close()
 
 
-def test_wrap_of_an_open_pyserial_port(pty_fake):
+def test_adapter_of_an_open_pyserial_port(pty_fake):
     import serial
 
     s = serial.Serial(pty_fake.path, 115200, timeout=1)
-    u = wrap(s)
-    assert isinstance(u, PySerialUART) and s.timeout == 0
+    u = PySerialUART(s)
+    assert s.timeout == 0
     c = SMPClient(SerialTransport(u), timeout_ms=2000)
     try:
         assert c.echo("wrapped") == "wrapped"

@@ -98,7 +98,7 @@ def test_line_buffers_drop_when_full_or_too_long():
 
 
 def framed_lines(pkt):
-    return split_lines(bytes(FrameEncoder(4096).encode_packet(pkt)))
+    return split_lines(bytes(FrameEncoder(4096).encode(packet=pkt)))
 
 
 def test_frame_assembler_ok_bad_crc_and_too_big():

@@ -22,7 +22,7 @@ from smpdfu.proto import OP_READ, OP_WRITE
 @pytest.mark.parametrize("n", [8, 9, 50, 86, 87, 88, 89, 90, 91, 92, 93, 94, 180, 181, 600, 2044])
 def test_our_frames_decode_with_smp_packet(n):
     packet = os.urandom(n)
-    lines = bytes(FrameEncoder(2048).encode_packet(packet)).split(b"\n")[:-1]
+    lines = bytes(FrameEncoder(2048).encode(packet=packet)).split(b"\n")[:-1]
     dec = smppacket.decode()
     next(dec)
     with pytest.raises(StopIteration) as stop:
@@ -43,7 +43,7 @@ def test_smp_packet_frames_decode_with_ours(n):
 @given(st.binary(min_size=8, max_size=1500), st.integers(min_value=1, max_value=64))
 @settings(max_examples=150, deadline=None)
 def test_frames_survive_any_read_split(packet, step):
-    wire = b"noise\n" + bytes(FrameEncoder(1500).encode_packet(packet)) + b"more noise\n"
+    wire = b"noise\n" + bytes(FrameEncoder(1500).encode(packet=packet)) + b"more noise\n"
     dec = FrameDecoder(1500)
     for i in range(0, len(wire), step):
         dec.feed(wire[i:i + step])

@@ -15,7 +15,7 @@ beside the ~5 ms a 384-byte request spends on the wire at 1 Mbaud.
 
 What the time counts (``mcu_chunk.py``): the upload recorded once against the
 emulated device, then replayed through the board's own UART adapter
-(``uart.MachineUART``) around C stand-ins for ``machine.UART`` and an
+(``uart.UART``) around C stand-ins for ``machine.UART`` and an
 ``io.BytesIO`` image (a file on a board): the client, its adapter, the
 transport and one C call per UART or file access, as on a board; the device
 costs nothing and nothing is subtracted.

@@ -10,7 +10,7 @@ Record, then replay. The upload first runs once against the emulated device
 hash of everything written. The measured runs then replay it with stand-ins
 that cost what a board's do, one C call each and no Python frame of the rig:
 
-- the UART is the board's own adapter, ``uart.MachineUART``, around an object
+- the UART is the board's own adapter, ``uart.UART``, around an object
   whose ``any`` (a list's ``pop``), ``read`` and ``write`` (an ``io.BytesIO``'s)
   are C, as ``machine.UART``'s are;
 - the image is an ``io.BytesIO`` (its ``readinto`` is C, as a file's is).
@@ -45,7 +45,7 @@ import smpdfu.compat as compat  # noqa: E402
 from smpdfu.client import SMPClient  # noqa: E402
 from smpdfu.crc16 import crc16  # noqa: E402
 from smpdfu.transport import SerialTransport  # noqa: E402
-from smpdfu.uart import MachineUART  # noqa: E402
+from smpdfu.uart import UART  # noqa: E402
 
 from smpdev import SMPDevice  # noqa: E402
 from streams import PatternStream  # noqa: E402
@@ -109,7 +109,7 @@ def _replay(rec, image, size, count):
         sink.write(zeros)
     sink.seek(0)
     u.write = sink.write
-    uart = MachineUART(u)
+    uart = UART(u)
     stream = io.BytesIO(image)  # (made here: it may copy the image)
     gc.collect()
     gc.disable()  # the counting pass must not collect (run with a big enough heap)

@@ -38,13 +38,13 @@ class WireClient:
         self.ser.close()
 
     def send_packet(self, pkt):
-        self.ser.write(bytes(self.enc.encode_packet(pkt)))
+        self.ser.write(bytes(self.enc.encode(packet=pkt)))
 
     def send_raw(self, data):
         self.ser.write(data)
 
     def framed(self, pkt):
-        return bytes(self.enc.encode_packet(pkt))
+        return bytes(self.enc.encode(packet=pkt))
 
     def read_packet(self, timeout=2.0):
         end = time.monotonic() + timeout

@@ -268,7 +268,7 @@ class SMPDevice:
 
     def inject(self, op, group, cmd, seq, body, version=1):
         """Send an unsolicited packet (e.g. a stray or late response)."""
-        self._out.extend(self._enc.encode_packet(_packet(op, group, cmd, seq, body, version)))
+        self._out.extend(self._enc.encode(packet=_packet(op, group, cmd, seq, body, version)))
 
     def inject_raw(self, data):
         """Put raw bytes on the line (garbage, partial frames)."""
@@ -395,7 +395,7 @@ class SMPDevice:
             self.corrupt_responses -= 1
             corrupt = True
         for a in answers:
-            framed = bytearray(self._enc.encode_packet(a))
+            framed = bytearray(self._enc.encode(packet=a))
             if corrupt:
                 i = 10  # a base64 character inside the first line
                 framed[i] = 0x41 if framed[i] != 0x41 else 0x42

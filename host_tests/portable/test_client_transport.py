@@ -5,7 +5,7 @@ from smpdfu.errors import FrameError
 from smpdfu.framing import FrameEncoder
 from smpdfu.transport import SerialTransport
 from smpdfu.pyserial_uart import PySerialUART
-from smpdfu.uart import BusioUART, MachineUART, wrap
+from smpdfu.uart import UART
 
 from _portable import raises
 from memlink import PipeEnd, pipe_pair
@@ -63,17 +63,17 @@ class _BusioLike:
         return len(buf)
 
 
-def test_wrap_picks_adapter_by_duck_typing():
-    assert isinstance(wrap(_MachineLike()), MachineUART)
-    assert isinstance(wrap(_BusioLike()), BusioUART)
+def test_transport_wraps_a_uart_by_duck_typing():
+    assert isinstance(SerialTransport(_MachineLike()).uart, UART)
+    assert isinstance(SerialTransport(_BusioLike()).uart, UART)
     dev = SMPDevice()
-    assert wrap(dev) is dev  # already has read_available
-    raises(TypeError, wrap, 42)
+    assert SerialTransport(dev).uart is dev  # already has read_available
+    assert "not a UART: int" in str(raises(TypeError, SerialTransport, 42))
 
 
 def test_machine_adapter_partial_writes_and_timeouts():
     m = _MachineLike(per_write=10, stall_every=3)
-    u = MachineUART(m)
+    u = UART(m)
     data = bytes(range(100))
     u.write(memoryview(data))
     assert bytes(m.tx) == data
@@ -83,9 +83,35 @@ def test_machine_adapter_partial_writes_and_timeouts():
     assert u.read_available() is None
 
 
+def test_uart_that_accepts_nothing_fails_with_what_was_written():
+    # a fake clock: each look at it is 500 ms later, so the 2 s stall limit
+    # passes after a few tries, without waiting
+    from smpdfu import uart as uart_mod
+
+    class Dead(_MachineLike):
+        def write(self, buf):
+            n = 4 if not self.tx else 0
+            self.tx.extend(bytes(buf[:n]))
+            return n
+
+    clock = [0]
+
+    def ticks():
+        clock[0] += 500
+        return clock[0]
+
+    saved = uart_mod.ticks_ms, uart_mod.sleep_ms
+    uart_mod.ticks_ms, uart_mod.sleep_ms = ticks, lambda ms: None
+    try:
+        e = raises(OSError, UART(Dead()).write, b"0123456789")
+    finally:
+        uart_mod.ticks_ms, uart_mod.sleep_ms = saved
+    assert str(e) == "UART stalled: 4 of 10 bytes"
+
+
 def test_busio_adapter():
     b = _BusioLike()
-    u = BusioUART(b)
+    u = UART(b)
     u.write(b"hello")
     assert bytes(b.tx) == b"hello"
     assert u.read_available() is None
@@ -104,11 +130,16 @@ def test_pipe_pair_carries_bytes_both_ways():
     assert isinstance(a, PipeEnd)
 
 
+def _send(t, pkt):
+    t.packet[:len(pkt)] = pkt
+    t.send(len(pkt))
+
+
 def test_transport_over_pipe_roundtrip_packet():
     a, b = pipe_pair()
     ta = SerialTransport(a)
     tb = SerialTransport(b)
-    ta.send_packet(b"\x02\x08\x00\x00\x00\x00\x07\x00")
+    _send(ta, b"\x02\x08\x00\x00\x00\x00\x07\x00")
     assert tb.recv() == b"\x02\x08\x00\x00\x00\x00\x07\x00"
     assert tb.recv() is None
 
@@ -117,9 +148,9 @@ def test_transport_line_gap_sends_the_same_bytes_line_by_line():
     m1 = _MachineLike()
     m2 = _MachineLike()
     pkt = bytes(range(256)) * 2
-    SerialTransport(m1).send_packet(pkt)
+    _send(SerialTransport(m1), pkt)
     t2 = SerialTransport(m2, line_gap_ms=2)
-    t2.send_packet(pkt)
+    _send(t2, pkt)
     assert bytes(m1.tx) == bytes(m2.tx)
     lines = bytes(m2.tx).split(b"\n")
     assert m2.calls == len(lines) - 1  # one write per line
@@ -129,24 +160,24 @@ def test_transport_line_gap_sends_the_same_bytes_line_by_line():
 def test_transport_raises_frame_error_and_reset_drops_partial_frames():
     m = _MachineLike()
     t = SerialTransport(m)
-    framed = bytearray(FrameEncoder(64).encode_packet(b"\x03\x08\x00\x00\x00\x00\x01\x00"))
+    framed = bytearray(FrameEncoder(64).encode(packet=b"\x03\x08\x00\x00\x00\x00\x01\x00"))
     framed[5] = 0x41 if framed[5] != 0x41 else 0x42
     m.rx.extend(framed)
     raises(FrameError, t.recv)
     m.rx.extend(b"\x06\x09AAAA")  # half a frame, then garbage
     t.reset()
-    m.rx.extend(FrameEncoder(64).encode_packet(b"\x03\x08\x00\x00\x00\x00\x01\x00"))
+    m.rx.extend(FrameEncoder(64).encode(packet=b"\x03\x08\x00\x00\x00\x00\x01\x00"))
     assert t.recv() == b"\x03\x08\x00\x00\x00\x00\x01\x00"
 
 
 def test_client_over_machine_like_uart_with_device_in_between():
-    # a MachineUART whose other end is the fake device, moved by hand
+    # a machine.UART adapter whose other end is the fake device, moved by hand
     m = _MachineLike(per_write=50)
     dev = SMPDevice()
 
     class Link:
         def write(self, buf):
-            MachineUART(m).write(buf)
+            UART(m).write(buf)
             dev.write(bytes(m.tx))
             m.tx[:] = b""
             d = dev.read_available()
@@ -154,7 +185,7 @@ def test_client_over_machine_like_uart_with_device_in_between():
                 m.rx.extend(d)
 
         def read_available(self):
-            return MachineUART(m).read_available()
+            return UART(m).read_available()
 
         def close(self):
             pass
@@ -181,6 +212,8 @@ def test_pyserial_adapter_imports_lazily():
     u = PySerialUART(f)
     assert f.timeout == 0
     assert u.read_available() is None
+    u.write(b"abc")  # UART's write and close, on the pyserial port
+    u.close()
 
 
 def test_request_limit_leaves_room_for_the_serial_frame():
@@ -215,7 +248,7 @@ def test_params_fit_the_frame_buffers_to_the_server():
                 m.rx.extend(d)
 
         def read_available(self):
-            return MachineUART(m).read_available()
+            return UART(m).read_available()
 
         def close(self):
             pass

@@ -43,18 +43,6 @@ def test_sha256_known_vectors():
     assert sha256(b"").digest()[:4] == bytes((0xE3, 0xB0, 0xC4, 0x42))
 
 
-def test_mem_alloc_counts_allocations():
-    compat.collect()
-    before = compat.mem_alloc()
-    if before is None:
-        assert not on_micropython()
-        return
-    keep = bytearray(4096)
-    after = compat.mem_alloc()
-    assert after - before >= 4096, (before, after)
-    assert len(keep) == 4096
-
-
 def test_raises_helper_returns_the_exception():
     e = raises(ValueError, int, "not a number")
     assert isinstance(e, ValueError)

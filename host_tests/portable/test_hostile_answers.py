@@ -59,7 +59,7 @@ def test_an_answer_that_is_not_cbor_names_the_command():
     pack_header(pkt, 0, OP_WRITE_RSP, 1, GROUP_OS, c._seq, 0)
     pkt[8] = 0xFF
     dev.drop_requests = 1
-    dev.inject_raw(bytes(FrameEncoder(64).encode_packet(pkt)))
+    dev.inject_raw(bytes(FrameEncoder(64).encode(packet=pkt)))
     e = raises(CBORError, c.echo, "hi")
     assert str(e).startswith("answer to group 0 (OS) command 0: unexpected CBOR break")
 

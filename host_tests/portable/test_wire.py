@@ -6,7 +6,7 @@ Runs under pytest on CPython and under the MicroPython runner.
 from smpdfu import cbor
 from smpdfu.crc16 import crc16
 from smpdfu.errors import CBORError, FrameError
-from smpdfu.framing import MAX_LINE, FrameDecoder, FrameEncoder, framed_size
+from smpdfu.framing import FrameDecoder, FrameEncoder
 from smpdfu.header import pack_header, unpack_header
 from smpdfu.proto import OP_WRITE, SMP_V1, SMP_V2
 
@@ -134,8 +134,9 @@ def test_frame_lines_respect_zephyr_limits():
     enc = FrameEncoder(2100)
     for n in (8, 50, 89, 90, 91, 92, 93, 186, 500, 2100):
         packet = _pattern(n, n)
-        out = bytes(enc.encode_packet(packet))
-        assert len(out) == framed_size(n)
+        out = bytes(enc.encode(packet=packet))
+        raw = n + 4  # length field, packet, CRC: base64 of it, 3 bytes of markers and newline per 93
+        assert len(out) == (raw + 2) // 3 * 4 + 3 * ((raw + 92) // 93)
         lines = out.split(b"\n")
         assert lines[-1] == b""
         lines = lines[:-1]
@@ -143,7 +144,7 @@ def test_frame_lines_respect_zephyr_limits():
         for line in lines[1:]:
             assert line[:2] == b"\x04\x14"
         for line in lines:
-            assert len(line) + 1 <= MAX_LINE
+            assert len(line) + 1 <= 127  # Zephyr's MCUMGR_SERIAL_MAX_FRAME
             assert (len(line) - 2) % 4 == 0
         dec = FrameDecoder(2100)
         dec.feed(out)
@@ -155,8 +156,8 @@ def test_decoder_skips_console_text_and_split_reads():
     enc = FrameEncoder(600)
     p1 = _pattern(300, 3)
     p2 = _pattern(20, 4)
-    stream = (b"[00:00:01.000,000] <inf> app: booting\r\n" + bytes(enc.encode_packet(p1))
-              + b"uart:~$ " + bytes(enc.encode_packet(p2)) + b"tail text")
+    stream = (b"[00:00:01.000,000] <inf> app: booting\r\n" + bytes(enc.encode(packet=p1))
+              + b"uart:~$ " + bytes(enc.encode(packet=p2)) + b"tail text")
     dec = FrameDecoder(600)
     for i in range(0, len(stream), 7):  # UART reads arrive in small pieces
         dec.feed(stream[i:i + 7])
@@ -173,7 +174,7 @@ def test_decoder_finds_a_multi_line_frame_after_a_prompt_without_newline():
     p1 = _pattern(300, 5)
     p2 = _pattern(200, 6)
     long_text = b"x" * 300  # console text longer than a line buffer, then a frame
-    stream = (b"uart:~$ " + bytes(enc.encode_packet(p1)) + long_text + bytes(enc.encode_packet(p2))
+    stream = (b"uart:~$ " + bytes(enc.encode(packet=p1)) + long_text + bytes(enc.encode(packet=p2))
               + b"uart:~$ ")
     for step in (1, 2, 7, 64, 127, 128, len(stream)):
         dec = FrameDecoder(600)
@@ -187,30 +188,38 @@ def test_decoder_finds_a_multi_line_frame_after_a_prompt_without_newline():
     for text in (long_text, b"y" * 128, b"z" * 127):
         dec = FrameDecoder(600)
         dec.feed(b"\n" + text)
-        dec.feed(bytes(enc.encode_packet(p2)))
+        dec.feed(bytes(enc.encode(packet=p2)))
         assert dec.next() == p2, len(text)
+    # a frame line too long (log text spliced in) breaks the frame: named with its length
+    lines = bytes(enc.encode(packet=p1)).split(b"\n")
+    for step in (1, 7, 1000):
+        dec = FrameDecoder(600)
+        stream = lines[0] + b"\n" + lines[1][:50] + b"x" * 60 + lines[1][50:] + b"\n"
+        for i in range(0, len(stream), step):
+            dec.feed(stream[i:i + step])
+        assert str(raises(FrameError, dec.next)) == "bad frame (line>127, 186 bytes)", step
 
 
 def test_decoder_names_bad_crc_base64_and_length():
     enc = FrameEncoder(300)
-    good = bytes(enc.encode_packet(_pattern(40)))
+    good = bytes(enc.encode(packet=_pattern(40)))
     dec = FrameDecoder(300)
     # Bad CRC: flip one base64 character in the middle (still valid base64).
     i = 10
     bad = good[:i] + (b"B" if good[i:i + 1] != b"B" else b"C") + good[i + 1:]
     dec.feed(bad)
-    assert "CRC" in str(raises(FrameError, dec.next))
+    assert str(raises(FrameError, dec.next)) == "bad frame (CRC, 40 bytes)"
     # Bad base64.
     dec.feed(b"\x06\x09AB$D\n")
     assert "base64" in str(raises(FrameError, dec.next))
     # A length field larger than the decoder accepts.
     dec2 = FrameDecoder(64)
-    dec2.feed(bytes(FrameEncoder(300).encode_packet(_pattern(200))))
-    assert "length" in str(raises(FrameError, dec2.next))
+    dec2.feed(bytes(FrameEncoder(300).encode(packet=_pattern(200))))
+    assert str(raises(FrameError, dec2.next)) == "bad frame (length, 202 bytes)"  # M + CRC: 200 + 2
     # A frame cut short by a new one, which itself decodes.
-    lines = bytes(FrameEncoder(300).encode_packet(_pattern(200))).split(b"\n")
+    lines = bytes(FrameEncoder(300).encode(packet=_pattern(200))).split(b"\n")
     dec.feed(lines[0] + b"\n" + good)
-    assert "cut short" in str(raises(FrameError, dec.next))
+    assert str(raises(FrameError, dec.next)) == "bad frame (cut short, 93 bytes)"  # after one full line
     assert dec.next() == _pattern(40)
 
 
@@ -236,12 +245,15 @@ def _decoded(stream, step):
     for i in range(0, len(stream), step):
         dec.feed(stream[i:i + step])
     out = []
-    while dec.pending():
+    while True:
         try:
-            out.append(dec.next())
+            p = dec.next()
         except FrameError as e:
             out.append(str(e))
-    return out
+            continue
+        if p is None:
+            return out
+        out.append(p)
 
 
 def test_whole_lines_decode_as_split_reads_do():
@@ -249,8 +261,8 @@ def test_whole_lines_decode_as_split_reads_do():
     # case); in 1- or 5-byte reads it goes through the line buffer. Both must
     # give the same packets and the same errors, in the same order.
     enc = FrameEncoder(600)
-    p1 = bytes(enc.encode_packet(_pattern(300, 7)))  # three lines
-    p2 = bytes(enc.encode_packet(_pattern(20, 8)))  # one line
+    p1 = bytes(enc.encode(packet=_pattern(300, 7)))  # three lines
+    p2 = bytes(enc.encode(packet=_pattern(20, 8)))  # one line
     lines = p1.split(b"\n")
     crlf = p2.replace(b"\n", b"\r\n")
     cut = b"\n".join(lines[:2]) + b"\n"  # a frame cut short by the next one
@@ -264,3 +276,17 @@ def test_whole_lines_decode_as_split_reads_do():
     assert any("cut short" in str(x) for x in whole) and any("CRC" in str(x) for x in whole), whole
     for step in (1, 5, 127, 128):
         assert _decoded(stream, step) == whole, step
+
+
+def test_a_start_marker_inside_a_continuation_line_starts_a_new_frame():
+    # Text spliced into a frame's last line with no newline, then a frame: the
+    # open frame is cut short and the new one is taken (base64 never holds a
+    # marker), in one read or in pieces.
+    enc = FrameEncoder(600)
+    p1 = bytes(enc.encode(packet=_pattern(200, 9)))  # three lines
+    p2 = _pattern(20, 10)
+    lines = p1.split(b"\n")
+    stream = b"\n".join(lines[:2]) + b"\n" + lines[2][:8] + b"log\x06" + bytes(enc.encode(packet=p2))
+    for step in (1, 3, len(stream)):
+        got = _decoded(stream, step)
+        assert len(got) == 2 and "cut short" in got[0] and got[1] == p2, (step, got)

@@ -42,23 +42,29 @@ def encode_into(src, start, end, dst, o):
     return o
 
 
-def frame_lines(src, total, dst, marks, line_raw):
-    """Base64 of ``src[:total]`` as frame lines written into ``dst``; return their length.
+def frame_lines(buf, at, total, marks, line_raw):
+    """Base64 of ``buf[at:at + total]`` as frame lines written over ``buf``
+    from index 0; return their length.
 
     Lines carry ``line_raw`` raw bytes each; the first starts with
     ``marks[0:2]``, the others with ``marks[2:4]``, and each ends with "\\n".
+    In place (the framing keeps the raw frame at the tail of its buffer):
+    each group of bytes is read before its base64 is written, and the output
+    never overtakes what is still to be read when ``at`` leaves room for the
+    lines (base64, markers and newlines) that are longer than the raw bytes.
     """
     o = 0
-    start = 0
-    while start < total:
+    start = at
+    stop = at + total
+    while start < stop:
         end = start + line_raw
-        if end > total:
-            end = total
-        k = 0 if start == 0 else 2
-        dst[o] = marks[k]
-        dst[o + 1] = marks[k + 1]
-        o = encode_into(src, start, end, dst, o + 2)
-        dst[o] = 10
+        if end > stop:
+            end = stop
+        k = 0 if start == at else 2
+        buf[o] = marks[k]
+        buf[o + 1] = marks[k + 1]
+        o = encode_into(buf, start, end, buf, o + 2)
+        buf[o] = 10
         o += 1
         start = end
     return o

@@ -29,27 +29,27 @@ except ImportError:  # pragma: no cover - ports without a C hashlib
         # library from the Adafruit bundle (circup install adafruit_hashlib).
         from adafruit_hashlib import sha256  # noqa: F401
 
-import time as _time
+try:  # MicroPython
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401
+except ImportError:
+    import time as _time
 
+    def sleep_ms(ms):
+        """Sleep ``ms`` milliseconds."""
+        _time.sleep(ms / 1000)
 
-# CircuitPython (>= 7) has no time.ticks_ms; supervisor.ticks_ms is its
-# allocation-free clock (time.monotonic_ns needs long ints, which small
-# builds lack, and allocates one per call where they exist).
-_sup = None
-if not hasattr(_time, "ticks_ms") and sys.implementation.name != "cpython":
-    try:
-        import supervisor as _sup
-    except ImportError:
-        pass
-    if _sup is not None and not hasattr(_sup, "ticks_ms"):
-        _sup = None
+    # CircuitPython (>= 7) has no time.ticks_ms; supervisor.ticks_ms is its
+    # allocation-free clock (time.monotonic_ns needs long ints, which small
+    # builds lack, and allocates one per call where they exist).
+    _sup = None
+    if sys.implementation.name != "cpython":
+        try:
+            import supervisor as _sup
+        except ImportError:
+            pass
+        if _sup is not None and not hasattr(_sup, "ticks_ms"):
+            _sup = None
 
-if hasattr(_time, "ticks_ms"):  # MicroPython
-    ticks_ms = _time.ticks_ms
-    ticks_diff = _time.ticks_diff
-    ticks_add = _time.ticks_add
-    sleep_ms = _time.sleep_ms
-else:
     if _sup is not None:  # CircuitPython: wraps every 2**29 ms (6.2 days)
         ticks_ms = _sup.ticks_ms
         _PERIOD = const(1 << 29)
@@ -82,24 +82,6 @@ else:
 
     else:  # pragma: no cover
         raise ImportError("smpdfu needs time.ticks_ms, supervisor.ticks_ms or time.monotonic_ns")
-
-    def sleep_ms(ms):
-        """Sleep ``ms`` milliseconds."""
-        _time.sleep(ms / 1000)
-
-
-import gc as _gc
-
-
-def mem_alloc():
-    """Bytes allocated on the heap now, or None where the port cannot tell."""
-    f = getattr(_gc, "mem_alloc", None)
-    return f() if f else None
-
-
-def collect():
-    """Run the garbage collector."""
-    _gc.collect()
 
 
 import binascii as _binascii

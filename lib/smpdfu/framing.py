@@ -10,68 +10,61 @@ bytes) at most, so every line decodes on its own as Zephyr's receiver does.
 from .compat import a2b_base64, const, crc16_range, frame_lines
 from .errors import FrameError
 
-MAX_LINE = const(127)  # bytes per line, markers and newline included
-_LINE_B64 = const(124)  # base64 characters per full line
-_LINE_RAW = const(93)  # raw bytes per full line
-_LINE_BUF = const(128)  # the line buffer: MAX_LINE and a CR
+_MAX_LINE = const(127)  # bytes per line, markers and newline included
+_LINE_RAW = const(93)  # raw bytes per full line (124 base64 characters)
+_LINE_BUF = const(128)  # the line buffer: _MAX_LINE and a CR
 _START0 = const(0x06)
 _START1 = const(0x09)
 _CONT0 = const(0x04)
 _CONT1 = const(0x14)
 
 _START = b"\x06\x09"
-_MARKS = bytes((_START0, _START1, _CONT0, _CONT1))  # first line's marker, then a continuation line's
-
-
-def framed_size(packet_len):
-    """Bytes on the wire for a packet (header + CBOR) of ``packet_len`` bytes."""
-    raw = packet_len + 4
-    lines = (raw + _LINE_RAW - 1) // _LINE_RAW
-    return ((raw + 2) // 3) * 4 + 3 * lines
+_MARKS = b"\x06\x09\x04\x14"  # first line's marker, then a continuation line's
 
 
 class FrameEncoder:
-    """Frames packets of up to ``max_packet`` bytes, allocation-light.
+    """Frames packets of up to ``max_packet`` bytes in one preallocated buffer.
 
     Build the packet straight into :attr:`packet` (a memoryview over the
-    header + CBOR area of a preallocated buffer), then call :meth:`encode`
-    with its length: the CRC is computed in place and the framed lines are
-    base64-encoded straight into a preallocated output buffer (native code
-    where the firmware has an emitter, see :mod:`smpdfu.compat`).
+    header + CBOR area), then call :meth:`encode` with its length: the CRC is
+    computed in place and the lines are base64-encoded into the same buffer
+    (native code where the firmware has an emitter, see :mod:`smpdfu.compat`).
+    The raw frame sits at the buffer's tail, where the base64 written from its
+    start overtakes it only at its last byte (base64 is longer than what it
+    encodes), so one buffer of the framed size (``max_packet`` 2048: 2.8 KB)
+    does for both. :attr:`packet` is overwritten by each :meth:`encode`.
     """
 
     def __init__(self, max_packet):
         self.max_packet = max_packet
-        self._raw = bytearray(max_packet + 4)
-        self._raw_mv = memoryview(self._raw)
-        self.packet = self._raw_mv[2:2 + max_packet]
-        self._out = bytearray(framed_size(max_packet))
-        self._out_mv = memoryview(self._out)
+        raw = max_packet + 4  # length field + packet + CRC
+        n = (raw + 2) // 3 * 4 + 3 * ((raw + _LINE_RAW - 1) // _LINE_RAW)  # + markers and newlines
+        self._buf = bytearray(n)  # indexed as a bytearray: faster than a memoryview in Python loops
+        self._out = memoryview(self._buf)
+        self._at = n - raw  # where the raw frame starts
+        self.packet = self._out[self._at + 2:n - 2]
 
-    def encode(self, length):
-        """Frame the ``length``-byte packet held in :attr:`packet`.
+    def encode(self, length=0, packet=None):
+        """Frame the ``length``-byte packet held in :attr:`packet` (or copy
+        ``packet`` in first: ``encode(packet=p)``).
 
         Returns a memoryview of the framed bytes, valid until the next call.
         """
+        if packet is not None:
+            length = len(packet)
         if length > self.max_packet:
-            raise FrameError("packet of %d bytes exceeds the %d-byte frame buffer" % (length, self.max_packet))
-        raw = self._raw
+            raise FrameError("packet of %d bytes > %d-byte frame buffer" % (length, self.max_packet))
+        if packet is not None:
+            self.packet[:length] = packet
+        buf = self._buf
+        at = self._at
         n = length + 2  # the length field counts M and the CRC
-        raw[0] = n >> 8
-        raw[1] = n & 0xFF
-        crc = crc16_range(raw, 2, 2 + length, 0)
-        raw[2 + length] = crc >> 8
-        raw[3 + length] = crc & 0xFF
-        o = frame_lines(raw, length + 4, self._out, _MARKS, _LINE_RAW)
-        return self._out_mv[:o]
-
-    def encode_packet(self, packet):
-        """Copy ``packet`` (header + CBOR) in and frame it (convenience)."""
-        n = len(packet)
-        if n > self.max_packet:
-            raise FrameError("packet of %d bytes exceeds the %d-byte frame buffer" % (n, self.max_packet))
-        self.packet[:n] = packet
-        return self.encode(n)
+        buf[at] = n >> 8
+        buf[at + 1] = n & 0xFF
+        crc = crc16_range(buf, at + 2, at + n, 0)
+        buf[at + n] = crc >> 8
+        buf[at + n + 1] = crc & 0xFF
+        return self._out[:frame_lines(buf, at, n + 2, _MARKS, _LINE_RAW)]
 
 
 class FrameDecoder:
@@ -81,44 +74,30 @@ class FrameDecoder:
     (console output, logs) is skipped. Complete packets, and a
     :class:`FrameError` for each broken frame (bad CRC, bad base64, bad
     length, a frame cut short by a new one), are queued in arrival order and
-    taken with :meth:`next`.
+    taken with :meth:`next` (at most ``max_queue``; more are counted in
+    :attr:`dropped`). A frame of one line (an upload's answer) is decoded
+    straight from what :meth:`feed` got, without a copy; one of several lines
+    is gathered in a buffer of the size its length field announces (at most
+    ``max_packet`` + 4), made at its first line and freed at its last. A line
+    split across reads waits in a 128-byte buffer.
     """
 
     def __init__(self, max_packet=2048, max_queue=8):
-        self._line = bytearray(_LINE_BUF)
-        self._line_mv = memoryview(self._line)
-        self._line_len = 0
-        self._line_overflow = False
-        self._mark = -1  # index in _line of its last frame-start marker, or -1
-        self._pkt = self._pkt_mv = None
-        self.resize(max_packet)
-        self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
-        self._want = 0  # raw bytes the frame announced (length field + 2)
-        self._queue = []
+        self.max_packet = max_packet  # the largest packet taken (a plain attribute: set it to resize)
+        self._line = memoryview(bytearray(_LINE_BUF))  # a line split across reads
         self._max_queue = max_queue
         self.errors = 0  # broken frames seen, for diagnostics
-        self.dropped = 0  # packets dropped because the queue was full
-
-    def resize(self, max_packet):
-        """Take packets of up to ``max_packet`` bytes from now on (a frame
-        being decoded keeps the buffer it started in)."""
-        self.max_packet = max_packet
-        if self._pkt is None or not self._pkt_len:
-            self._pkt = self._pkt_mv = None  # the old buffer can go before the new one is made
-            self._pkt = bytearray(max_packet + 4)
-            self._pkt_mv = memoryview(self._pkt)
+        self.dropped = 0  # packets or errors dropped because the queue was full
+        self.reset()
 
     def reset(self):
         """Forget any partial line or frame (e.g. after the peer reset)."""
-        self._line_len = 0
-        self._mark = -1
-        self._line_overflow = False
-        self._pkt_len = 0
+        self._n = 0  # bytes in _line
+        self._long = 0  # bytes of a line too long for _line (console text, or a spliced frame line)
+        self._pkt = None  # a frame of several lines: its buffer, made at its first line
+        self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
+        self._want = 0  # raw bytes the frame announced (length field + 2)
         self._queue = []
-
-    def pending(self):
-        """Number of packets or errors waiting in the queue."""
-        return len(self._queue)
 
     def next(self):
         """The next complete packet (``bytes``: header + CBOR), or None.
@@ -133,173 +112,136 @@ class FrameDecoder:
             raise item
         return item
 
-    def _put(self, item):
-        if isinstance(item, FrameError):
-            self.errors += 1
-        if len(self._queue) >= self._max_queue:
+    def _error(self, what, n):
+        # A broken frame, queued in order with the packets: ``what`` was
+        # wrong (a word: one message format, no string per error), ``n`` the
+        # byte count that tells (the frame's, or the line's).
+        self.errors += 1
+        self._pkt_len = 0
+        self._pkt = None
+        if len(self._queue) < self._max_queue:
+            self._queue.append(FrameError("bad frame (%s, %d bytes)" % (what, n)))
+        else:
             self.dropped += 1
-            return
-        self._queue.append(item)
 
     def feed(self, data):
         """Consume received bytes (bytes, bytearray or memoryview)."""
         if isinstance(data, memoryview):
             data = bytes(data)
         n = len(data)
-        start = 0
+        mv = memoryview(data)
         line = self._line
-        mv = None
+        start = 0
         while start < n:
             nl = data.find(b"\n", start)
-            if 2 <= nl - start <= _LINE_BUF and not self._line_len and not self._line_overflow:
-                # A whole line in this read (the usual case): a frame's lines
-                # are decoded straight from ``data``, not copied into the line
-                # buffer first. What _end_line does with the same line.
-                c0 = data[start]
-                c1 = data[start + 1]
-                start_line = c0 == _START0 and c1 == _START1 and data.find(_START, start + 2, nl) < 0
-                if start_line or c0 == _CONT0 and c1 == _CONT1:
-                    if mv is None:
-                        mv = memoryview(data)
-                    e = nl - 1 if data[nl - 1] == 13 else nl  # tolerate CRLF
-                    if start_line:
-                        if self._pkt_len:
-                            self._new_frame()
-                        self._append(mv[start + 2:e])  # it sets _want: p is 0
-                    elif self._pkt_len:
-                        self._append(mv[start + 2:e])
-                    start = nl + 1
-                    continue
             end = n if nl < 0 else nl
-            k = end - start
-            if k and (self._line_len < 2 or self._line_overflow or line[0] != _START0 and line[0] != _CONT0):
-                start = self._skip_text(data, start, end)
-                k = end - start
-            if k and not self._line_overflow:
-                if self._line_len + k > len(line):
-                    self._line_overflow = True
+            k = self._n
+            if k or self._long or nl < 0:
+                # A line split across reads, gathered in _line from its last
+                # frame-start marker on: console text without a newline (a
+                # "uart:~$ " prompt) may come before a frame, and a marker may
+                # straddle two reads.
+                j = data.rfind(_START, start, end)
+                if j >= 0:
+                    k = 0
+                    self._long = 0
+                    start = j
+                elif k and line[k - 1] == _START0 and data[start] == _START1:
+                    line[0] = _START0  # a marker split across two reads
+                    k = 1
+                m = end - start
+                if not self._long and k + m <= _LINE_BUF:
+                    line[k:k + m] = mv[start:end]
+                    k += m
+                elif m and data[end - 1] == _START0:
+                    line[0] = _START0  # maybe a marker's first half, after text too long to keep
+                    k = 1
+                    self._long = 0
                 else:
-                    # Where the line's last frame-start marker is, found in C
-                    # on the received bytes (a marker may straddle two feeds).
-                    L = self._line_len
-                    j = data.rfind(_START, start, end)
-                    if j >= 0:
-                        self._mark = L + j - start
-                    elif L and line[L - 1] == _START0 and data[start] == _START1:
-                        self._mark = L - 1
-                    if start == 0 and L + n <= len(line):
-                        # All of data fits: copy it whole (what follows the
-                        # line is not counted), no slice object at all.
-                        line[L:L + n] = data
-                    else:  # a memoryview slice is a small fixed-size object, a bytes slice a copy
-                        if mv is None:
-                            mv = memoryview(data)
-                        line[L:L + k] = mv[start:end]
-                    self._line_len = L + k
-            if nl < 0:
-                return
-            self._end_line()
+                    self._long = (self._long or k) + m
+                    k = 0
+                if nl < 0:
+                    self._n = k
+                    return
+                self._n = 0
+                if self._long:
+                    k = self._long
+                    self._long = 0
+                buf = line
+                s = 0
+                j = 0 if k > 1 and line[0] == _START0 and line[1] == _START1 else -1
+            else:
+                # A whole line in this read (the usual case): decoded straight
+                # from ``data``, the same way.
+                buf = mv
+                s = start
+                k = end - start
+                j = data.rfind(_START, start, end)
             start = nl + 1
+            if j > s:
+                k -= j - s
+                s = j
+            if k > _LINE_BUF:
+                # Too long for a frame line: console text, or a frame line
+                # that log text was spliced into, which breaks the frame.
+                if self._pkt_len:
+                    self._error("line>127", k)
+                continue
+            e = s + k
+            if k and buf[e - 1] == 13:  # tolerate CRLF
+                e -= 1
+            if e - s < 2:
+                continue
+            if j >= 0:
+                self._append(buf[s + 2:e], True)
+            elif self._pkt_len and buf[s] == _CONT0 and buf[s + 1] == _CONT1:
+                self._append(buf[s + 2:e])
 
-    def _skip_text(self, data, start, end):
-        # Console text without a newline (a "uart:~$ " prompt) may precede a
-        # frame start on the current line. Keep the line from the marker on:
-        # otherwise a full first frame line overflows and the frame is lost.
-        # Returns where to go on copying ``data`` from.
-        n = self._line_len
-        line = self._line
-        if n == 0 and data[start] == _CONT0:
-            return start  # a continuation line: nothing to skip (no search)
-        j = data.find(_START, start, end)
-        if j >= 0:
-            if j > start or n or self._line_overflow:
-                self._line_len = 0
-                self._line_overflow = False
-                self._mark = -1
-            return j
-        if n and not self._line_overflow and line[n - 1] == _START0 and data[start] == _START1:
-            line[0] = _START0  # the marker was split across two reads
-            self._line_len = 1
-            self._line_overflow = False
-            self._mark = -1
-        elif data[end - 1] == _START0 and (self._line_overflow or n + end - start > len(line)):
-            line[0] = _START0  # maybe a marker's first half, after text too long to keep
-            self._line_len = 1
-            self._line_overflow = False
-            self._mark = -1
-            return end
-        return start
-
-    def _end_line(self):
-        n = self._line_len
-        overflow = self._line_overflow
-        mark = self._mark
-        self._mark = -1
-        self._line_len = 0
-        self._line_overflow = False
-        line = self._line
-        if n and line[n - 1] == 13:  # tolerate CRLF
-            n -= 1
-        if overflow:
-            # Too long for a frame line: console text, or a frame line that
-            # log text was spliced into. Inside a frame that breaks the frame.
-            if self._pkt_len:
-                self._pkt_len = 0
-                self._put(FrameError("frame line longer than %d bytes" % MAX_LINE))
-            return
-        if n >= 2 and line[0] == _CONT0 and line[1] == _CONT1:
-            if self._pkt_len:
-                self._append(self._line_mv[2:n])
-            return
-        # A frame may start after console text that had no newline: take
-        # the last start marker (base64 never contains one).
-        i = mark
-        if i < 0 or i + 2 > n:
-            return
-        self._new_frame()
-        self._append(self._line_mv[i + 2:n])
-
-    def _new_frame(self):
-        # A start line: a frame still open is cut short.
-        if self._pkt_len:
-            self._put(FrameError("frame cut short: %d of %d bytes, then a new frame" % (self._pkt_len, self._want)))
-        self._pkt_len = 0
-        self._want = 0
-
-    def _append(self, b64):
-        # One line's base64 (after its marker) onto the frame.
+    def _append(self, b64, first=False):
+        # One line's base64 (after its marker) onto the frame; ``first``: a
+        # start line, which cuts short a frame still open.
+        p = self._pkt_len
+        if first and p:
+            self._error("cut short", p)
+            p = 0
         try:
             raw = a2b_base64(b64)
         except ValueError:
-            self._pkt_len = 0
-            self._put(FrameError("bad base64 in frame line"))
+            self._error("base64", len(b64))
             return
         k = len(raw)
-        p = self._pkt_len
+        want = self._want
         if p == 0:
             # The first line starts with the length field (it counts M + CRC).
             if k < 2:
-                self._put(FrameError("frame too short for its length field"))
+                self._error("too short", k)
                 return
             want = ((raw[0] << 8) | raw[1]) + 2
-            if want < 2 + 8 + 2 or want > len(self._pkt):
-                self._put(FrameError("bad frame length %d (accepted: 10 to %d)" % (want - 2, self.max_packet + 2)))
+            if want < 2 + 8 + 2 or want > self.max_packet + 4:
+                self._error("length", want - 2)  # accepted: 10 to max_packet + 2
                 return
             self._want = want
-        if p + k > self._want:
-            self._pkt_len = 0
-            self._put(FrameError("frame holds more than the %d bytes its length field says" % (self._want - 2)))
+        if p + k > want:
+            self._error("too long", p + k)
             return
-        self._pkt[p:p + k] = raw
-        p += k
-        self._pkt_len = p
-        if p >= self._want:
-            self._pkt_len = 0
-            if crc16_range(self._pkt, 2, p, 0) != 0:
-                self._put(FrameError("bad CRC in frame of %d bytes" % (p - 4)))
+        buf = raw
+        if k < want:
+            # A frame of several lines (not an upload's answer, which takes
+            # one): gathered in a buffer of its announced size, made at its
+            # first line, so no packet-sized buffer is held between frames.
+            if not p:
+                self._pkt = bytearray(want)
+            buf = self._pkt
+            buf[p:p + k] = raw
+            p += k
+            if p < want:
+                self._pkt_len = p
                 return
-            q = self._queue  # _put, inline for the usual packet
-            if len(q) < self._max_queue:
-                q.append(bytes(self._pkt_mv[2:p - 2]))
-            else:
-                self.dropped += 1
+        self._pkt_len = 0
+        self._pkt = None
+        if crc16_range(buf, 2, want, 0):
+            self._error("CRC", want - 4)  # the packet's size
+        elif len(self._queue) < self._max_queue:
+            self._queue.append(bytes(buf[2:want - 2]))
+        else:
+            self.dropped += 1

@@ -1,21 +1,23 @@
 """The pyserial adapter (CPython only): its own module so that boards never load it.
 
-See :mod:`smpdfu.uart` for the adapter API; :func:`smpdfu.uart.wrap` picks
-this one for a port name or a ``serial.Serial``.
+See :mod:`smpdfu.uart` for the adapter API. On CPython give
+:class:`~smpdfu.transport.SerialTransport` one of these (a plain
+``serial.Serial`` works too, but polls instead of waiting in ``select``).
 """
 
 from .compat import sleep_ms
-from .uart import _write_all
+from .uart import UART
 
 _EBUSY = 16  # errno of a port another program holds
 
 
-class PySerialUART:
+class PySerialUART(UART):
     """A pyserial port (CPython only).
 
     ``port`` is a device path, a pyserial URL (``socket://host:port``,
     ``loop://``, ``rfc2217://...``) or an open ``serial.Serial``. The port's
-    read timeout is set to 0 so that reads never block.
+    read timeout is set to 0 so that reads never block. Writing and
+    closing are :class:`~smpdfu.uart.UART`'s.
     """
 
     def __init__(self, port, baudrate=115200, **kwargs):
@@ -33,7 +35,7 @@ class PySerialUART:
                 raise
         else:
             port.timeout = 0
-        self.serial = port
+        self.uart = port
         try:
             self._fd = port.fileno()
         except Exception:  # noqa: BLE001 - URL ports (loop://, socket://) may have none
@@ -41,19 +43,13 @@ class PySerialUART:
 
     def wait_readable(self, ms):
         """Block until the port has data or ``ms`` milliseconds passed."""
-        if self._fd is None or self.serial.in_waiting:
+        if self._fd is None or self.uart.in_waiting:
             sleep_ms(1)
             return
         import select
 
         select.select((self._fd,), (), (), ms / 1000)
 
-    def write(self, buf):
-        _write_all(self.serial.write, buf)
-
     def read_available(self):
-        data = self.serial.read(4096)
+        data = self.uart.read(4096)
         return data or None
-
-    def close(self):
-        self.serial.close()

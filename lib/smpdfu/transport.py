@@ -2,7 +2,7 @@
 
 from .compat import const, sleep_ms
 from .framing import FrameDecoder, FrameEncoder
-from .uart import wrap
+from .uart import UART
 
 _FRAME_OVERHEAD = const(4)  # the frame's length and CRC share the server's netbuf
 _MIN_PACKET = const(384)  # Zephyr's default netbuf: what any SMP server takes and sends
@@ -14,14 +14,22 @@ class SerialTransport:
     Build a request's header + CBOR body straight into :attr:`packet` (a
     memoryview of ``max_packet`` bytes), then :meth:`send` its length: the
     framing works in preallocated buffers, so the per-chunk path allocates
-    little. :meth:`recv` never blocks.
+    little. :meth:`send` overwrites :attr:`packet` (the frame is encoded in
+    place). :meth:`recv` never blocks.
 
-    ``line_gap_ms`` pauses between the lines of a frame (as Go newtmgr does)
-    for receivers with few line buffers; 0 (default) sends back to back.
+    Sizing (the board's app chooses): ``max_packet`` is the largest request
+    this side builds and the largest response it takes; the link holds one
+    buffer of its framed size (~1.37 x ``max_packet``: 2.8 KB at 2048), cut to
+    the server's buffers by :meth:`fit`, a 128-byte line buffer, and a frame
+    of several lines (never an upload's answer) gets a buffer of its own size
+    while it arrives. ``rx_queue`` is how many received packets wait for
+    :meth:`recv` at most. ``line_gap_ms`` pauses between the lines of a frame
+    (as Go newtmgr does) for receivers with few line buffers; 0 (default)
+    sends back to back.
     """
 
     def __init__(self, uart, max_packet=2048, line_gap_ms=0, rx_queue=8):
-        self.uart = wrap(uart)
+        self.uart = uart if hasattr(uart, "read_available") else UART(uart)
         self.max_packet = max_packet
         self._cap = max_packet
         self.line_gap_ms = line_gap_ms
@@ -43,8 +51,8 @@ class SerialTransport:
     def fit(self, buf_size):
         """Size the frame buffers to a server whose buffers hold ``buf_size``
         bytes (OS params; :meth:`SMPClient.params` calls this): neither its
-        requests nor its responses are larger, so a 384-byte server costs
-        about 1.5 KB of buffers instead of 7 KB at ``max_packet`` 2048.
+        requests nor its responses are larger, so a 384-byte server costs a
+        ~0.5 KB frame buffer instead of 2.8 KB at ``max_packet`` 2048.
         Never beyond the ``max_packet`` given at construction; replaces :attr:`packet`.
         """
         n = buf_size if buf_size < self._cap else self._cap
@@ -55,7 +63,7 @@ class SerialTransport:
         self.packet = self._enc = None  # the old buffers can go before the new ones are made
         self._enc = FrameEncoder(n)
         self.packet = self._enc.packet
-        self._dec.resize(n)
+        self._dec.max_packet = n
         self.max_packet = n
 
     def send(self, length):
@@ -75,12 +83,6 @@ class SerialTransport:
                 sleep_ms(self.line_gap_ms)
             self.uart.write(out[start:end])
             start = end
-
-    def send_packet(self, packet):
-        """Copy a whole packet (header + CBOR) in and send it (convenience)."""
-        n = len(packet)
-        self.packet[:n] = packet
-        self.send(n)
 
     def recv(self):
         """The next received packet (``bytes``, header + CBOR) or None.
