@@ -17,6 +17,7 @@ package(
         "__init__.py",
         "after_upload.py",
         "b64.py",
+        "before_upload.py",
         "ble.py",
         "ble_cp.py",
         "ble_mp.py",
@@ -42,12 +43,14 @@ package(
         "sock.py",
         "transport.py",
         "uart.py",
+        "update_report.py",
         "updater.py",
         "upload.py",
     ),
     base_path="lib",
 )
 module("smpdfu_app.py", base_path="firmware")
+module("smpdfu_board.py", base_path="firmware")
 module("smpdfu_fota.py", base_path="firmware")
 module("smpdfu_busio.py", base_path="firmware")
 module("smpdfu_ble_link.py", base_path="firmware")

@@ -1,17 +1,16 @@
 """The update app's link to the neighbour over Bluetooth LE (``TRANSPORT = "ble"``).
 
-Apart from ``smpdfu_app`` so that a board updating over UART does not hold
+Apart from ``smpdfu_board`` so that a board updating over UART does not hold
 this code or its names.
 """
 
-from smpdfu_app import setting
 
-
-def open_ble(cfg, hw):
-    """A :class:`~smpdfu.ble.BLETransport` to ``BLE_TARGET``: through the board's
-    ``make_ble_adapter()`` if it has one, else the platform's adapter
-    (``ble_cp`` for ``busio``, else ``ble_mp``)."""
+def open_ble(cfg, hw, max_packet):
+    """A :class:`~smpdfu.ble.BLETransport` to ``BLE_TARGET`` for SMP packets of up to
+    ``max_packet`` bytes: through the board's ``make_ble_adapter()`` if it has one,
+    else the platform's adapter (``ble_cp`` for ``busio``, else ``ble_mp``)."""
     from smpdfu.ble import BLETransport  # here: loading this module (tests do) loads no BLE code
+    from smpdfu_board import setting
 
     make = getattr(cfg, "make_ble_adapter", None)
     if make is not None:
@@ -24,5 +23,5 @@ def open_ble(cfg, hw):
         from smpdfu.ble_mp import MPBLEAdapter
 
         adapter = MPBLEAdapter(pair=setting(cfg, "BLE_PAIR"))
-    return BLETransport(adapter, setting(cfg, "BLE_TARGET"), max_packet=setting(cfg, "MAX_PACKET"),
+    return BLETransport(adapter, setting(cfg, "BLE_TARGET"), max_packet=max_packet,
                         connect_ms=setting(cfg, "CONNECT_MS"))

@@ -1,6 +1,6 @@
 """The on-board app's over-the-air path: the image comes from a URL instead of a file.
 
-Used by :func:`smpdfu_app.run` when the board config sets ``MANIFEST_URL`` (or
+Used by :func:`smpdfu_app.run` (through ``smpdfu_board.prepare``) when the board config sets ``MANIFEST_URL`` (or
 ``IMAGE_URL``)::
 
     Wi-Fi -> manifest -> compare versions with the neighbour -> download and
@@ -34,13 +34,14 @@ from binascii import hexlify
 
 from smpdfu import fota_download
 from smpdfu.compat import sleep_ms, ticks_diff, ticks_ms
-from smpdfu.updater import FAILED, STAGE_DONE, UPDATED, UP_TO_DATE, UpdateResult
+from smpdfu.updater import FAILED, STAGE_DONE, UpdateResult
 
 import smpdfu_app as app
+import smpdfu_board as board
 
 # The over-the-air settings' defaults, kept here so that a UART-only board
-# does not hold them; added to the app's table when this module loads.
-app.DEFAULTS.update({
+# does not hold them; added to smpdfu_board's table when this module loads.
+board.DEFAULTS.update({
     "CA_PATH": None,
     "WIFI_SSID": None,
     "WIFI_PASSWORD": None,
@@ -56,7 +57,7 @@ class WifiError(OSError):
 
 def connect_wifi(cfg, log):
     """Join ``WIFI_SSID`` with ``network.WLAN``; nothing to do when no SSID is set."""
-    ssid = app.setting(cfg, "WIFI_SSID")
+    ssid = board.setting(cfg, "WIFI_SSID")
     if not ssid:
         return
     try:
@@ -69,12 +70,12 @@ def connect_wifi(cfg, log):
     if w.isconnected():
         return
     log("Wi-Fi: joining %r" % ssid)
-    w.connect(ssid, app.setting(cfg, "WIFI_PASSWORD") or "")
+    w.connect(ssid, board.setting(cfg, "WIFI_PASSWORD") or "")
     # Status numbers differ per port (esp32, cyw43): compare with the names.
     failures = (("STAT_WRONG_PASSWORD", "wrong password for Wi-Fi network %r"),
                 ("STAT_NO_AP_FOUND", "no Wi-Fi network named %r in range"),
                 ("STAT_CONNECT_FAIL", "could not join Wi-Fi network %r"))
-    limit = app.setting(cfg, "WIFI_TIMEOUT_MS")
+    limit = board.setting(cfg, "WIFI_TIMEOUT_MS")
     t0 = ticks_ms()
     while not w.isconnected():
         st = w.status()
@@ -97,8 +98,8 @@ def _connect_circuitpython(cfg, ssid, log):
         return
     log("Wi-Fi: joining %r" % ssid)
     try:
-        wifi.radio.connect(ssid, app.setting(cfg, "WIFI_PASSWORD") or "",
-                           timeout=app.setting(cfg, "WIFI_TIMEOUT_MS") / 1000)
+        wifi.radio.connect(ssid, board.setting(cfg, "WIFI_PASSWORD") or "",
+                           timeout=board.setting(cfg, "WIFI_TIMEOUT_MS") / 1000)
     except ConnectionError as e:  # "Authentication failure", "No network with that ssid"...
         raise WifiError("could not join Wi-Fi network %r: %s" % (ssid, e))
     log("Wi-Fi: connected, address %s" % wifi.radio.ipv4_address)
@@ -113,7 +114,7 @@ def set_clock(cfg, log):
     try:
         import ntptime
 
-        host = app.setting(cfg, "NTP_HOST")
+        host = board.setting(cfg, "NTP_HOST")
         if host:
             ntptime.host = host
         ntptime.settime()
@@ -124,7 +125,7 @@ def set_clock(cfg, log):
 
 
 def _ca(cfg):
-    path = app.setting(cfg, "CA_PATH")
+    path = board.setting(cfg, "CA_PATH")
     if not path:
         return None
     with open(path, "rb") as f:
@@ -134,8 +135,8 @@ def _ca(cfg):
 class _Source:
     # Where the image comes from: the manifest's facts, or a bare URL's.
     def __init__(self, cfg):
-        self.manifest = app.setting(cfg, "MANIFEST_URL")
-        self.url = self.manifest or app.setting(cfg, "IMAGE_URL")
+        self.manifest = board.setting(cfg, "MANIFEST_URL")
+        self.url = self.manifest or board.setting(cfg, "IMAGE_URL")
         self.sha = self.size = self.version = None
 
     def load(self, ca, timeout_ms, retries, log):
@@ -160,16 +161,16 @@ class _Source:
 def run(cfg, hw="machine", log=None, uart=None):
     """One over-the-air update pass (see the module doc); returns the UpdateResult, or None when done before."""
     log = log or print
-    status_path = app.setting(cfg, "STATUS_PATH")
+    status_path = board.setting(cfg, "STATUS_PATH")
     src = _Source(cfg)
-    status = app.read_status(status_path)
+    status = board.read_status(status_path)
     if not src.manifest and status.get("source") == src.url and status.get("stage") == STAGE_DONE:
         log("%s was done before (%s): nothing to do" % (src.url, status.get("outcome")))
         return None
-    led = app.Led(cfg, hw)
-    log("smpdfu: %s, update from %s" % (app.setting(cfg, "NAME"), src.url))
-    timeout_ms = app.setting(cfg, "HTTP_TIMEOUT_MS")
-    retries = app.setting(cfg, "HTTP_RETRIES")
+    led = board.led(cfg, hw)
+    log("smpdfu: %s, update from %s" % (board.setting(cfg, "NAME"), src.url))
+    timeout_ms = board.setting(cfg, "HTTP_TIMEOUT_MS")
+    retries = board.setting(cfg, "HTTP_RETRIES")
     try:
         connect_wifi(cfg, log)
         ca = _ca(cfg)
@@ -194,7 +195,7 @@ def run(cfg, hw="machine", log=None, uart=None):
 
     own_uart = uart is None
     try:
-        transport = app.open_transport(cfg, hw, uart)  # UART, or BLE with TRANSPORT = "ble"
+        transport = board.open_transport(cfg, hw, uart)  # UART, or BLE with TRANSPORT = "ble"
     except Exception as e:  # noqa: BLE001 - any port or radio error: report it, try again later
         res = UpdateResult(FAILED, "cannot open the link to the neighbour: %s" % e)
         res.error = e
@@ -202,7 +203,7 @@ def run(cfg, hw="machine", log=None, uart=None):
         return _finish(cfg, src, res, info, log, led)
     updater = _updater(cfg, src, transport, ca, led, log, record, previous)
     info = updater.plan_info(image_hash)
-    led.on()
+    board.show(cfg, led, None)  # on while working
     try:
         res = updater.run(info)
     finally:
@@ -216,27 +217,29 @@ def _updater(cfg, src, transport, ca, led, log, record, previous):
     from smpdfu.client import SMPClient
     from smpdfu.fota_update import DownloadUpdater
 
-    client = SMPClient(transport, timeout_ms=app.setting(cfg, "TIMEOUT_MS"))
+    client = SMPClient(transport, timeout_ms=board.setting(cfg, "TIMEOUT_MS"))
     opts = {}
-    if app.setting(cfg, "WINDOW"):
-        opts["window"] = app.setting(cfg, "WINDOW")
+    if board.setting(cfg, "WINDOW"):
+        opts["window"] = board.setting(cfg, "WINDOW")
     return DownloadUpdater(
-        client, src.url, src.sha, src.size, src.version, ca, app.setting(cfg, "HTTP_TIMEOUT_MS"),
-        app.setting(cfg, "HTTP_RETRIES"), log=log, progress=app._Progress(led, log), record=record,
-        previous=previous, connect_ms=app.setting(cfg, "CONNECT_MS"), reset_wait_ms=app.setting(cfg, "RESET_WAIT_MS"),
-        allow_downgrade=app.setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
+        client, src.url, src.sha, src.size, src.version, ca, board.setting(cfg, "HTTP_TIMEOUT_MS"),
+        board.setting(cfg, "HTTP_RETRIES"), log=log, progress=app._Progress(led, log), record=record,
+        previous=previous, connect_ms=board.setting(cfg, "CONNECT_MS"), reset_wait_ms=board.setting(cfg, "RESET_WAIT_MS"),
+        allow_downgrade=board.setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
 
 
 def _finish(cfg, src, res, info, log, led):
     # The journal gets the outcome; a transient failure keeps the step for the next boot.
-    path = app.setting(cfg, "STATUS_PATH")
-    status = res.to_dict()
+    path = board.setting(cfg, "STATUS_PATH")
+    from smpdfu.update_report import as_dict, summary
+
+    status = as_dict(res)
     status["source"] = src.key()
     status["url"] = src.url
     if info is not None and info.hash is not None:
         status["hash"] = info.hash_hex()
     if res.transient:
-        prev = app.read_status(path)
+        prev = board.read_status(path)
         status["stage"] = prev.get("stage") if prev.get("source") == src.key() else None
         status["hash"] = prev.get("hash") if status["stage"] else status.get("hash")
     else:
@@ -245,9 +248,6 @@ def _finish(cfg, src, res, info, log, led):
     log(("update %s: " % res.outcome) + res.message)
     if res.transient:
         log("the next boot tries again")
-    log(res.summary())
-    if res.outcome in (UPDATED, UP_TO_DATE):
-        led.on()
-    else:
-        led.blink(5)
+    log(summary(res))
+    board.show(cfg, led, res)
     return res

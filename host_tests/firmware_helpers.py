@@ -30,9 +30,9 @@ def load_module(name, path):
 
 def load_app():
     """firmware/smpdfu_app.py as ``smpdfu_app``, with the modules it imports by name
-    on some boards (CircuitPython's hardware, the BLE link) loaded beside it."""
+    (its board side; on some boards CircuitPython's hardware, the BLE link) loaded beside it."""
     app = load_module("smpdfu_app", FIRMWARE / "smpdfu_app.py")
-    for name in ("smpdfu_busio", "smpdfu_ble_link"):
+    for name in ("smpdfu_board", "smpdfu_busio", "smpdfu_ble_link"):
         load_module(name, FIRMWARE / (name + ".py"))
     return app
 

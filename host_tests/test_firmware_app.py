@@ -62,7 +62,7 @@ def test_update_confirms_records_and_renames(tmp_path, emu, images):
     res = app.run(cfg, log=log)
     assert res.outcome == "updated", log.text()
     assert (res.version_before, res.version_after) == ("1.0.0", "1.1.0")
-    assert res.bytes == os.path.getsize(images["1.1.0"]) and res.seconds > 0 and res.rate > 0
+    assert res.bytes == os.path.getsize(images["1.1.0"]) and res.seconds > 0 and res.upload_seconds > 0
     assert active(emu) == ("1.1.0", True)
     # the order the device saw: upload, test, reset, confirm after the new boot
     kinds = [e[1] for e in emu.events]

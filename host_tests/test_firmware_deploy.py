@@ -101,12 +101,12 @@ def test_mpy_build_imports_on_real_micropython(tmp_path, run_micropython):
     script.write_text(
         "import sys\n"
         "sys.path.insert(0, '/mpylib')\n"
-        "import smpdfu_app, smpdfu.updater, smpdfu.upload\n"
-        "for m in (smpdfu_app, smpdfu.updater, smpdfu.upload):\n"
+        "import smpdfu_app, smpdfu_board, smpdfu.updater, smpdfu.upload, smpdfu.update_report\n"
+        "for m in (smpdfu_app, smpdfu_board, smpdfu.updater, smpdfu.upload, smpdfu.update_report):\n"
         "    assert m.__file__.startswith('/mpylib/') and m.__file__.endswith('.mpy'), m.__file__\n"
         "r = smpdfu.updater.UpdateResult('updated', 'x', '1.1.0')\n"
         "r.bytes, r.upload_seconds, r.version_before, r.version_after = 8000, 2.0, '1.0.0', '1.1.0'\n"
-        "print(r.summary())\n")
+        "print(smpdfu.update_report.summary(r))\n")
     r = run_micropython(script, copy=[(str(out), "/mpylib")])
     assert r.returncode == 0, r.stderr
     assert "updated: 1.0.0 -> 1.1.0, 8000 bytes" in r.stdout and "(4.0 kB/s)" in r.stdout

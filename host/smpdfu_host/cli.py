@@ -623,7 +623,7 @@ def do_upload(c, args, out):
             res = c.upload(f, size, image=args.image, sha=sha, progress=prog, verify=info is not None, **kw)
         except ImageError as e:
             if e.name == "INVALID_IMAGE_TOO_LARGE":
-                from smpdfu.updater import slot_text
+                from smpdfu.update_report import slot_text
 
                 raise CLIError("image too large: %s is %d bytes; %s" % (args.file, size, slot_text(c, args.image)))
             raise
@@ -719,7 +719,9 @@ def update_result(c, args, out, u, res, info):
     if not res.ok:
         hint = "; nothing sent: --allow-downgrade sends it anyway" if "not downgrading" in res.message else ""
         raise CLIError("update %s: %s%s" % (res.outcome, res.message, hint))
-    steps = res.to_dict()
+    from smpdfu.update_report import as_dict
+
+    steps = as_dict(res)
     if u.upload_result is not None:
         steps["upload"] = upload_dict(args.file, info, u.upload_result)
     slots = c.image_state()

@@ -81,8 +81,9 @@ def run_demo(version="1.1.0", size=40 * 1024, emulator_args=(), out=None):
         cfg = board_config(TRANSPORT="ble", BLE_TARGET=emu.name, BLE_HCI=emu.hci, MAX_PACKET=2475,
                            IMAGE_PATH=image, STATUS_PATH=os.path.join(upd, "status.json"))
         app = _load("smpdfu_app", os.path.join("firmware", "smpdfu_app.py"))
-        # The app imports its BLE link by name, which imports the app: as on a board.
+        # The app imports its board side and BLE link by name: as on a board.
         sys.modules["smpdfu_app"] = app
+        sys.modules["smpdfu_board"] = _load("smpdfu_board", os.path.join("firmware", "smpdfu_board.py"))
         sys.modules["smpdfu_ble_link"] = _load("smpdfu_ble_link", os.path.join("firmware", "smpdfu_ble_link.py"))
         t0 = time.monotonic()
         res = app.run(cfg, "machine", log=lambda s: say("board | " + s))

@@ -1,16 +1,37 @@
 """The update's steps after the upload: test boot, reset and wait, confirm.
 
 Split from :mod:`smpdfu.updater` so that their code is not in RAM while the
-upload runs (the upload is where a board's heap peaks): :meth:`Updater.run`
-imports this module once the image is on the neighbour. Each step takes the
+upload runs (the upload is where a board's heap peaks): :meth:`Updater.run
+<smpdfu.updater.Updater.run>` imports this module once the image is on the
+neighbour and calls :func:`finish`. Each step takes the
 :class:`~smpdfu.updater.Updater` as ``u``.
 """
 
 from .compat import const, sleep_ms, ticks_diff, ticks_ms
 from .errors import FrameError, LinkError, ProtocolError, SMPTimeout
-from .updater import FAILED, REVERTED, STAGE_CONFIRM, STAGE_RESET, STAGE_TEST, UPDATED, _Stop
+from .updater import FAILED, REVERTED, STAGE_CONFIRM, STAGE_DONE, STAGE_RESET, STAGE_TEST, UPDATED, _Stop
 
 _POLL_MS = const(200)
+
+
+def finish(u, info, step, active, res):
+    """The steps from ``step`` (``"test"``, ``"reset"`` or ``"confirm"``) on; ``active``: the running slot
+    before them. Fills ``res`` when the neighbour runs the image (confirmed, or in a test boot with
+    ``confirm=False``)."""
+    if step == STAGE_TEST:
+        test(u, info)
+        step = STAGE_RESET
+    if step == STAGE_RESET:
+        active = reset(u, info)
+        u.log("neighbour is back, running %s%s" % (active.version, "" if active.confirmed else " (test boot)"))
+    if not u.confirm_boot and not active.confirmed:
+        leave_unconfirmed(u, info, active, res)
+        return
+    active = confirm(u, info, active)
+    res.version_after = active.version
+    res.outcome = UPDATED
+    res.message = "the neighbour now runs %s, confirmed" % active.version
+    u._journal(STAGE_DONE, info)
 
 
 def test(u, info):

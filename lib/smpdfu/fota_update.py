@@ -24,7 +24,7 @@ from .dfu_smp import SMPTarget
 from .errors import BadImage, SMPError
 from .mcuboot import ImageInfo
 from .sock import NetError, TLSError
-from .updater import FAILED, STAGE_UPLOAD, UpdateResult, Updater, parse_version
+from .updater import FAILED, STAGE_UPLOAD, UpdateResult, Updater
 
 
 class _DownloadFailed(Exception):
@@ -75,6 +75,8 @@ class DownloadUpdater(Updater):
 
     def plan_info(self, image_hash=None):
         """The stand-in ImageInfo for the plan: the manifest's version, size, sha and ``image_hash`` when known."""
+        from .before_upload import parse_version
+
         v = parse_version(self.version) if self.version else None
         info = ImageInfo(0, 0, 0, 0, 0, v or (0, 0, 0, 0))
         info.file_sha = self.sha
@@ -101,6 +103,8 @@ class DownloadUpdater(Updater):
         target = _SizedTarget(self.client, callback=held, **self.upload_options)
         got = fota_download.download(self.url, target, sha=self.sha, size=self.size, retries=self.retries,
                                      timeout_ms=self.timeout_ms, ca=self.ca, image=image)
+        from .before_upload import parse_version  # after the download: not held while it runs
+
         if self.version and parse_version(self.version) != tuple(got.version):
             raise fota_download.Changed("the image at %s is version %s, the manifest says %s"
                            % (self.url, got.version_str, self.version))

@@ -93,7 +93,9 @@ async function main(argv) {
     }
   } else {
     installRepo(mp); // lib/ -> /lib, hostserial -> /harness
-    copyTreeIn(mp, path.join(REPO_ROOT, "firmware", "smpdfu_app.py"), "/lib/smpdfu_app.py");
+    for (const name of ["smpdfu_app.py", "smpdfu_board.py"]) {
+      copyTreeIn(mp, path.join(REPO_ROOT, "firmware", name), "/lib/" + name);
+    }
     copyTreeIn(mp, o.board, "/board_config.py");
     copyTreeIn(mp, o.entry, "/main.py");
   }
