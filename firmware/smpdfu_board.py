@@ -36,8 +36,6 @@ DEFAULTS = {
     "IMAGE_URL": None,
 }
 
-_SUFFIX = {"updated": ".done", "up-to-date": ".done", "reverted": ".reverted", "failed": ".failed"}
-
 
 def setting(cfg, name):
     """``cfg.NAME``, or its default."""
@@ -71,9 +69,11 @@ def link_size(cfg, name):
 
 
 def open_transport(cfg, hw, uart=None):
-    """The SMP transport to the neighbour: over ``uart`` (or the board's UART),
-    or over BLE when ``TRANSPORT`` is ``"ble"``: the board's ``make_ble_adapter()``
-    if it has one, else the platform's adapter (``ble_mp``, ``ble_cp`` for ``busio``)."""
+    """The SMP transport to the neighbour: over ``uart``, else the board's UART
+    (``cfg.make_uart()`` if it has one, else ``machine.UART`` for ``hw="machine"``
+    or ``busio.UART`` for ``hw="busio"``), or over BLE when ``TRANSPORT`` is
+    ``"ble"``: the board's ``make_ble_adapter()`` if it has one, else the
+    platform's adapter (``ble_mp``, ``ble_cp`` for ``busio``)."""
     if setting(cfg, "TRANSPORT") == "ble":
         import smpdfu_ble_link  # its own module: a UART board holds none of its code or names
 
@@ -81,28 +81,22 @@ def open_transport(cfg, hw, uart=None):
     from smpdfu.transport import SerialTransport
 
     if uart is None:
-        uart = open_uart(cfg, hw)
+        make = getattr(cfg, "make_uart", None)
+        if make is not None:
+            uart = make()
+        elif hw == "busio":
+            import smpdfu_busio  # CircuitPython's hardware: its own module, not held on MicroPython
+
+            uart = smpdfu_busio.open_uart(cfg, link_size(cfg, "UART_RXBUF"))
+        else:
+            from machine import UART, Pin
+
+            kw = {"baudrate": setting(cfg, "BAUDRATE"), "rxbuf": link_size(cfg, "UART_RXBUF"), "timeout": 0}
+            if setting(cfg, "UART_TX") is not None:
+                kw["tx"] = Pin(setting(cfg, "UART_TX"))
+                kw["rx"] = Pin(setting(cfg, "UART_RX"))
+            uart = UART(setting(cfg, "UART_ID"), **kw)
     return SerialTransport(uart, max_packet=link_size(cfg, "MAX_PACKET"), line_gap_ms=setting(cfg, "LINE_GAP_MS"))
-
-
-def open_uart(cfg, hw):
-    """The UART to the neighbour: ``cfg.make_uart()`` if the board has one,
-    else ``machine.UART`` (``hw="machine"``) or ``busio.UART`` (``hw="busio"``)."""
-    make = getattr(cfg, "make_uart", None)
-    if make is not None:
-        return make()
-    rxbuf = link_size(cfg, "UART_RXBUF")
-    if hw == "busio":
-        import smpdfu_busio  # CircuitPython's hardware: its own module, not held on MicroPython
-
-        return smpdfu_busio.open_uart(cfg, rxbuf)
-    from machine import UART, Pin
-
-    kw = {"baudrate": setting(cfg, "BAUDRATE"), "rxbuf": rxbuf, "timeout": 0}
-    if setting(cfg, "UART_TX") is not None:
-        kw["tx"] = Pin(setting(cfg, "UART_TX"))
-        kw["rx"] = Pin(setting(cfg, "UART_RX"))
-    return UART(setting(cfg, "UART_ID"), **kw)
 
 
 def led(cfg, hw):
@@ -147,14 +141,6 @@ def show(cfg, led, res):
 # ------------------------------------------------------------ files
 
 
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def read_status(path):
     """The status file's dict, or {} when missing or unreadable."""
     try:
@@ -163,19 +149,6 @@ def read_status(path):
         return d if isinstance(d, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def retire_image(path, suffix):
-    """Rename the image so the next boot does not take it again; return the new name."""
-    new = path + suffix
-    try:
-        if exists(new):
-            os.remove(new)
-        os.rename(path, new)
-        return new
-    except OSError as e:
-        print("warning: cannot rename %s: %s" % (path, e))
-        return None
 
 
 # ------------------------------------------------------------ before and after the update
@@ -195,7 +168,9 @@ def prepare(cfg, hw, log, uart, record):
         return smpdfu_fota.run(cfg, hw, log, uart)
     path = setting(cfg, "IMAGE_PATH")
     status_path = setting(cfg, "STATUS_PATH")
-    if not exists(path):
+    try:
+        os.stat(path)
+    except OSError:  # no image
         last = read_status(status_path)
         log("no update image at %s%s" % (path, "; last update: %s (%s)" % (
             last.get("outcome"), last.get("message")) if last.get("outcome") else ""))
@@ -254,12 +229,14 @@ def prepare(cfg, hw, log, uart, record):
 
 def finish(cfg, res, info, log, led, suffix=None):
     """Record the outcome of a run: the status file first, then the image
-    renamed (``suffix``; by default from the outcome, none after a transient
-    failure: the image stays for the next boot); the log lines and the LED."""
+    renamed so that the next boot does not take it again (``suffix``; by
+    default ``.done`` after a success, else ``.reverted`` or ``.failed``; none
+    after a transient failure: the image stays for the next boot); the log
+    lines and the LED."""
     from smpdfu.update_report import as_dict, summary
 
     if suffix is None and not res.transient:
-        suffix = _SUFFIX[res.outcome]
+        suffix = ".done" if res.ok else "." + res.outcome
     path = setting(cfg, "IMAGE_PATH")
     status = as_dict(res)
     status["image"] = path
@@ -268,7 +245,16 @@ def finish(cfg, res, info, log, led, suffix=None):
         status["version"] = info.version_str
     if suffix:
         status["stage"] = "done"
-        status["image"] = retire_image(path, suffix) or path
+        new = path + suffix
+        try:
+            try:
+                os.remove(new)  # an earlier image's
+            except OSError:
+                pass
+            os.rename(path, new)
+            status["image"] = new
+        except OSError as e:
+            print("warning: cannot rename %s: %s" % (path, e))
     else:
         # Keep the journal's step: the next boot resumes from it.
         prev = read_status(setting(cfg, "STATUS_PATH"))
