@@ -2,8 +2,8 @@
 
 Split from :mod:`smpdfu.updater` so that their code is not in RAM while the
 upload runs (the upload is where a board's heap peaks): :meth:`Updater.run
-<smpdfu.updater.Updater.run>` imports this module at its start and
-:func:`start` unloads it when done. Each step takes the
+<smpdfu.updater.Updater.run>` imports this module at its start and unloads
+it before the upload. Each step takes the
 :class:`~smpdfu.updater.Updater` as ``u``.
 """
 
@@ -11,7 +11,7 @@ from binascii import hexlify
 
 from .errors import SMPTimeout
 from .updater import (FAILED, REVERTED, STAGE_CONFIRM, STAGE_DONE, STAGE_RESET, STAGE_TEST, STAGE_UPLOAD,
-                      UP_TO_DATE, UPDATED, _Stop, unload)
+                      UP_TO_DATE, UPDATED, _Stop)
 
 
 def parse_version(s):
@@ -76,34 +76,31 @@ def start(u, info, res):
 
     The stage is the first step still to do (``"upload"``, ``"test"``,
     ``"reset"``, ``"confirm"``), or None when the run is over (up to date,
-    said in ``res``). Unloads this module on the way out.
+    said in ``res``).
     """
     try:
-        try:
-            u.client.wait_until_ready(u.connect_ms)
-        except SMPTimeout as e:
-            raise _Stop(FAILED, "no answer from the neighbour within %d ms: check the wiring (TX->RX, RX->TX, "
-                        "GND), the baud rate, and that it runs MCUmgr over UART" % u.connect_ms, e, True)
-        active, other = u._slots()
-        res.version_before = res.version_after = active.version
-        u.log("neighbour runs %s%s; image is %s" % (
-            active.version, "" if active.confirmed else " (unconfirmed)", info.version_str))
-        step = plan(u, info, active, other)
-        if step == UP_TO_DATE:
-            res.outcome = UP_TO_DATE
-            res.message = "the neighbour already runs %s: nothing sent" % active.version
-            if _previous_stage(u, info) in (STAGE_RESET, STAGE_CONFIRM):
-                res.outcome = UPDATED  # finished by an earlier run, cut short before recording
-                res.message = "the neighbour runs %s, confirmed" % active.version
-            u._journal(STAGE_DONE, info)
-            u.log(res.message)
-            return None, active
-        if step == REVERTED:
-            raise _Stop(REVERTED, "the neighbour reverted to %s after a test boot of %s; nothing confirmed"
-                        % (active.version, info.version_str))
-        if step != STAGE_UPLOAD:
-            res.resumed = True
-            u.log("resuming: the image is already on the neighbour, nothing sent (next step: %s)" % step)
-        return step, active
-    finally:
-        unload(__name__)
+        u.client.wait_until_ready(u.connect_ms)
+    except SMPTimeout as e:
+        raise _Stop(FAILED, "no answer from the neighbour within %d ms: check the wiring (TX->RX, RX->TX, "
+                    "GND), the baud rate, and that it runs MCUmgr over UART" % u.connect_ms, e, True)
+    active, other = u._slots()
+    res.version_before = res.version_after = active.version
+    u.log("neighbour runs %s%s; image is %s" % (
+        active.version, "" if active.confirmed else " (unconfirmed)", info.version_str))
+    step = plan(u, info, active, other)
+    if step == UP_TO_DATE:
+        res.outcome = UP_TO_DATE
+        res.message = "the neighbour already runs %s: nothing sent" % active.version
+        if _previous_stage(u, info) in (STAGE_RESET, STAGE_CONFIRM):
+            res.outcome = UPDATED  # finished by an earlier run, cut short before recording
+            res.message = "the neighbour runs %s, confirmed" % active.version
+        u._journal(STAGE_DONE, info)
+        u.log(res.message)
+        return None, active
+    if step == REVERTED:
+        raise _Stop(REVERTED, "the neighbour reverted to %s after a test boot of %s; nothing confirmed"
+                    % (active.version, info.version_str))
+    if step != STAGE_UPLOAD:
+        res.resumed = True
+        u.log("resuming: the image is already on the neighbour, nothing sent (next step: %s)" % step)
+    return step, active

@@ -24,6 +24,7 @@ the other phases' code is loaded for its phase and unloaded after it
 (failure messages, the summary line, the status dict).
 """
 
+import gc
 import sys
 
 from .compat import ticks_diff, ticks_ms
@@ -45,10 +46,11 @@ STAGE_DONE = "done"
 
 def unload(name):
     """Forget the module ``name`` (``"smpdfu.before_upload"``, ``"smpdfu_board"``...)
-    so that its code's heap is free once nothing else refers to it; the next
-    import loads it again. For code needed in one phase of the update only.
-    Nothing is unloaded on CPython: memory is not scarce there, and a module
-    loaded from its path (tests) could not be imported again by name.
+    and collect, so that its code's heap is free for what comes next (call it
+    once nothing refers to the module any more); the next import loads it
+    again. For code needed in one phase of the update only. Nothing is
+    unloaded on CPython: memory is not scarce there, and a module loaded from
+    its path (tests) could not be imported again by name.
     """
     if sys.implementation.name == "cpython":
         return
@@ -57,6 +59,9 @@ def unload(name):
     pkg = sys.modules.get(pkg)
     if pkg is not None and hasattr(pkg, sub):
         delattr(pkg, sub)  # `from . import x` made it an attribute of the package too
+    # Now, not at the next collection: what is allocated next can reuse its blocks
+    # instead of settling above them (holes the upload's buffers would not fit).
+    gc.collect()
 
 
 class UpdateResult:
@@ -197,10 +202,11 @@ class Updater:
         unload("smpdfu.update_report")
         res = UpdateResult(FAILED, "", info.version_str)
         try:
-            from . import before_upload as b  # unloads itself when done
+            from . import before_upload as b
 
             step, active = b.start(self, info, res)
             b = None
+            unload("smpdfu.before_upload")
             if step == STAGE_UPLOAD:
                 self.upload(stream, info, res)
                 # The upload engine is not needed again in this run: room for the next steps.
