@@ -24,7 +24,7 @@ def finish(u, info, step, active, res):
     if step == STAGE_RESET:
         active = reset(u, info)
         u.log("neighbour is back, running %s%s" % (active.version, "" if active.confirmed else " (test boot)"))
-    if not u.confirm_boot and not active.confirmed:
+    if not u.confirm and not active.confirmed:
         leave_unconfirmed(u, info, active, res)
         return
     active = confirm(u, info, active)
@@ -68,7 +68,7 @@ def reset(u, info):
                         "(nothing confirmed; the next run resumes)" % u.reset_wait_ms, err, True)
         try:
             client.wait_until_ready(left, 250)
-            active, other = u._slots()
+            active, other = u.slots()
         except (SMPTimeout, FrameError, ProtocolError, LinkError) as e:
             # The old firmware answered the echo just before going down
             # (Zephyr resets CONFIG_MCUMGR_GRP_OS_RESET_MS after answering).
@@ -89,7 +89,7 @@ def confirm(u, info, active):
         u._journal(STAGE_CONFIRM, info)
         u.log("%s is running; confirming it" % active.version)
         u.client.image_confirm()
-        active, _ = u._slots()
+        active, _ = u.slots()
         if active.hash != info.hash or not active.confirmed:
             raise _Stop(FAILED, "the neighbour did not confirm %s" % info.version_str)
     u.log("%s confirmed" % active.version)

@@ -83,7 +83,7 @@ def start(u, info, res):
     except SMPTimeout as e:
         raise _Stop(FAILED, "no answer from the neighbour within %d ms: check the wiring (TX->RX, RX->TX, "
                     "GND), the baud rate, and that it runs MCUmgr over UART" % u.connect_ms, e, True)
-    active, other = u._slots()
+    active, other = u.slots()
     res.version_before = res.version_after = active.version
     u.log("neighbour runs %s%s; image is %s" % (
         active.version, "" if active.confirmed else " (unconfirmed)", info.version_str))

@@ -20,7 +20,7 @@ def failed(u, info, res, e):
             u._journal(STAGE_DONE, info)
             res.version_after = None
             try:
-                res.version_after = u._slots()[0].version
+                res.version_after = u.slots()[0].version
             except Exception:  # noqa: BLE001 - best effort, for the summary only
                 pass
     elif isinstance(e, DeviceError):

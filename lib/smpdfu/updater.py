@@ -143,15 +143,15 @@ class Updater:
         self.allow_downgrade = allow_downgrade
         self.upload_options = upload_options or {}
         self.permanent = permanent
-        self.confirm_boot = confirm
+        self.confirm = confirm  # False: stop after the test boot
         self.upload_result = None  # the UploadResult of this run's upload, if any
 
     def _journal(self, stage, info):
         if self.record is not None:
             self.record(stage, info.hash_hex())
 
-    def _slots(self):
-        # (active, other): the running slot of image 0 and the other slot (or None).
+    def slots(self):
+        """``(active, other)``: the device's running slot of image 0 and its other slot (or None)."""
         active = other = None
         for s in self.client.image_state():
             if s.image == 0:
