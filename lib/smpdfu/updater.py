@@ -52,9 +52,8 @@ def unload(name):
     unloaded on CPython: memory is not scarce there, and a module loaded from
     its path (tests) could not be imported again by name.
     """
-    if sys.implementation.name == "cpython":
+    if sys.implementation.name == "cpython" or sys.modules.pop(name, None) is None:
         return
-    sys.modules.pop(name, None)
     pkg, _, sub = name.rpartition(".")
     pkg = sys.modules.get(pkg)
     if pkg is not None and hasattr(pkg, sub):
@@ -175,6 +174,7 @@ class Updater:
         size = info.file_size or info.total_size
         self._journal(STAGE_UPLOAD, info)
         self.log("uploading %s: %d bytes" % (info.version_str, size))
+        gc.collect()  # the garbage of the steps so far: the upload's buffers are made in the space it frees
         try:
             r = self.client.upload(stream, size, sha=info.file_sha, progress=self.progress, verify=True,
                                    started=self._started, **self.upload_options)
