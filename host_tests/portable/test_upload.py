@@ -9,7 +9,7 @@ from smpdfu.client import SMPClient
 from smpdfu.errors import FrameError, ImageError, ProtocolError, SMPTimeout
 from smpdfu.transport import SerialTransport
 from smpdfu.dfu_smp import erase_wait
-from smpdfu.upload import Uploader, upload
+from smpdfu.upload import upload
 
 from _portable import raises
 from smpdev import SMPDevice
@@ -264,14 +264,23 @@ def test_short_reads_from_stream():
     assert r.match is True and dev.written == 5000
 
 
-def test_uploader_with_own_scratch_buffer_and_explicit_buffers():
+def test_explicit_buffers_and_a_small_ring():
     dev, c = _client(SMPDevice(buf_size=512, buf_count=3))
-    u = Uploader(c, chunk_buf=bytearray(64))
-    r = u.upload(PatternStream(7000), buf_size=256, buf_count=3)
+    r = upload(c, PatternStream(7000), buf_size=256, buf_count=3)
     assert r.match is True
     # no params request; one slot info request (the erase wait)
     assert dev.max_request == 252 and dev.requests == r.chunks + 1
     assert r.window == 2
+    # ring: the bytes kept for resending bound the requests in flight...
+    dev, c = _client(SMPDevice(buf_size=512, buf_count=4))
+    r = upload(c, PatternStream(7000), ring=1100)
+    assert r.match is True and dev.max_request == 508
+    assert r.window == 2 and dev.max_unread == 2
+    # ...and, smaller than a request, its size
+    dev, c = _client(SMPDevice(buf_size=512, buf_count=4))
+    r = upload(c, PatternStream(7000), ring=200)
+    assert r.match is True and dev.max_request == 200
+    assert r.window == 1 and dev.max_unread == 1
 
 
 def test_first_chunk_waits_for_the_erase_the_image_needs():

@@ -15,7 +15,7 @@ check, so ``done(True)`` verifies the whole file either way.
 import os
 
 from .compat import const
-from .dfu_target import DONE, PROGRESS, Target, file_sha
+from .dfu_target import DONE, ERROR, PROGRESS, Target, file_sha
 from .errors import BadImage
 from .mcuboot import ImageVerifier, hexstr
 
@@ -180,7 +180,8 @@ class FileTarget(Target):
             self._close()
             if isinstance(e, BadImage):
                 _write_progress(self.progress_path, self._size, self._image, self._sha_hex, 0, "bad")
-            raise self._failed(e)
+            self._event(ERROR, e)
+            raise
         self._close()
         self.info = info
         self._event(DONE, info)

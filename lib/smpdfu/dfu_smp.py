@@ -1,10 +1,12 @@
 """dfu_target backend: the neighbour's slot, through SMP image upload.
 
 Bytes given to :meth:`SMPTarget.write` are copied into one preallocated ring
-(a window's worth of chunks) and sent from there as image upload requests,
-each built in place in the transport's packet buffer: no buffer is allocated
-per write or per chunk, and nothing grows with the image. The ring is what a
-lost request is resent from.
+(a window's worth of requests; :meth:`SMPTarget.pull` reads a stream straight
+into it, with no buffer of the caller's) and sent from there as image upload
+requests, each built in place in the transport's packet buffer: no buffer is
+allocated per write or per chunk, and nothing grows with the image. The ring
+is what a lost request is resent from; its size is the caller's to choose
+(``window``, ``ring``).
 
 The server drives the offsets: every answer carries the offset it expects
 next; a chunk at the wrong offset is dropped by the server, which answers the
@@ -41,15 +43,15 @@ it resets). Then either:
 """
 
 from .compat import const, ticks_diff, ticks_ms
-from .dfu_target import DONE, ERASE_DONE, ERASE_PENDING, PROGRESS, Target, file_sha
+from .dfu_target import DONE, ERASE_DONE, ERASE_PENDING, ERROR, PROGRESS, Target, file_sha
 from .errors import BadImage, FrameError, ProtocolError, SMPError, SMPTimeout, Unvouched
-from .header import HEADER_SIZE
-from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier, hexstr
+from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier
 from .messages import DEFAULT_BUF_SIZE, UploadResult, upload_offset
 from .proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE
 
 _MAJ_UINT = const(0)
 _MAJ_BYTES = const(2)
+_HDR = const(8)  # the SMP header (header.HEADER_SIZE; const() takes a literal)
 _DEFAULT_WINDOW = const(3)  # requests in flight when the server has spare buffers
 _REGROW_AFTER = const(8)  # clean answers in a row before the window grows again after a loss
 # The first chunk waits for the device to erase what the image needs (Zephyr's
@@ -57,34 +59,6 @@ _REGROW_AFTER = const(8)  # clean answers in a row before the window grows again
 # ~85 ms per 4 KiB page on nRF52840, plus the trailer's page at the slot's end.
 _ERASE_PER_4K_MS = const(100)
 _TRAILER_PAGES = const(1)
-
-# CBOR map keys, as UTF-8 bytes so that encoding them allocates nothing.
-_K_OFF = b"off"
-# What every request but the first starts with, and the data key, encoded once:
-# {2 pairs, "off": ...} and "data".
-_OPEN_2_OFF = b"\xa2\x63off"
-_DATA_KEY = b"\x64data"
-_K_LEN = b"len"
-# The usual upload answer's pieces (see SMPTarget._answer): "rc": 0 and the "off" key.
-_RC_0 = b"\x62rc\x00"
-_K_OFF_T = b"\x63off"
-_HDR = const(8)  # HEADER_SIZE (const() takes a literal)
-_K_IMAGE = b"image"
-_K_SHA = b"sha"
-_K_UPGRADE = b"upgrade"
-
-
-def _head_size(n):
-    # Bytes of a CBOR head whose argument is n.
-    if n < 24:
-        return 1
-    if n < 0x100:
-        return 2
-    if n < 0x10000:
-        return 3
-    if n >> 32 == 0:  # no long-int literal (CircuitPython builds without them)
-        return 5
-    return 9
 
 
 class UploadLost(ProtocolError):
@@ -94,16 +68,6 @@ class UploadLost(ProtocolError):
     :meth:`SMPTarget.init`: the first request (with ``sha``) lets it resume
     from whatever it still holds.
     """
-
-    def __init__(self, message, offset):
-        super().__init__(message)
-        self.offset = offset
-
-
-class _Lost(Exception):
-    # A later request was answered before the one awaited: the server answers
-    # in order, so the awaited request (or its answer) was lost on the link.
-    pass
 
 
 def erase_wait(client, size, image=0):
@@ -120,9 +84,9 @@ def erase_wait(client, size, image=0):
         for im in client.slot_info():
             if im["image"] == image:
                 for s in im["slots"]:
-                    slot_pages = (s["size"] + 4095) >> 12
-                    if 0 < slot_pages < pages:
-                        pages = slot_pages
+                    n = (s["size"] + 4095) >> 12
+                    if 0 < n < pages:
+                        pages = n
     except SMPError:
         pass  # an older server: no slot info command
     return client.timeout_ms + pages * _ERASE_PER_4K_MS, pages << 12
@@ -135,6 +99,11 @@ class SMPTarget(Target):
       sends any bytes (``done`` then returns None);
     - ``window``: requests in flight (default: up to 3, at most the server's
       ``buf_count - 1``);
+    - ``ring``: bytes of the resend ring, the upload's one data buffer here
+      (default: ``window`` requests of the largest size the server takes). A
+      smaller ring keeps fewer requests in flight (``ring // request``), and
+      one smaller than a request makes each request at most ``ring`` bytes:
+      what a board short of heap passes;
     - ``first_timeout_ms``: for the first chunk, which waits for the slot
       erase (default: :func:`erase_wait`, from the image and the device's
       slot); ``timeout_ms`` for the others (default: the client's);
@@ -142,13 +111,18 @@ class SMPTarget(Target):
     - ``upgrade``: ask the server to refuse an image not newer than its own;
     - ``buf_size``/``buf_count``: the server's buffers when known; otherwise
       asked with ``params()`` (384 / one in flight if it cannot say).
+
+    After an upload: ``held`` (bytes the neighbour confirmed holding: ahead of
+    :meth:`offset` on a resume), ``match``, ``resumed_from``, ``skipped``,
+    ``chunks``, ``retried``; :meth:`result` sums them up.
     """
 
-    def __init__(self, client, callback=None, verify=True, window=None, timeout_ms=None,
+    def __init__(self, client, callback=None, verify=True, window=None, ring=None, timeout_ms=None,
                  first_timeout_ms=None, retries=3, upgrade=False, buf_size=None, buf_count=None):
         super().__init__(callback)
         self.client = client
         self.window = window
+        self.ring = ring
         self.timeout_ms = timeout_ms
         self.first_timeout_ms = first_timeout_ms
         self.retries = retries
@@ -157,10 +131,7 @@ class SMPTarget(Target):
         self.buf_count = buf_count
         self._verifier = ImageVerifier() if verify else None
         self._mv = None
-        self._seqs = self._ends = None
-        self._count = 0
-        self._size = 0
-        self._fed = 0
+        self._count = self._size = self._fed = 0
 
     # ------------------------------------------------------------ contract
 
@@ -171,42 +142,69 @@ class SMPTarget(Target):
         sent with the first chunk so the neighbour can resume and report
         ``match``. Asks the server's buffer sizes unless given.
         """
-        if self._count:
-            self._cancel()
+        self._cancel()
         if size <= 0:
             raise ValueError("nothing to upload (size %d)" % size)
-        self._sha = file_sha(sha)
+        self._sha = sha = file_sha(sha)
         self._size = size
         self._image = image
-        ring = self._link()
-        cap = ring * self._limit  # what a full window in flight may have to resend
-        if self._mv is None or len(self._mv) < cap:
-            self._mv = memoryview(bytearray(cap))  # the ring (only its view is kept)
-        if self._seqs is None or len(self._seqs) < ring:
-            self._seqs = [0] * ring
-            self._ends = [0] * ring
+        client = self.client
+        buf_size = self.buf_size
+        buf_count = self.buf_count
+        if buf_size is None:
+            try:
+                p = client.params()
+                buf_size = p.buf_size
+                if buf_count is None:
+                    buf_count = p.buf_count
+            except SMPError:
+                buf_size = DEFAULT_BUF_SIZE  # an old server: no params command
+        w = self.window
+        if w is None:
+            w = _DEFAULT_WINDOW
+            if buf_count is None or buf_count - 1 < w:
+                w = buf_count - 1 if buf_count else 1
+        limit = client.transport.request_limit(buf_size)  # the largest request
+        ring = self.ring
+        if ring is not None:
+            if ring < limit:
+                limit = ring
+            if ring // limit < w:
+                w = ring // limit
+        if w < 1:
+            w = 1
+        # Data bytes per request: besides them a request holds the SMP header,
+        # {"off": off, "data": <head>} (21 bytes below offset 0x10000, 2 more
+        # above) and in the first one "len", "image" (at most 18 bytes),
+        # "sha", "upgrade".
+        a = limit - 21
+        n = a - 3 if a > 258 else min(a - 2, 255) if a > 25 else min(a - 1, 23)
+        self._n = n
+        self._n0 = n = n - 16 - (38 if sha else 0) - (9 if self.upgrade else 0)
+        if n <= 0:
+            raise ProtocolError("no room for upload data in a %d-byte request" % limit)
+        self._window = self._wmax = w
+        cap = w * limit  # what a full window in flight may have to resend
+        if self._mv is None or len(self._mv) != cap:
+            self._mv = None  # the old ring can go before the new one is made
+            self._mv = memoryview(bytearray(cap))
         self._cap = cap
-        self._nring = ring
-        self._fed = 0  # bytes written by the caller (the stream position)
-        self._base = 0  # stream offset of the oldest byte the ring holds
-        self._next = 0  # next offset to send
-        self._acked = 0  # offset the neighbour confirmed
-        self._skip_to = 0  # the neighbour already holds up to here: check, don't send
-        self._head = 0
-        self._count = 0
+        self._fly = [0] * (2 * w)  # each request in flight: its seq, the offset past its data
+        t = self.first_timeout_ms
+        self._erase = 0
+        if t is None:
+            t, self._erase = erase_wait(client, size, image)
+        self._first_ms = t
+        t = self.timeout_ms
+        self._timeout = client.timeout_ms if t is None else t
+        # _fed: bytes written by the caller (the stream position); _base: offset
+        # of the oldest byte the ring holds; _next: next offset to send; held:
+        # what the neighbour confirmed; _skip_to: it holds up to there already
+        # (checked, not sent).
+        self._fed = self._base = self._next = self.held = self._skip_to = 0
+        self._failures = self._clean = self.retried = self.chunks = self.resumed_from = self.skipped = 0
         self._started = False
-        self._failures = 0
-        self._clean = 0
-        self.retried = 0
-        self.chunks = 0
-        self.chunk_size = 0
-        # (lo, hi, n): n data bytes per request for offsets lo <= off < hi (they
-        # change only with the size of the offset's CBOR head): see _chunk_len.
-        self._fit = (0, 0, 0)
-        self.match = None
-        self.resumed_from = 0
-        self.skipped = 0  # bytes the neighbour held that were never written here (see offset)
-        self.info = None
+        self.match = self.info = None
         if self._verifier is not None:
             self._verifier.start(size)
         self._t0 = ticks_ms()
@@ -223,54 +221,85 @@ class SMPTarget(Target):
         ``match``: see the module doc). A caller that does not ask keeps
         feeding from where it is, as before.
         """
-        if self._sha is not None and not self._started and self._fed >= IMAGE_HEADER_SIZE:
-            self._first_answer()
-        if self._skip_to > self._fed:
-            self._leap()
+        if self._sha is not None and self._fed >= IMAGE_HEADER_SIZE:
+            while not self._started:
+                if not self._count:
+                    self._fill(True)  # the first request, with what was written
+                self._take()
+        # Continue where the neighbour stands: the bytes up to there are never
+        # written here. The verifier passes over body bytes only, so the TLV
+        # area is always walked on bytes seen (a neighbour holding part of it
+        # gets the rest checked, not resent, from the end of the body on).
+        n = self._skip_to - self._fed
+        v = self._verifier
+        if v is not None and v.pass_left < n:
+            n = v.pass_left
+        if n > 0:
+            if v is not None:
+                v.skip(n)
+            self._fed += n
+            self.skipped += n
         return self._fed
-
-    @property
-    def held(self):
-        """Bytes the neighbour has confirmed holding (moves ahead of :meth:`offset` on a resume)."""
-        return self._acked
 
     def write(self, buf):
         """Take the next ``len(buf)`` bytes; blocks while the window is full. ``buf`` is not kept."""
         n = len(buf)
         if self._fed + n > self._size:
-            raise ValueError("write of %d bytes at offset %d overruns the %d announced" % (n, self._fed, self._size))
+            raise ValueError("write of %d bytes at %d overruns the size %d" % (n, self._fed, self._size))
+        self.pull(buf if isinstance(buf, memoryview) else memoryview(buf), n)
+
+    def pull(self, src, n=None):
+        """Write the next ``n`` bytes (default: the rest of the image) read from ``src``.
+
+        ``src`` is a stream (anything with ``readinto``), read straight into
+        the ring: the same as :meth:`write` of its bytes without a buffer of
+        the caller's (raises :class:`~smpdfu.errors.ProtocolError` if it ends
+        early), or a memoryview (what :meth:`write` passes).
+        """
+        if n is None:
+            n = self._size - self._fed
+        rd = getattr(src, "readinto", None)
         v = self._verifier
-        mv = buf if isinstance(buf, memoryview) else memoryview(buf)
+        mv = self._mv
+        cap = self._cap
         i = 0
         while i < n:
             fed = self._fed
             k = n - i
-            if fed < self._skip_to:
-                # The neighbour holds these already: only check them.
-                if k > self._skip_to - fed:
-                    k = self._skip_to - fed
-                if v is not None:
-                    v.feed(mv[i:i + k])
-                self._fed = fed + k
-                i += k
-                continue
-            room = self._cap - (fed - self._base)
-            if not room:
-                # The ring is full: send what the window allows, wait for
-                # the oldest answer (it frees room), go on.
-                self._fill()
-                if self._count:
-                    self._take()
-                continue
-            if k > room:
-                k = room
-            piece = mv if k == n else mv[i:i + k]
-            self._copy_in(piece, fed, k)
+            send = fed >= self._skip_to
+            if send:
+                room = cap - fed + self._base
+                if not room:
+                    # The ring is full: send what the window allows, wait for
+                    # the oldest answer (it frees room), go on.
+                    self._fill()
+                    if self._count:
+                        self._take()
+                    continue
+                if k > room:
+                    k = room
+            elif k > self._skip_to - fed:
+                k = self._skip_to - fed  # the neighbour holds these already: only check them
+            j = fed % cap
+            if k > cap - j:
+                k = cap - j  # (the ring wraps)
+            if rd is None:
+                piece = src if k == n else src[i:i + k]
+                mv[j:j + k] = piece
+            else:
+                piece = mv[j:j + k]
+                got = rd(piece)
+                if not got:
+                    raise ProtocolError("stream ended at %d of %d bytes" % (fed, self._size))
+                if got < k:
+                    k = got
+                    piece = mv[j:j + k]
             if v is not None:
                 v.feed(piece)
             self._fed = fed + k
             i += k
-            self._fill()
+            if send:
+                self._fill()
 
     def done(self, ok=True):
         """Finish: ``ok`` True sends the rest, waits for the last answers and verifies.
@@ -284,51 +313,48 @@ class SMPTarget(Target):
         if not ok:
             self._cancel()
             return None
+        size = self._size
+        sha = self._sha
+        info = None
         try:
-            if self._fed < self._size:
-                raise BadImage("image incomplete: %d of the %d announced bytes were written" % (self._fed, self._size))
-            while self._acked < self._size:
+            while self._fed == size and self.held < size:
                 self._fill()
                 if not self._count:
-                    raise ProtocolError("upload stalled at offset %d of %d" % (self._acked, self._size))
+                    break
                 self._take()
-            info = None
+            if self._fed < size or self.held < size:
+                raise BadImage("image incomplete: %d of %d bytes written, %d held" % (self._fed, size, self.held))
             if self._verifier is not None:
                 info = self._verifier.finish()
-                if self._sha is not None and info.file_sha != self._sha and not self.skipped:
-                    raise BadImage("the image's SHA-256 is %s, not the sha given (%s)"
-                                   % (hexstr(info.file_sha), hexstr(self._sha)))
-            if self.match is False and self._sha is not None:
-                raise ProtocolError("image hash mismatch after upload: the neighbour's copy is not the sha given")
+                if sha is not None and info.file_sha != sha and not self.skipped:
+                    raise BadImage("hash mismatch: the file is not the sha given")
+            if self.match is False and sha is not None:
+                raise ProtocolError("hash mismatch: the slot is not the sha given")
             if self.skipped:
-                self._vouched(info)
+                # Bytes skipped (see offset): only the neighbour's match covers them.
+                if self.match is not True:
+                    raise Unvouched("%d bytes not seen here and the neighbour did not report 'match'" % self.skipped)
+                if info is not None:
+                    info.file_sha = sha  # what the neighbour's slot was checked against
         except Exception as e:
             self._cancel()
-            raise self._failed(e)
+            self._event(ERROR, e)
+            raise
         self.info = info
         self._event(DONE, info)
         return info
-
-    def _vouched(self, info):
-        # Bytes skipped (see offset): only the neighbour's match covers them.
-        if self.match is not True:
-            raise Unvouched("the neighbour held %d bytes of this image that were not seen here and did not report "
-                           "'match' for its slot (CONFIG_IMG_ENABLE_IMAGE_CHECK off?): the image cannot be "
-                           "verified; feed it from 0 instead" % self.skipped)
-        if info is not None:
-            info.file_sha = self._sha  # what the neighbour's slot was checked against
 
     def schedule_update(self, permanent=False):
         """Mark the verified image for a test boot (``permanent``: for good); return the state list."""
         info = self.info
         if info is None:
-            raise BadImage("no verified image to schedule: done(True) did not succeed")
-        c = self.client
-        slots = c.image_confirm(info.hash) if permanent else c.image_test(info.hash)
+            raise BadImage("nothing verified: done(True) first")
+        h = info.hash
+        slots = self.client.image_confirm(h) if permanent else self.client.image_test(h)
         for s in slots:
-            if s.hash == info.hash and s.pending:
+            if s.hash == h and s.pending:
                 return slots
-        raise ProtocolError("the neighbour did not mark image %s pending" % info.hash_hex())
+        raise ProtocolError("image not marked pending")
 
     def reset(self):
         """Reboot the neighbour (MCUboot then tests the scheduled image)."""
@@ -337,330 +363,168 @@ class SMPTarget(Target):
     def result(self):
         """What the last upload did, as an :class:`~smpdfu.messages.UploadResult`."""
         return UploadResult(self._size, self._sha, self.match, ticks_diff(ticks_ms(), self._t0), self.chunks,
-                            self.retried, self.resumed_from, self._window, self.chunk_size)
-
-    def _first_answer(self):
-        # Send the first request with the bytes written so far (Zephyr takes a short
-        # first chunk) and wait for its answer.
-        while not self._started:
-            if not self._count:
-                n = self._chunk_len(0)
-                self._send(0, n if n < self._fed else self._fed)
-            self._take()
-
-    def _leap(self):
-        # The caller continues where the neighbour stands: the bytes up to there are
-        # never written here. The verifier passes over body bytes only, so the TLV
-        # area is always walked on bytes seen (a neighbour holding part of it gets
-        # the rest checked, not resent, from the end of the body on).
-        n = self._skip_to - self._fed
-        v = self._verifier
-        if v is not None:
-            if v.pass_left < n:
-                n = v.pass_left
-            if n <= 0:
-                return
-            v.skip(n)
-        self._fed += n
-        self.skipped += n
-
-    # ------------------------------------------------------------ link
-
-    def _link(self):
-        # Buffer sizes -> request limit and window; returns the ring's chunk count.
-        client = self.client
-        buf_size = self.buf_size
-        buf_count = self.buf_count
-        if buf_size is None:
-            try:
-                p = client.params()
-                buf_size = p.buf_size
-                if buf_count is None:
-                    buf_count = p.buf_count
-            except SMPError:
-                buf_size = DEFAULT_BUF_SIZE  # an old server: no params command
-        window = self.window
-        if window is None:
-            window = _DEFAULT_WINDOW
-            if buf_count is None or buf_count - 1 < window:
-                window = buf_count - 1 if buf_count else 1
-        if window < 1:
-            window = 1
-        self._window = window
-        self._limit = client.transport.request_limit(buf_size)
-        t = self.first_timeout_ms
-        self._erase_note = ""
-        if t is None:
-            t, erase = erase_wait(client, self._size, self._image)
-            self._erase_note = " (each waited %d ms: the device erases %d bytes of flash first)" % (t, erase)
-        self._first_ms = t
-        self._timeout = self.timeout_ms if self.timeout_ms is not None else client.timeout_ms
-        return window
-
-    def _copy_in(self, piece, off, k):
-        # piece (k bytes, stream offset off) into the ring, wrapping.
-        cap = self._cap
-        i = off % cap
-        if i + k <= cap:
-            self._mv[i:i + k] = piece
-        else:
-            a = cap - i
-            self._mv[i:cap] = piece[:a]
-            self._mv[0:k - a] = piece[a:k]
-
-    def _chunk_len(self, off):
-        # Data bytes that fit in the request at ``off`` (the first one carries len, image, sha).
-        # Past the first, they change only with the size of the offset's CBOR head.
-        left = self._size - off
-        lo, hi, n = self._fit
-        if lo <= off < hi:
-            return n if n < left else left
-        hs = _head_size(off)
-        fixed = HEADER_SIZE + 1 + 4 + hs + 5  # map head, "off": off, "data" key
-        if not off:
-            fixed += 4 + _head_size(self._size) + 6 + _head_size(self._image)
-            if self._sha:
-                fixed += 4 + 2 + 32  # "sha": 32-byte string (2-byte head)
-            if self.upgrade:
-                fixed += 9
-        avail = self._limit - fixed
-        n = avail - 1
-        while n > 0 and n + _head_size(n) > avail:
-            n -= 1
-        if n <= 0:
-            raise ProtocolError("server buffer of %d bytes is too small for an upload request" % self._limit)
-        if off:
-            # the offsets whose head has this size (no long-int literal: at most size + 1)
-            lo, hi = (1, 24) if hs == 1 else (24, 0x100) if hs == 2 else (
-                (0x100, 0x10000) if hs == 3 else (0x10000, self._size + 1))
-            self._fit = (lo, hi, n)
-        return n if n < left else left
-
-    def _send(self, off, n):
-        # Build the request at ``off`` with n data bytes from the ring, in
-        # place, send it and keep it in the window.
-        enc = self.client.encoder()
-        dst = enc.buf
-        first = not off
-        if first:
-            enc.map(4 + (self._sha is not None) + bool(self.upgrade))
-            enc.text(_K_OFF)
-        else:  # what enc.raw does, without the call: _chunk_len fitted the request to the buffer
-            dst[_HDR:_HDR + 5] = _OPEN_2_OFF
-            enc.pos = _HDR + 5
-        enc.head(_MAJ_UINT, off)  # what enc.int does for off >= 0, one call less
-        if first:
-            enc.text(_K_LEN)
-            enc.int(self._size)
-            enc.text(_K_IMAGE)
-            enc.int(self._image)
-            if self._sha is not None:
-                enc.text(_K_SHA)
-                enc.bytes(self._sha)
-            if self.upgrade:
-                enc.text(_K_UPGRADE)
-                enc.bool(True)
-            self._event(ERASE_PENDING)
-        enc.raw(_DATA_KEY)
-        enc.head(_MAJ_BYTES, n)
-        p = enc.pos
-        cap = self._cap
-        i = off % cap
-        if i + n <= cap:
-            dst[p:p + n] = self._mv[i:i + n]
-        else:
-            a = cap - i
-            dst[p:p + a] = self._mv[i:cap]
-            dst[p + a:p + n] = self._mv[0:n - a]
-        enc.pos = p + n
-        if n > self.chunk_size:
-            self.chunk_size = n
-        self.chunks += 1
-        i = (self._head + self._count) % self._nring
-        self._seqs[i] = self.client.send_encoded(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD)
-        self._ends[i] = off + n
-        self._count += 1
-        self._next = off + n
+                            self.retried, self.resumed_from, self._window, min(self._n, self._size))
 
     # ------------------------------------------------------------ the window
 
-    def _fill(self):
-        # The first request goes alone: its answer may be a resume offset,
-        # and the device erases the slot before answering.
+    def _fill(self, first=False):
+        # Send the requests the window and the bytes written allow, each built
+        # in place in the transport's packet buffer, its data from the ring.
+        # The first request goes alone: its answer may be a resume offset, and
+        # the device erases the slot before answering. ``first``: send it
+        # with what was written, short of a whole request (offset()).
         size = self._size
         while self._count < (self._window if self._started else 1) and self._next < size:
             off = self._next
-            lo, hi, n = self._fit
-            if lo <= off < hi:  # _chunk_len's usual answer, without the call
-                if n > size - off:
-                    n = size - off
-            else:
-                n = self._chunk_len(off)
+            n = self._n - 2 if off > 0xFFFF else self._n if off else self._n0
+            if n > size - off:
+                n = size - off
             if off + n > self._fed:
-                return
-            self._send(off, n)
+                if not first:
+                    return
+                n = self._fed - off
+            client = self.client
+            mv = self._mv
+            if off:  # {"off": off, "data": ...}, without the encoder's calls where init fitted it
+                enc = client.encoder()
+                dst = enc.buf
+                dst[_HDR:_HDR + 5] = b"\xa2\x63off"
+                enc.pos = _HDR + 5
+                enc.head(_MAJ_UINT, off)
+                p = enc.pos
+                dst[p:p + 5] = b"\x64data"
+                enc.pos = p + 5
+                enc.head(_MAJ_BYTES, n)
+                p = enc.pos
+                cap = self._cap
+                j = off % cap
+                if j + n <= cap:
+                    dst[p:p + n] = mv[j:j + n]
+                else:
+                    a = cap - j
+                    dst[p:p + a] = mv[j:cap]
+                    dst[p + a:p + n] = mv[0:n - a]
+                enc.pos = p + n
+                seq = client.send_encoded(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD)
+            else:  # the first request: its data at the ring's start
+                body = {"off": 0, "len": size, "image": self._image, "data": mv[0:n]}
+                if self._sha is not None:
+                    body["sha"] = self._sha
+                if self.upgrade:
+                    body["upgrade"] = True
+                self._event(ERASE_PENDING)
+                seq = client.send_request(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD, body)
+            self.chunks += 1
+            fly = self._fly
+            j = (self._head + self._count) % self._wmax * 2
+            fly[j] = seq
+            fly[j + 1] = self._next = off + n
+            self._count += 1
 
     def _take(self):
-        # Wait for the oldest request's answer and act on it.
-        seq = self._seqs[self._head]
+        # Wait for the oldest request's answer and act on it. The server
+        # answers in order: a later request answered first means this one (or
+        # its answer) was lost. Then, or after a timeout or a broken frame, or
+        # when the server asks for another offset than the one past this
+        # request, what is in flight is forgotten (the server drops requests at
+        # offsets it does not expect) and the upload goes on one request at a
+        # time from where the server stands; the window grows back after
+        # _REGROW_AFTER clean answers in a row.
         client = self.client
+        size = self._size
+        i = self._head * 2
+        seq = self._fly[i]
+        end = self._fly[i + 1]
+        err = t0 = None
         try:
             got = client.poll()
-            if got == seq:  # the usual case once the window is full: _wait's first step, inline
-                pkt = client.take(seq)
-            else:
-                pkt = self._wait(seq, got, self._timeout if self._started else self._first_ms)
-            off = self._answer(pkt)
-        except (SMPTimeout, FrameError, _Lost) as e:
-            self._lost(e)
-            return
+            while got != seq:
+                if got is not None:
+                    raise SMPTimeout("requests lost")
+                if t0 is None:
+                    t0 = ticks_ms()
+                ms = self._timeout if self._started else self._first_ms
+                left = ms - ticks_diff(ticks_ms(), t0)
+                if left <= 0:
+                    raise SMPTimeout("no response to image upload within %d ms" % ms)
+                client.transport.wait(left if left < 50 else 50)
+                got = client.poll()
+            off = self._answer(client.take(seq))
+        except (SMPTimeout, FrameError) as e:
+            err = e
         except Exception:
             self._cancel()
             raise
-        end = self._ends[self._head]
-        self._head = (self._head + 1) % self._nring  # _pop, inline: this runs per chunk
-        self._count -= 1
+        if err is None:
+            self._head = (self._head + 1) % self._wmax
+            self._count -= 1
+            if off == end:
+                self._failures = 0
+                self._clean += 1
+                if self._window < self._wmax and self._clean >= _REGROW_AFTER:
+                    self._window += 1
+                    self._clean = 0
+            elif not self._started:
+                self.resumed_from = off  # the neighbour holds part of this image already (same sha)
+        else:
+            off = self.held  # go on from the last confirmed offset
+        if err is not None or off != end and self._started:
+            self._cancel()
+            self._clean = 0
+            self._window = 1
+            if off < self._base:
+                e = UploadLost("the neighbour lost the upload (did it reset?): it asks for offset %d, "
+                               "the ring holds from %d" % (off, self._base))
+                e.offset = off
+                raise e
+            if err is not None or off <= self.held:  # (not when the server jumps ahead)
+                self._failures += 1
+                self.retried += 1
+                if self._failures > self.retries:
+                    raise (ProtocolError if err is None else type(err))(
+                        "upload failed at offset %d of %d after %d attempts: %s%s" % (
+                            self.held, size, self._failures, err or "stuck",
+                            " (each waited %d ms: the device erases %d bytes of flash first)" % (
+                                self._first_ms, self._erase) if self._erase and not self._started else ""))
+        if off != end:
+            self._next = off
+            if off > self._fed:
+                self._skip_to = self._base = off  # ahead of the writes: checked, not sent
+        if err is not None:
+            return
         if not self._started:
             self._started = True
             self._event(ERASE_DONE)
-            if off != end:
-                # The neighbour holds part of this image already (same sha).
-                self.resumed_from = off
-                self._jump(off)
-        elif off == end:
-            self._failures = 0
-            self._clean += 1
-            if self._window < self._nring and self._clean >= _REGROW_AFTER:
-                self._window += 1
-                self._clean = 0
-        else:
-            off = self._moved(off)
-        self._acked = off
+        self.held = off
         if off > self._base:
             self._base = off
-        cb = self.callback  # _event, inline
+        cb = self.callback  # _event, inline: this runs per chunk
         if cb is not None:
             cb(PROGRESS, off)
 
-    def _pop(self):
-        self._head = (self._head + 1) % self._nring
-        self._count -= 1
-
-    def _moved(self, off):
-        # The server wants another offset and drops what is still in flight;
-        # it answers in order, so its last answer says where it stands.
-        while self._count:
-            try:
-                seq = self._seqs[self._head]
-                off = self._answer(self._wait(seq, self.client.poll(), self._timeout, False))
-            except (SMPTimeout, FrameError):
-                self._cancel()
-                break
-            self._pop()
-        self._head = self._clean = 0
-        self._window = 1
-        if off <= self._acked and off >= self._base:
-            self._failures += 1
-            self.retried += 1
-            if self._failures > self.retries:
-                raise ProtocolError("upload stuck: the server keeps answering offset %d of %d" % (off, self._size))
-        self._jump(off)
-        return off
-
-    def _jump(self, off):
-        # Go on from ``off``: resend from the ring, or (ahead of the writes)
-        # check the bytes up to it without sending them.
-        if off < self._base:
-            self._cancel()
-            raise UploadLost("the neighbour lost the upload: it asks for offset %d, this target holds from %d "
-                             "(did it reset?)" % (off, self._base), off)
-        self._next = off
-        if off > self._fed:
-            self._skip_to = off
-            self._base = off
-
-    def _lost(self, e):
-        # Lost or broken: forget what is in flight and go on one request at a
-        # time from the last confirmed offset.
-        self._cancel()
-        self._clean = 0
-        self._window = 1
-        self._next = self._acked
-        self._failures += 1
-        self.retried += 1
-        if self._failures > self.retries:
-            if isinstance(e, _Lost):
-                e = SMPTimeout("requests lost")
-            raise type(e)("upload failed at offset %d of %d after %d attempts: %s%s"
-                          % (self._acked, self._size, self._failures, e,
-                             "" if self._started else self._erase_note))
-
-    def _cancel(self):
-        seqs = self._seqs
-        for k in range(self._count):
-            self.client.cancel(seqs[(self._head + k) % self._nring])
-        self._head = self._count = 0
-
-    def _wait(self, seq, got, timeout_ms, lost=True):
-        """The raw answer packet to ``seq`` (header checked, see :meth:`SMPClient.take`),
-        ``got`` being what the caller's ``client.poll()`` returned; raise
-        :class:`_Lost` if a later request in flight is answered first."""
-        client = self.client
-        t0 = ticks_ms()
-        while True:
-            if got is None:
-                pkt = client.take(seq)  # answered before (stashed by another poll)
-                if pkt is not None:
-                    return pkt
-                left = timeout_ms - ticks_diff(ticks_ms(), t0)
-                if left <= 0:
-                    client.cancel(seq)
-                    raise SMPTimeout("no response to image upload within %d ms" % timeout_ms)
-                client.transport.wait(left if left < 50 else 50)
-            elif got == seq:
-                return client.take(seq)
-            elif lost and self._in_flight(got):
-                raise _Lost()
-            got = client.poll()
-
-    def _in_flight(self, seq):
-        seqs = self._seqs
-        for k in range(self._count):
-            if seqs[(self._head + k) % self._nring] == seq:
-                return True
-        return False
-
     def _answer(self, pkt):
         # The offset an upload answer asks for. The usual answer, {"off": n}
-        # or {"rc": 0, "off": n} (Zephyr's legacy rc), is read off the bytes;
+        # or {"rc": 0, "off": n} (Zephyr's legacy rc), is read off its bytes;
         # anything else is decoded and type-checked in full (upload_offset).
         n = len(pkt)
-        b = pkt[_HDR] if n > _HDR else 0  # an empty body: the general path names it
-        p = _HDR + 1
-        if b == 0xA2 and pkt.startswith(_RC_0, p):  # startswith: no slice object
-            p += 4
-        elif b != 0xA1:
-            p = 0
-        if p and pkt.startswith(_K_OFF_T, p):
-            p += 4
-            h = pkt[p] if p < n else 0xFF
-            if h < 24:
-                off = h
-                p += 1
-            elif h == 0x19 and p + 3 == n:
-                off = (pkt[p + 1] << 8) | pkt[p + 2]
-                p += 3
-            elif h == 0x1A and p + 5 == n and pkt[p + 1] < 0x40:  # a small int on every build
-                off = (pkt[p + 1] << 24) | (pkt[p + 2] << 16) | (pkt[p + 3] << 8) | pkt[p + 4]
-                p += 5
-            elif h == 0x18:
-                off = pkt[p + 1] if p + 2 == n else -1
-                p += 2
-            else:
-                p = 0
-            if p == n and 0 <= off <= self._size:
-                return off
-        off, m = upload_offset(self.client.decode(pkt), self._size)  # type-checked: "match": "no" is no match
-        if off == self._size and m is not None:
+        p = pkt[_HDR] if n > _HDR else 0
+        p = 9 if p == 0xA1 else 13 if p == 0xA2 and pkt.startswith(b"\x62rc\x00", 9) else n
+        if pkt.startswith(b"\x63off\x19", p) and n == p + 7:  # startswith: no slice object
+            off = pkt[p + 5] << 8 | pkt[p + 6]
+        elif pkt.startswith(b"\x63off\x1a", p) and n == p + 9 and pkt[p + 5] < 0x40:  # a small int on every build
+            off = pkt[p + 5] << 24 | pkt[p + 6] << 16 | pkt[p + 7] << 8 | pkt[p + 8]
+        else:
+            off = -1
+        size = self._size
+        if 0 <= off <= size:
+            return off
+        off, m = upload_offset(self.client.decode(pkt), size)  # type-checked: "match": "no" is no match
+        if off == size and m is not None:
             self.match = m  # False is raised by done(), after the image check
         return off
+
+    def _cancel(self):
+        # Forget the requests in flight (their answers are ignored if they come).
+        for k in range(self._count):
+            self.client.cancel(self._fly[(self._head + k) % self._wmax * 2])
+        self._head = self._count = 0

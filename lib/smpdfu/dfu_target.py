@@ -55,23 +55,23 @@ def file_sha(sha):
     """The 32-byte whole-file SHA-256 from ``sha``: bytes, hex text, an ImageInfo or None."""
     if sha is None:
         return None
-    if hasattr(sha, "file_sha"):
-        sha = sha.file_sha
+    sha = getattr(sha, "file_sha", sha)
     if isinstance(sha, str):
         from binascii import unhexlify
 
         sha = unhexlify(sha)
     sha = bytes(sha)
     if len(sha) != 32:
-        raise ValueError("sha must be a 32-byte SHA-256, got %d bytes" % len(sha))
+        raise ValueError("sha: %d bytes, not 32" % len(sha))
     return sha
 
 
 class Target:
-    """What every backend shares: the event callback and the write bookkeeping.
+    """What every backend shares: the event callback and ``info``.
 
     Subclasses implement ``init``, ``offset``, ``write``, ``done``,
-    ``schedule_update`` and ``reset`` (see the module doc).
+    ``schedule_update`` and ``reset`` (see the module doc); a failing
+    ``done(True)`` sends :data:`ERROR` before it raises.
     """
 
     def __init__(self, callback=None):
@@ -82,8 +82,3 @@ class Target:
         cb = self.callback
         if cb is not None:
             cb(event, value)
-
-    def _failed(self, e):
-        # Report an error event and hand the exception back for raising.
-        self._event(ERROR, e)
-        return e
