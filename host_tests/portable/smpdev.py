@@ -153,6 +153,7 @@ class SMPDevice:
     - ``hold``: keep answers until :meth:`release`
     - ``console``: text written before every answer (log lines)
     - ``errors``: {(group, cmd): body} answered instead of the server's answer
+      (``body``: a dict, or bytes that are its CBOR already)
     - ``max_read``: largest piece one ``read_available`` returns (0: all)
     - ``reset_at``: upload offset at which the device resets instead of answering
     """
@@ -496,8 +497,8 @@ class SMPDevice:
 
 
 def _packet(op, group, cmd, seq, body, version=SMP_V2):
-    """An SMP packet (header + CBOR of ``body``)."""
-    raw = dumps(body)
+    """An SMP packet (header + CBOR of ``body``, or ``body`` itself when it is bytes)."""
+    raw = body if isinstance(body, (bytes, bytearray)) else dumps(body)
     pkt = bytearray(HEADER_SIZE + len(raw))
     pack_header(pkt, 0, op, len(raw), group, seq, cmd, version)
     pkt[HEADER_SIZE:] = raw

@@ -146,19 +146,21 @@ def test_updater_reports_a_hostile_device_instead_of_raising():
     assert "'hash'" in res.message
 
 
-def _answer_of(target, body, raw=None):
-    # What the target reads off an upload answer packet whose body is ``body``
-    # (CBOR bytes ``raw`` when given), or the type of the error it raises.
-    from smpdfu.cbor import dumps
-    from smpdfu.header import pack_header
-    from smpdfu.proto import IMG_UPLOAD, OP_WRITE_RSP
+def _answer_of(body, raw=None, size=0x12345):
+    # Where an SMPTarget goes on after the answer to its first upload request
+    # is ``body`` (CBOR bytes ``raw`` when given): ``(held, match)``, or the
+    # type of the error it raises.
+    from smpdfu.dfu_smp import SMPTarget
+    from smpdfu.proto import IMG_UPLOAD
 
-    b = dumps(body) if raw is None else raw
-    pkt = bytearray(8 + len(b))
-    pack_header(pkt, 0, OP_WRITE_RSP, len(b), GROUP_IMAGE, 0, IMG_UPLOAD)
-    pkt[8:] = b
+    dev, c = _client()
+    dev.errors[(GROUP_IMAGE, IMG_UPLOAD)] = body if raw is None else raw
+    t = SMPTarget(c, verify=False, buf_size=384, buf_count=2, first_timeout_ms=300)
+    t.init(size, sha=bytes(32))
+    t.write(bytes(64))
     try:
-        return target._answer(bytes(pkt))
+        t.offset()  # sends the first request and reads its answer
+        return t.held, t.match
     except Exception as e:  # noqa: BLE001 - compared below
         return type(e)
 
@@ -166,35 +168,31 @@ def _answer_of(target, body, raw=None):
 def test_the_usual_upload_answer_read_off_the_bytes_agrees_with_the_full_decode():
     # SMPTarget reads {"off": n} and {"rc": 0, "off": n} off the bytes; every
     # other answer goes through the full, type-checked decode. Both give the same.
-    from smpdfu.dfu_smp import SMPTarget
+    from smpdfu.cbor import dumps
     from smpdfu.messages import upload_offset
 
     size = 0x12345
     _, c = _client()
-    t = SMPTarget(c)
-    t._size = size
     for off in (0, 1, 23, 24, 255, 256, 65535, 65536, size):
-        assert _answer_of(t, {"off": off}) == off
-        assert _answer_of(t, {"rc": 0, "off": off}) == off
-        assert _answer_of(t, {"off": off, "rc": 0}) == off
+        assert _answer_of({"off": off}) == (off, None)
+        assert _answer_of({"rc": 0, "off": off}) == (off, None)
+        assert _answer_of({"off": off, "rc": 0}) == (off, None)
     # non-minimal heads are still CBOR: 5 as one, two and four bytes
     for raw in (b"\xa1\x63off\x18\x05", b"\xa1\x63off\x19\x00\x05", b"\xa1\x63off\x1a\x00\x00\x00\x05"):
-        assert _answer_of(t, None, raw) == 5
-    assert _answer_of(t, {"off": size, "match": True}) == size and t.match is True
+        assert _answer_of(None, raw) == (5, None)
+    assert _answer_of({"off": size, "match": True}) == (size, True)
     # what the quick read must not take: each gets the general path's verdict
     for body in ({"off": size + 1}, {"off": -1}, {"off": True}, {"off": "4"}, {"rc": 1, "off": 4},
                  {"rc": 0}, {"off": 4, "x": 1}, {"rc": 0, "off": 1 << 40}):
-        from smpdfu.cbor import dumps
-
         want = None
         try:
-            want = upload_offset(c.decode(b"\x00" * 8 + dumps(body)), size)[0]
+            want = (upload_offset(c.decode(b"\x00" * 8 + dumps(body)), size)[0], None)
         except Exception as e:  # noqa: BLE001
             want = type(e)
-        assert _answer_of(t, body) == want, body
-    assert _answer_of(t, {"rc": 1, "off": 4}) is MgmtError
-    assert _answer_of(t, {"off": True}) is ProtocolError
-    assert _answer_of(t, None, b"") is ProtocolError  # an empty body has no "off"
+        assert _answer_of(body) == want, body
+    assert _answer_of({"rc": 1, "off": 4}) is MgmtError
+    assert _answer_of({"off": True}) is ProtocolError
+    assert _answer_of(None, b"") is ProtocolError  # an empty body has no "off"
     # truncated and trailing bytes
-    assert _answer_of(t, None, b"\xa1\x63off\x19\x00") is CBORError
-    assert _answer_of(t, None, b"\xa1\x63off\x05\x00") is CBORError
+    assert _answer_of(None, b"\xa1\x63off\x19\x00") is CBORError
+    assert _answer_of(None, b"\xa1\x63off\x05\x00") is CBORError

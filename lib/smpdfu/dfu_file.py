@@ -62,7 +62,7 @@ class FileTarget(Target):
     """
 
     def __init__(self, path, callback=None, save_every=_SAVE_EVERY, buf=None):
-        super().__init__(callback)
+        self.callback = callback
         self.path = path
         self.part_path = path + ".part"
         self.progress_path = path + ".progress"

@@ -1,12 +1,12 @@
 """dfu_target backend: the neighbour's slot, through SMP image upload.
 
 Bytes given to :meth:`SMPTarget.write` are copied into one preallocated ring
-(a window's worth of requests; :meth:`SMPTarget.pull` reads a stream straight
-into it, with no buffer of the caller's) and sent from there as image upload
-requests, each built in place in the transport's packet buffer: no buffer is
-allocated per write or per chunk, and nothing grows with the image. The ring
-is what a lost request is resent from; its size is the caller's to choose
-(``window``, ``ring``).
+(a window's worth of requests; given a stream, ``write`` reads it straight
+into the ring, with no buffer of the caller's) and sent from there as image
+upload requests, each built in place in the transport's packet buffer: no
+buffer is allocated per write or per chunk, and nothing grows with the image.
+The ring is what a lost request is resent from; its size is the caller's to
+choose (``window``, ``ring``).
 
 The server drives the offsets: every answer carries the offset it expects
 next; a chunk at the wrong offset is dropped by the server, which answers the
@@ -44,14 +44,15 @@ it resets). Then either:
 
 from .compat import const, ticks_diff, ticks_ms
 from .dfu_target import DONE, ERASE_DONE, ERASE_PENDING, ERROR, PROGRESS, Target, file_sha
-from .errors import BadImage, FrameError, ProtocolError, SMPError, SMPTimeout, Unvouched
-from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier
+from .errors import FrameError, ProtocolError, SMPError, SMPTimeout
+from .mcuboot import ImageVerifier
 from .messages import DEFAULT_BUF_SIZE, UploadResult, upload_offset
 from .proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE
 
 _MAJ_UINT = const(0)
 _MAJ_BYTES = const(2)
 _HDR = const(8)  # the SMP header (header.HEADER_SIZE; const() takes a literal)
+_IMAGE_HDR = const(32)  # the MCUboot image header (mcuboot.IMAGE_HEADER_SIZE)
 _DEFAULT_WINDOW = const(3)  # requests in flight when the server has spare buffers
 _REGROW_AFTER = const(8)  # clean answers in a row before the window grows again after a loss
 # The first chunk waits for the device to erase what the image needs (Zephyr's
@@ -92,6 +93,13 @@ def erase_wait(client, size, image=0):
     return client.timeout_ms + pages * _ERASE_PER_4K_MS, pages << 12
 
 
+def rare(name, *args):
+    """``dfu_smp_rare.name(*args)``: what runs rarely (failures), loaded only when it runs."""
+    from . import dfu_smp_rare
+
+    return getattr(dfu_smp_rare, name)(*args)
+
+
 class SMPTarget(Target):
     """The neighbour's secondary slot over an :class:`~smpdfu.client.SMPClient`.
 
@@ -119,7 +127,7 @@ class SMPTarget(Target):
 
     def __init__(self, client, callback=None, verify=True, window=None, ring=None, timeout_ms=None,
                  first_timeout_ms=None, retries=3, upgrade=False, buf_size=None, buf_count=None):
-        super().__init__(callback)
+        self.callback = callback
         self.client = client
         self.window = window
         self.ring = ring
@@ -144,7 +152,7 @@ class SMPTarget(Target):
         """
         self._cancel()
         if size <= 0:
-            raise ValueError("nothing to upload (size %d)" % size)
+            raise rare("size", size)
         self._sha = sha = file_sha(sha)
         self._size = size
         self._image = image
@@ -159,44 +167,30 @@ class SMPTarget(Target):
                     buf_count = p.buf_count
             except SMPError:
                 buf_size = DEFAULT_BUF_SIZE  # an old server: no params command
-        w = self.window
-        if w is None:
-            w = _DEFAULT_WINDOW
-            if buf_count is None or buf_count - 1 < w:
-                w = buf_count - 1 if buf_count else 1
+        w = self.window or min(_DEFAULT_WINDOW, (buf_count or 2) - 1)
         limit = client.transport.request_limit(buf_size)  # the largest request
-        ring = self.ring
-        if ring is not None:
-            if ring < limit:
-                limit = ring
-            if ring // limit < w:
-                w = ring // limit
-        if w < 1:
-            w = 1
+        ring = self.ring or w * limit
+        if ring < limit:
+            limit = ring
+        self._window = self._wmax = w = max(1, min(w, ring // limit))
         # Data bytes per request: besides them a request holds the SMP header,
         # {"off": off, "data": <head>} (21 bytes below offset 0x10000, 2 more
         # above) and in the first one "len", "image" (at most 18 bytes),
         # "sha", "upgrade".
-        a = limit - 21
-        n = a - 3 if a > 258 else min(a - 2, 255) if a > 25 else min(a - 1, 23)
-        self._n = n
+        n = limit - 21
+        self._n = n = n - 3 if n > 258 else min(n - 2, 255) if n > 25 else min(n - 1, 23)
         self._n0 = n = n - 16 - (38 if sha else 0) - (9 if self.upgrade else 0)
         if n <= 0:
-            raise ProtocolError("no room for upload data in a %d-byte request" % limit)
-        self._window = self._wmax = w
-        cap = w * limit  # what a full window in flight may have to resend
-        if self._mv is None or len(self._mv) != cap:
-            self._mv = None  # the old ring can go before the new one is made
-            self._mv = memoryview(bytearray(cap))
-        self._cap = cap
+            raise rare("room", limit)
+        self._mv = None  # the old ring can go before the new one is made
+        self._cap = n = w * limit  # what a full window in flight may have to resend
+        self._mv = memoryview(bytearray(n))
         self._fly = [0] * (2 * w)  # each request in flight: its seq, the offset past its data
         t = self.first_timeout_ms
         self._erase = 0
         if t is None:
             t, self._erase = erase_wait(client, size, image)
         self._first_ms = t
-        t = self.timeout_ms
-        self._timeout = client.timeout_ms if t is None else t
         # _fed: bytes written by the caller (the stream position); _base: offset
         # of the oldest byte the ring holds; _next: next offset to send; held:
         # what the neighbour confirmed; _skip_to: it holds up to there already
@@ -221,7 +215,7 @@ class SMPTarget(Target):
         ``match``: see the module doc). A caller that does not ask keeps
         feeding from where it is, as before.
         """
-        if self._sha is not None and self._fed >= IMAGE_HEADER_SIZE:
+        if self._sha is not None and self._fed >= _IMAGE_HDR:
             while not self._started:
                 if not self._count:
                     self._fill(True)  # the first request, with what was written
@@ -241,24 +235,22 @@ class SMPTarget(Target):
             self.skipped += n
         return self._fed
 
-    def write(self, buf):
-        """Take the next ``len(buf)`` bytes; blocks while the window is full. ``buf`` is not kept."""
-        n = len(buf)
-        if self._fed + n > self._size:
-            raise ValueError("write of %d bytes at %d overruns the size %d" % (n, self._fed, self._size))
-        self.pull(buf if isinstance(buf, memoryview) else memoryview(buf), n)
+    def write(self, src):
+        """Take the next ``len(src)`` bytes; blocks while the window is full. ``src`` is not kept.
 
-    def pull(self, src, n=None):
-        """Write the next ``n`` bytes (default: the rest of the image) read from ``src``.
-
-        ``src`` is a stream (anything with ``readinto``), read straight into
-        the ring: the same as :meth:`write` of its bytes without a buffer of
-        the caller's (raises :class:`~smpdfu.errors.ProtocolError` if it ends
-        early), or a memoryview (what :meth:`write` passes).
+        ``src`` may also be a stream (anything with ``readinto``): the rest of
+        the image is then read from it straight into the ring, with no buffer
+        of the caller's (:class:`~smpdfu.errors.ProtocolError` if it ends early).
         """
-        if n is None:
-            n = self._size - self._fed
         rd = getattr(src, "readinto", None)
+        if rd is None:
+            n = len(src)
+            if self._fed + n > self._size:
+                raise rare("overrun", self, n)
+            if not isinstance(src, memoryview):
+                src = memoryview(src)
+        else:
+            n = self._size - self._fed
         v = self._verifier
         mv = self._mv
         cap = self._cap
@@ -290,7 +282,7 @@ class SMPTarget(Target):
                 piece = mv[j:j + k]
                 got = rd(piece)
                 if not got:
-                    raise ProtocolError("stream ended at %d of %d bytes" % (fed, self._size))
+                    raise rare("ended", self)
                 if got < k:
                     k = got
                     piece = mv[j:j + k]
@@ -323,17 +315,17 @@ class SMPTarget(Target):
                     break
                 self._take()
             if self._fed < size or self.held < size:
-                raise BadImage("image incomplete: %d of %d bytes written, %d held" % (self._fed, size, self.held))
+                raise rare("partial", self)
             if self._verifier is not None:
                 info = self._verifier.finish()
                 if sha is not None and info.file_sha != sha and not self.skipped:
-                    raise BadImage("hash mismatch: the file is not the sha given")
+                    raise rare("mismatch", self, True)
             if self.match is False and sha is not None:
-                raise ProtocolError("hash mismatch: the slot is not the sha given")
+                raise rare("mismatch", self, False)
             if self.skipped:
                 # Bytes skipped (see offset): only the neighbour's match covers them.
                 if self.match is not True:
-                    raise Unvouched("%d bytes not seen here and the neighbour did not report 'match'" % self.skipped)
+                    raise rare("unvouched", self)
                 if info is not None:
                     info.file_sha = sha  # what the neighbour's slot was checked against
         except Exception as e:
@@ -346,15 +338,7 @@ class SMPTarget(Target):
 
     def schedule_update(self, permanent=False):
         """Mark the verified image for a test boot (``permanent``: for good); return the state list."""
-        info = self.info
-        if info is None:
-            raise BadImage("nothing verified: done(True) first")
-        h = info.hash
-        slots = self.client.image_confirm(h) if permanent else self.client.image_test(h)
-        for s in slots:
-            if s.hash == h and s.pending:
-                return slots
-        raise ProtocolError("image not marked pending")
+        return rare("schedule_update", self, permanent)
 
     def reset(self):
         """Reboot the neighbour (MCUboot then tests the scheduled image)."""
@@ -396,18 +380,17 @@ class SMPTarget(Target):
                 enc.pos = p + 5
                 enc.head(_MAJ_BYTES, n)
                 p = enc.pos
-                cap = self._cap
-                j = off % cap
-                if j + n <= cap:
+                j = off % self._cap
+                a = self._cap - j
+                if a >= n:
                     dst[p:p + n] = mv[j:j + n]
-                else:
-                    a = cap - j
-                    dst[p:p + a] = mv[j:cap]
-                    dst[p + a:p + n] = mv[0:n - a]
+                else:  # (the ring wraps)
+                    dst[p:p + a] = mv[j:]
+                    dst[p + a:p + n] = mv[:n - a]
                 enc.pos = p + n
                 seq = client.send_encoded(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD)
             else:  # the first request: its data at the ring's start
-                body = {"off": 0, "len": size, "image": self._image, "data": mv[0:n]}
+                body = {"off": 0, "len": size, "image": self._image, "data": mv[:n]}
                 if self._sha is not None:
                     body["sha"] = self._sha
                 if self.upgrade:
@@ -429,7 +412,9 @@ class SMPTarget(Target):
         # request, what is in flight is forgotten (the server drops requests at
         # offsets it does not expect) and the upload goes on one request at a
         # time from where the server stands; the window grows back after
-        # _REGROW_AFTER clean answers in a row.
+        # _REGROW_AFTER clean answers in a row. The usual answer, {"off": n}
+        # or {"rc": 0, "off": n} (Zephyr's legacy rc), is read off its bytes;
+        # anything else is decoded and type-checked in full (upload_offset).
         client = self.client
         size = self._size
         i = self._head * 2
@@ -443,13 +428,26 @@ class SMPTarget(Target):
                     raise SMPTimeout("requests lost")
                 if t0 is None:
                     t0 = ticks_ms()
-                ms = self._timeout if self._started else self._first_ms
+                ms = (self.timeout_ms or client.timeout_ms) if self._started else self._first_ms
                 left = ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     raise SMPTimeout("no response to image upload within %d ms" % ms)
                 client.transport.wait(left if left < 50 else 50)
                 got = client.poll()
-            off = self._answer(client.take(seq))
+            pkt = client.take(seq)
+            n = len(pkt)
+            p = pkt[_HDR] if n > _HDR else 0
+            p = 9 if p == 0xA1 else 13 if p == 0xA2 and pkt.startswith(b"\x62rc\x00", 9) else n
+            if pkt.startswith(b"\x63off\x19", p) and n == p + 7:  # startswith: no slice object
+                off = pkt[p + 5] << 8 | pkt[p + 6]
+            elif pkt.startswith(b"\x63off\x1a", p) and n == p + 9 and pkt[p + 5] < 0x40:  # a small int on every build
+                off = pkt[p + 5] << 24 | pkt[p + 6] << 16 | pkt[p + 7] << 8 | pkt[p + 8]
+            else:
+                off = -1
+            if not 0 <= off <= size:
+                off, m = upload_offset(client.decode(pkt), size)  # type-checked: "match": "no" is no match
+                if off == size and m is not None:
+                    self.match = m  # False is raised by done(), after the image check
         except (SMPTimeout, FrameError) as e:
             err = e
         except Exception:
@@ -473,19 +471,12 @@ class SMPTarget(Target):
             self._clean = 0
             self._window = 1
             if off < self._base:
-                e = UploadLost("the neighbour lost the upload (did it reset?): it asks for offset %d, "
-                               "the ring holds from %d" % (off, self._base))
-                e.offset = off
-                raise e
+                raise rare("lost", self, off)
             if err is not None or off <= self.held:  # (not when the server jumps ahead)
                 self._failures += 1
                 self.retried += 1
                 if self._failures > self.retries:
-                    raise (ProtocolError if err is None else type(err))(
-                        "upload failed at offset %d of %d after %d attempts: %s%s" % (
-                            self.held, size, self._failures, err or "stuck",
-                            " (each waited %d ms: the device erases %d bytes of flash first)" % (
-                                self._first_ms, self._erase) if self._erase and not self._started else ""))
+                    raise rare("attempts", self, err)
         if off != end:
             self._next = off
             if off > self._fed:
@@ -501,27 +492,6 @@ class SMPTarget(Target):
         cb = self.callback  # _event, inline: this runs per chunk
         if cb is not None:
             cb(PROGRESS, off)
-
-    def _answer(self, pkt):
-        # The offset an upload answer asks for. The usual answer, {"off": n}
-        # or {"rc": 0, "off": n} (Zephyr's legacy rc), is read off its bytes;
-        # anything else is decoded and type-checked in full (upload_offset).
-        n = len(pkt)
-        p = pkt[_HDR] if n > _HDR else 0
-        p = 9 if p == 0xA1 else 13 if p == 0xA2 and pkt.startswith(b"\x62rc\x00", 9) else n
-        if pkt.startswith(b"\x63off\x19", p) and n == p + 7:  # startswith: no slice object
-            off = pkt[p + 5] << 8 | pkt[p + 6]
-        elif pkt.startswith(b"\x63off\x1a", p) and n == p + 9 and pkt[p + 5] < 0x40:  # a small int on every build
-            off = pkt[p + 5] << 24 | pkt[p + 6] << 16 | pkt[p + 7] << 8 | pkt[p + 8]
-        else:
-            off = -1
-        size = self._size
-        if 0 <= off <= size:
-            return off
-        off, m = upload_offset(self.client.decode(pkt), size)  # type-checked: "match": "no" is no match
-        if off == size and m is not None:
-            self.match = m  # False is raised by done(), after the image check
-        return off
 
     def _cancel(self):
         # Forget the requests in flight (their answers are ignored if they come).

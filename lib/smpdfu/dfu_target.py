@@ -69,14 +69,14 @@ def file_sha(sha):
 class Target:
     """What every backend shares: the event callback and ``info``.
 
-    Subclasses implement ``init``, ``offset``, ``write``, ``done``,
-    ``schedule_update`` and ``reset`` (see the module doc); a failing
-    ``done(True)`` sends :data:`ERROR` before it raises.
+    Subclasses set ``callback`` (``callback(event, value)`` or None) and
+    implement ``init``, ``offset``, ``write``, ``done``, ``schedule_update``
+    and ``reset`` (see the module doc); a failing ``done(True)`` sends
+    :data:`ERROR` before it raises.
     """
 
-    def __init__(self, callback=None):
-        self.callback = callback
-        self.info = None  # the ImageInfo once done(True) verified the image
+    callback = None
+    info = None  # the ImageInfo once done(True) verified the image
 
     def _event(self, event, value=None):
         cb = self.callback

@@ -1,7 +1,7 @@
 """Image upload from a stream: a small loop around :class:`~smpdfu.dfu_smp.SMPTarget`.
 
-The stream is read straight into the target's resend ring
-(:meth:`~smpdfu.dfu_smp.SMPTarget.pull`: no buffer of its own), which
+The stream is read straight into the target's resend ring (a stream given to
+:meth:`~smpdfu.dfu_smp.SMPTarget.write`: no buffer of its own), which
 pipelines the chunks to the neighbour; memory does not grow with the image.
 When the neighbour loses the upload (it reset), a seekable stream is fed
 again from the start: the neighbour's answer to the first chunk says what it
@@ -9,7 +9,7 @@ still holds, and only the rest is sent.
 """
 
 from .compat import sha256, ticks_diff, ticks_ms
-from .dfu_smp import SMPTarget, UploadLost
+from .dfu_smp import SMPTarget, UploadLost, rare
 from .dfu_target import ERASE_DONE, PROGRESS
 
 
@@ -39,14 +39,14 @@ def upload(client, stream, size=None, image=0, sha=None, progress=None, retries=
     seekable = hasattr(stream, "seek")
     if size is None:
         if not seekable:
-            raise ValueError("size is needed for a stream that cannot seek")
+            raise rare("unsized")
         size = stream.seek(0, 2)
         if size is None:  # some streams return None from seek
             size = stream.tell()
         stream.seek(0)
     if sha is None:
         if not seekable:
-            raise ValueError("pass sha= for a stream that cannot seek (it is read twice)")
+            raise rare("unhashed")
         sha = stream_sha(stream, size)
         stream.seek(0)
     elif sha is False:
@@ -67,7 +67,7 @@ def upload(client, stream, size=None, image=0, sha=None, progress=None, retries=
     try:
         while True:
             try:
-                t.pull(stream)
+                t.write(stream)  # read straight into the target's ring
                 t.done(True)
                 break
             except UploadLost:

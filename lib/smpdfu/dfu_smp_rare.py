@@ -1,0 +1,82 @@
+"""What :class:`~smpdfu.dfu_smp.SMPTarget` and :func:`~smpdfu.upload.upload` run rarely.
+
+Their failures (each function named after one returns the exception to
+raise, its message naming what went wrong with the offsets and sizes
+involved) and :meth:`~smpdfu.dfu_smp.SMPTarget.schedule_update`. Kept apart
+so that a board holds none of it during a good upload: ``dfu_smp`` imports
+this module only when it needs it.
+"""
+
+from .errors import BadImage, ProtocolError, Unvouched
+
+
+def size(n):
+    return ValueError("nothing to upload (size %d)" % n)
+
+
+def room(limit):
+    return ProtocolError("no room for upload data in a %d-byte request" % limit)
+
+
+def overrun(t, n):
+    return ValueError("write of %d bytes at %d overruns the size %d" % (n, t._fed, t._size))
+
+
+def ended(t):
+    return ProtocolError("stream ended at %d of %d bytes" % (t._fed, t._size))
+
+
+def partial(t):
+    return BadImage("image incomplete: %d of %d bytes written, %d held" % (t._fed, t._size, t.held))
+
+
+def mismatch(t, here):
+    # here: the bytes seen here are not the file sha names; else the neighbour's slot is not
+    if here:
+        return BadImage("hash mismatch: the file is not the sha given")
+    return ProtocolError("hash mismatch: the neighbour's slot is not the sha given")
+
+
+def unvouched(t):
+    return Unvouched("%d bytes not seen here and the neighbour did not report 'match' (CONFIG_IMG_ENABLE_IMAGE_CHECK): "
+                     "feed the image from 0 to verify it here" % t.skipped)
+
+
+def schedule_update(t, permanent):
+    # SMPTarget.schedule_update
+    info = t.info
+    if info is None:
+        raise BadImage("no verified image to schedule: done(True) did not succeed")
+    h = info.hash
+    slots = t.client.image_confirm(h) if permanent else t.client.image_test(h)
+    for s in slots:
+        if s.hash == h and s.pending:
+            return slots
+    raise ProtocolError("the neighbour did not mark image %s pending" % info.hash_hex())
+
+
+def unsized():
+    return ValueError("size is needed for a stream that cannot seek")
+
+
+def unhashed():
+    return ValueError("pass sha= for a stream that cannot seek (it is read twice)")
+
+
+def attempts(t, err):
+    # The consecutive failures of one request exceeded ``retries``: ``err`` the
+    # last one's exception, None when the server kept asking for an offset it had.
+    msg = "upload failed at offset %d of %d after %d attempts: %s" % (
+        t.held, t._size, t._failures, err or "the server keeps asking for the same offset")
+    if t._erase and not t._started:
+        msg += " (each waited %d ms: the device erases %d bytes of flash first)" % (t._first_ms, t._erase)
+    return (ProtocolError if err is None else type(err))(msg)
+
+
+def lost(t, off):
+    from .dfu_smp import UploadLost
+
+    e = UploadLost("the neighbour lost the upload: it asks for offset %d, this target holds from %d (did it reset?)"
+                   % (off, t._base))
+    e.offset = off
+    return e
