@@ -128,7 +128,7 @@ _SHA_ALLOC = [0]
 
 def _sha_pass(c, stream, size):
     # The uploader's streaming SHA-256 pass, metered on its own.
-    from smpdfu.upload import stream_sha
+    from smpdfu.dfu_smp_rare import stream_sha
 
     metered = _MeteredStream(stream)
     buf = bytearray(1024)

@@ -2,11 +2,13 @@
 
 Their failures (each function named after one returns the exception to
 raise, its message naming what went wrong with the offsets and sizes
-involved) and :meth:`~smpdfu.dfu_smp.SMPTarget.schedule_update`. Kept apart
-so that a board holds none of it during a good upload: ``dfu_smp`` imports
-this module only when it needs it.
+involved), :meth:`~smpdfu.dfu_smp.SMPTarget.schedule_update` and the SHA-256
+pass over a stream given no ``sha``. Kept apart so that a board holds none of
+it during a good upload: ``dfu_smp.rare`` imports this module only when it
+needs it.
 """
 
+from .compat import sha256
 from .errors import BadImage, ProtocolError, Unvouched
 
 
@@ -80,3 +82,17 @@ def lost(t, off):
                    % (off, t._base))
     e.offset = off
     return e
+
+
+def stream_sha(stream, size, buf=None):
+    """SHA-256 of the first ``size`` bytes of ``stream``, read into ``buf`` (1 KiB allocated when None)."""
+    buf = buf or bytearray(1024)
+    mv = memoryview(buf)
+    h = sha256()
+    while size > 0:
+        n = stream.readinto(mv[:size] if size < len(buf) else buf)
+        if not n:
+            break  # short: the upload that follows says where it ended
+        h.update(buf if n == len(buf) else mv[:n])
+        size -= n
+    return h.digest()

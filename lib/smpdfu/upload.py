@@ -8,7 +8,7 @@ again from the start: the neighbour's answer to the first chunk says what it
 still holds, and only the rest is sent.
 """
 
-from .compat import sha256, ticks_diff, ticks_ms
+from .compat import ticks_diff, ticks_ms
 from .dfu_smp import SMPTarget, UploadLost, rare
 from .dfu_target import ERASE_DONE, PROGRESS
 
@@ -21,8 +21,8 @@ def upload(client, stream, size=None, image=0, sha=None, progress=None, retries=
       start; ``size`` defaults to the file's length (the stream must seek).
     - ``sha``: the whole file's SHA-256 (or an ``mcuboot.ImageInfo``,
       whose ``file_sha`` is taken); computed in a streaming pass when
-      None (:func:`stream_sha`; the stream must then seek); ``False`` sends
-      none (no resume).
+      None (:func:`smpdfu.dfu_smp_rare.stream_sha`; the stream must then
+      seek); ``False`` sends none (no resume).
     - ``progress(offset, total)`` is called after each confirmed chunk.
     - ``started(resumed_from, total)`` once the device answered offset 0:
       where it picks up (0: a fresh upload), said before the rest is sent.
@@ -47,7 +47,7 @@ def upload(client, stream, size=None, image=0, sha=None, progress=None, retries=
     if sha is None:
         if not seekable:
             raise rare("unhashed")
-        sha = stream_sha(stream, size)
+        sha = rare("stream_sha", stream, size)
         stream.seek(0)
     elif sha is False:
         sha = None
@@ -85,16 +85,3 @@ def upload(client, stream, size=None, image=0, sha=None, progress=None, retries=
     r.elapsed_ms = ticks_diff(ticks_ms(), t0)
     return r
 
-
-def stream_sha(stream, size, buf=None):
-    """SHA-256 of the first ``size`` bytes of ``stream``, read into ``buf`` (1 KiB allocated when None)."""
-    buf = buf or bytearray(1024)
-    mv = memoryview(buf)
-    h = sha256()
-    while size > 0:
-        n = stream.readinto(mv[:size] if size < len(buf) else buf)
-        if not n:
-            break  # short: the upload that follows says where it ended
-        h.update(buf if n == len(buf) else mv[:n])
-        size -= n
-    return h.digest()
