@@ -254,6 +254,56 @@ def test_short_stream_and_overrun_are_named():
     assert "overruns" in str(e)
 
 
+class _ShortReads:
+    """``stream`` read at most ``most`` bytes at a time (a UART, a socket), ending early at ``stop``."""
+
+    def __init__(self, stream, most, stop=None):
+        self.s = stream
+        self.most = most
+        self.left = stream.size if stop is None else stop
+
+    def readinto(self, buf):
+        n = min(len(buf), self.most, self.left)
+        n = self.s.readinto(memoryview(buf)[:n])
+        self.left -= n
+        return n
+
+
+def test_write_reads_a_stream_straight_into_a_small_ring():
+    # A stream given to write(): the rest of the image is read into the resend
+    # ring itself (no buffer of the caller's), in short reads, the ring far
+    # smaller than the image and wrapping at odd places; all checked and resumed.
+    img = ImageStream(60000)
+    dev, c = _interrupted(img, _Rand(12), 20000, buf_size=2048)
+    held = dev.upload_off
+    dev.max_request = 0
+    t = SMPTarget(c, ring=700)  # one request of at most 700 bytes in flight
+    t.init(img.size, sha=img.sha)
+    img.seek(0)
+    t.write(_ShortReads(img, 333))
+    assert t.offset() == img.size
+    info = t.done(True)
+    assert info.hash == img.image_hash and info.hash_verified and t.match is True
+    assert t.resumed_from == held and dev.written == img.size  # nothing went twice
+    assert dev.max_request == 700 and dev.slot_sha(1, img.size) == img.sha
+    # a stream that ends early is named, with where it ended
+    dev, c = _device()
+    t = SMPTarget(c)
+    t.init(img.size, sha=img.sha)
+    img.seek(0)
+    e = raises(ProtocolError, t.write, _ShortReads(img, 1000, stop=5000))
+    assert "stream ended at 5000 of %d" % img.size in str(e), str(e)
+    t.done(False)
+
+
+def test_bad_sizes_are_named():
+    dev, c = _device()
+    e = raises(ValueError, SMPTarget(c).init, 0)
+    assert "nothing to upload" in str(e)
+    e = raises(ProtocolError, SMPTarget(c, ring=60).init, 1000, 0, bytes(32))
+    assert "no room for upload data in a 60-byte request" in str(e), str(e)
+
+
 def test_device_reset_mid_stream_then_feed_again():
     dev, c = _device()
     img = ImageStream(30000)
