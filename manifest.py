@@ -27,6 +27,7 @@ package(
         "compat.py",
         "crc16.py",
         "dfu_smp.py",
+        "dfu_smp_rare.py",
         "dfu_target.py",
         "errcodes.py",
         "errors.py",
