@@ -431,7 +431,7 @@ class SMPTarget(Target):
                 ms = (self.timeout_ms or client.timeout_ms) if self._started else self._first_ms
                 left = ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
-                    raise SMPTimeout("no response to image upload within %d ms" % ms)
+                    raise SMPTimeout("no answer within %d ms" % ms)
                 client.transport.wait(left if left < 50 else 50)
                 got = client.poll()
             pkt = client.take(seq)
