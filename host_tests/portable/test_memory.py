@@ -23,6 +23,7 @@ import sys
 
 from smpdfu.client import SMPClient
 from smpdfu.transport import SerialTransport
+from smpdfu.upload import upload  # noqa: F401 - its modules load here, not inside a measurement
 
 from _portable import on_micropython, skip
 from imagestream import ImageStream
