@@ -94,7 +94,8 @@ def erase_wait(client, size, image=0):
 
 
 def rare(name, *args):
-    """``dfu_smp_rare.name(*args)``: what runs rarely (failures), loaded only when it runs."""
+    """``dfu_smp_rare.name(*args)``: what runs rarely (failures, schedule_update, the SHA
+    pass of upload), from a module loaded only when it runs."""
     from . import dfu_smp_rare
 
     return getattr(dfu_smp_rare, name)(*args)
@@ -107,11 +108,12 @@ class SMPTarget(Target):
       sends any bytes (``done`` then returns None);
     - ``window``: requests in flight (default: up to 3, at most the server's
       ``buf_count - 1``);
-    - ``ring``: bytes of the resend ring, the upload's one data buffer here
-      (default: ``window`` requests of the largest size the server takes). A
-      smaller ring keeps fewer requests in flight (``ring // request``), and
-      one smaller than a request makes each request at most ``ring`` bytes:
-      what a board short of heap passes;
+    - ``ring``: bytes of the resend ring, the one data buffer the upload
+      allocates (default: ``window`` requests of the largest size the server
+      takes, ``request_limit(buf_size)``). A smaller ring keeps fewer
+      requests in flight (``ring // request``, at least one), and one smaller
+      than a request makes each request at most ``ring`` bytes: what a board
+      short of heap passes (the ring holds ``window * request`` bytes);
     - ``first_timeout_ms``: for the first chunk, which waits for the slot
       erase (default: :func:`erase_wait`, from the image and the device's
       slot); ``timeout_ms`` for the others (default: the client's);
@@ -319,9 +321,9 @@ class SMPTarget(Target):
             if self._verifier is not None:
                 info = self._verifier.finish()
                 if sha is not None and info.file_sha != sha and not self.skipped:
-                    raise rare("mismatch", self, True)
+                    raise rare("mismatch", True)
             if self.match is False and sha is not None:
-                raise rare("mismatch", self, False)
+                raise rare("mismatch", False)
             if self.skipped:
                 # Bytes skipped (see offset): only the neighbour's match covers them.
                 if self.match is not True:

@@ -32,7 +32,7 @@ def partial(t):
     return BadImage("image incomplete: %d of %d bytes written, %d held" % (t._fed, t._size, t.held))
 
 
-def mismatch(t, here):
+def mismatch(here):
     # here: the bytes seen here are not the file sha names; else the neighbour's slot is not
     if here:
         return BadImage("hash mismatch: the file is not the sha given")

@@ -35,8 +35,6 @@ PROGRESS = "progress"
 DONE = "done"
 ERROR = "error"
 
-MCUBOOT = "mcuboot"
-
 
 def image_type(first_bytes):
     """``"mcuboot"`` when ``first_bytes`` start an MCUboot image, else None.
@@ -47,7 +45,7 @@ def image_type(first_bytes):
     from .mcuboot import IMAGE_MAGIC  # every backend loads it anyway
 
     if len(first_bytes) >= 4 and bytes(first_bytes[:4]) == IMAGE_MAGIC:
-        return MCUBOOT
+        return "mcuboot"
     return None
 
 
