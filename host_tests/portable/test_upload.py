@@ -75,6 +75,10 @@ def test_pipelining_window_follows_buf_count():
     r = c.upload(PatternStream(8000), window=1)
     assert r.window == 1 and dev.max_unread == 1 and r.match
 
+    dev, c = _client(SMPDevice(buf_count=1))  # no spare buffer: still one in flight
+    r = c.upload(PatternStream(8000))
+    assert r.window == 1 and dev.max_unread == 1 and r.match
+
 
 def test_no_params_command_uses_384_and_one_in_flight():
     dev, c = _client(SMPDevice(buf_size=384, params=False))

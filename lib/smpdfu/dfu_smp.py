@@ -169,7 +169,7 @@ class SMPTarget(Target):
                     buf_count = p.buf_count
             except SMPError:
                 buf_size = DEFAULT_BUF_SIZE  # an old server: no params command
-        w = self.window or min(_DEFAULT_WINDOW, (buf_count or 2) - 1)
+        w = max(1, self.window or min(_DEFAULT_WINDOW, (buf_count or 2) - 1))
         limit = client.transport.request_limit(buf_size)  # the largest request
         ring = self.ring or w * limit
         if ring < limit:
