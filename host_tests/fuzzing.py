@@ -300,7 +300,7 @@ def _check_slots(slots):
         for f in (s.bootable, s.pending, s.confirmed, s.active, s.permanent):
             if f is not True and f is not False:
                 raise Finding("flag that is not a bool: %r" % (f,))
-        s.flags, s.hash_hex, repr(s)
+        repr(s)
 
 
 def _commands(c):

@@ -76,7 +76,8 @@ def test_fake_over_pty_commands(pty_fake):
     try:
         assert c.echo("over a pty") == "over a pty"
         assert c.params().buf_size == 384
-        assert c.image_state()[0].flags == "BCA"
+        s = c.image_state()[0]
+        assert s.confirmed and s.active and s.bootable and not s.pending
     finally:
         c.transport.close()
 

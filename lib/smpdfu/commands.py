@@ -4,7 +4,7 @@ Functions taking an :class:`~smpdfu.client.SMPClient`, apart from it so that
 a board running the update holds neither their code nor their names.
 """
 
-from .messages import get_bool, get_int, get_str
+from .messages import field, get_int, get_str
 from .proto import GROUP_IMAGE, GROUP_OS, IMG_ERASE, OP_READ, OP_WRITE, OS_BOOTLOADER_INFO, OS_INFO
 
 
@@ -22,7 +22,7 @@ def bootloader_info(client, query=None):
     # Checked here so that callers can use the known fields as they are.
     get_str(rsp, "bootloader", w, None)
     get_int(rsp, "mode", w, None, -1, 0xFF)
-    get_bool(rsp, "no-downgrade", w, None)
+    field(rsp, "no-downgrade", w, bool, None)
     return rsp
 
 
