@@ -31,6 +31,7 @@ package(
         "dfu_target.py",
         "errcodes.py",
         "errors.py",
+        "errtext.py",
         "fota_download.py",
         "fota_update.py",
         "framing.py",

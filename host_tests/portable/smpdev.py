@@ -486,11 +486,11 @@ class SMPDevice:
             self._pkt = bytearray(n + 32)
         pkt = self._pkt
         enc = Encoder(pkt, HEADER_SIZE)
-        enc.map(2)
-        enc.text(b"off")
-        enc.int(off)
-        enc.text(b"data")
-        enc.bytes(self._zeros[:n])
+        enc.raw(b"\xa2\x63off")  # {2 pairs, "off": ...}
+        enc.head(0, off)
+        enc.raw(b"\x64data")
+        enc.head(2, n)
+        enc.raw(self._zeros[:n])
         op, ver, _f, _len, group, seq, cmd = unpack_header(raw, 2)
         pack_header(pkt, 0, op, enc.pos - HEADER_SIZE, group, seq, cmd, ver)
         return memoryview(pkt)[:enc.pos]

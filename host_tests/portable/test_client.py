@@ -273,9 +273,9 @@ def test_unknown_command_is_enotsup():
 def test_body_written_in_place():
     dev, c = _client()
     enc = c.encoder()  # straight into the transport's packet buffer, as an upload chunk is
-    enc.map(1)
-    enc.text(b"d")
-    enc.text(b"written in place")
+    enc.head(5, 1)  # a map of one pair
+    enc.value("d")
+    enc.raw(b"\x70written in place")  # CBOR already: text of 16 bytes
     assert c.wait(c.send_encoded(OP_WRITE, GROUP_OS, 0))["r"] == "written in place"
 
 

@@ -90,11 +90,11 @@ def _hot_path_alloc(data_len, n):
 
     def chunk(off):
         enc = c.encoder()
-        enc.map(2)
-        enc.text(b"off")
-        enc.int(off)
-        enc.text(b"data")
-        enc.bytes(data)
+        enc.raw(b"\xa2\x63off")  # {2 pairs, "off": ...}
+        enc.head(0, off)
+        enc.raw(b"\x64data")
+        enc.head(2, len(data))
+        enc.raw(data)
         t.send(enc.pos)
 
     chunk(0)  # warm up (first-call allocations)

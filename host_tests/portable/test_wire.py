@@ -85,10 +85,30 @@ def test_cbor_rejects_what_smp_does_not_use():
         ("58", "ends early"),
         ("a18001", "unhashable"),
         ("9f01", "ends inside"),
+        ("5f4101ff", "at offset 0"),  # fine: an indefinite byte string of one chunk
+        ("5f6101ff", "bad chunk 0x61"),  # a text chunk in a byte string
+        ("3bff", "ends early at offset 1"),
+        ("81" * 17 + "00", "nesting deeper than 16"),
     )
     for hexstr, word in cases:
+        if word == "at offset 0":
+            assert cbor.loads(bytes.fromhex(hexstr)) == b"\x01"
+            continue
         err = raises(CBORError, cbor.loads, bytes.fromhex(hexstr))
         assert word in str(err), (hexstr, str(err))
+    # the offset is where the bad item starts
+    assert str(raises(CBORError, cbor.loads, bytes.fromhex("a2616101f7"))).endswith("(0xf7) at offset 4")
+
+
+def test_cbor_encoder_errors_name_what_was_wrong():
+    enc = cbor.Encoder(bytearray(8), 2)
+    assert "of 9 bytes does not fit in the 8-byte buffer at offset 2" in str(raises(CBORError, enc.value, 1 << 40))
+    assert "does not fit in 64 bits" in str(raises(CBORError, enc.value, 1 << 64))
+    assert "cannot encode float" in str(raises(CBORError, enc.value, 1.5))
+    nested = []
+    for _ in range(20):
+        nested = [nested]
+    assert "nesting deeper than 16" in str(raises(CBORError, cbor.dumps, nested))
 
 
 def test_cbor_decode_cost_is_capped_per_packet():
@@ -115,12 +135,17 @@ def test_cbor_encoder_writes_memoryview_without_copying_elsewhere():
     buf = bytearray(64)
     enc = cbor.Encoder(buf)
     data = bytearray(b"abcdefgh")
-    enc.map(1)
-    enc.text(b"data")
-    enc.bytes(memoryview(data)[2:6])
+    enc.head(5, 1)  # a map of one pair
+    enc.raw(b"\x64data")
+    enc.value(memoryview(data)[2:6])
     assert cbor.loads(buf[:enc.pos]) == {"data": b"cdef"}
     small = cbor.Encoder(bytearray(4))
-    raises(CBORError, small.bytes, b"12345")
+    raises(CBORError, small.raw, b"12345")
+    raises(CBORError, small.head, 2, 1 << 16)  # a 5-byte head
+    assert small.pos == 0
+    small.head(2, 3)  # the head of 3 bytes the caller copies in place
+    assert small.pos == 1 and small.buf[0] == 0x43
+    raises(CBORError, small.value, b"12345")
 
 
 def test_cbor_loads_views_returns_memoryviews():
@@ -228,9 +253,7 @@ def test_encoder_fills_packet_in_place():
     pkt = enc.packet
     pack_header(pkt, 0, OP_WRITE, 4, 0, 9, 0)
     body = cbor.Encoder(pkt, 8)
-    body.map(1)
-    body.text(b"d")
-    body.text(b"hi")
+    body.value({"d": "hi"})
     out = bytes(enc.encode(body.pos))
     dec = FrameDecoder(128)
     dec.feed(out)

@@ -19,7 +19,7 @@ _MAX_DEPTH = const(16)  # nesting limit: MicroPython's C stack is small
 # MemoryError on a board. SMP answers hold a few dozen items.
 _MAX_ITEMS = const(256)
 
-# Errors, by number: cbor_errors.MESSAGES[n] is the message (loaded on a failure only).
+# Errors, by number: errtext.CBOR_MESSAGES[n] is the message (loaded on a failure only).
 _ROOM = const(0)
 _BIG = const(1)
 _TYPE = const(2)
@@ -34,27 +34,25 @@ _LONG = const(10)
 _CHUNK = const(11)
 _UTF8 = const(12)
 _KEY = const(13)
-_TAG = const(14)
-_FLOAT = const(15)
-_SIMPLE = const(16)
-_BREAK = const(17)
+_UNSUPPORTED = const(14)
 
 
 def _fail(why, at, x=0):
-    # The message is built by cbor_errors, loaded only now: long strings
-    # cost heap on a board whether an error comes or not.
-    from .cbor_errors import message
+    # The message is built by errtext, loaded only now: long strings cost
+    # heap on a board whether an error comes or not.
+    from .errtext import cbor_message
 
-    raise CBORError(message(why, x, at))
+    raise CBORError(cbor_message(why, x, at))
 
 
 class Encoder:
     """Encodes CBOR items into ``buf`` from position ``pos``.
 
-    Methods write one item (or a map head) and advance ``pos``; they raise
-    :class:`CBORError` when ``buf`` is too small. Nothing is allocated apart
-    from what ``str.encode`` needs for text. ``int``, ``bytes`` and ``bool``
-    are :meth:`value` (which writes each by its type).
+    Three methods, each advancing ``pos`` and raising :class:`CBORError` when
+    ``buf`` is too small: :meth:`value` writes a whole item, :meth:`head` an
+    item's head (e.g. a map's, whose pairs follow, or a byte string's, whose
+    bytes the caller copies in place), :meth:`raw` bytes that are CBOR already.
+    Nothing is allocated apart from what ``str.encode`` needs for text.
     """
 
     def __init__(self, buf, pos=0):
@@ -66,45 +64,40 @@ class Encoder:
         b = self.buf
         p = self.pos
         major <<= 5
-        # Unrolled, the room check inline: this runs twice per upload chunk.
+        # k: the argument's bytes after the first (this runs twice per upload chunk)
         if n < 24:
-            if p + 1 > len(b):
-                _fail(_ROOM, p, (1, len(b)))
-            b[p] = major | n
-            self.pos = p + 1
+            k = 0
         elif n < 0x100:
-            if p + 2 > len(b):
-                _fail(_ROOM, p, (2, len(b)))
-            b[p] = major | 24
-            b[p + 1] = n
-            self.pos = p + 2
+            k = 1
+            major |= 24
         elif n < 0x10000:
-            if p + 3 > len(b):
-                _fail(_ROOM, p, (3, len(b)))
-            b[p] = major | 25
-            b[p + 1] = n >> 8
-            b[p + 2] = n & 0xFF
-            self.pos = p + 3
+            k = 2
+            major |= 25
         elif n >> 32 == 0:  # no long-int literal: small builds lack long ints
-            if p + 5 > len(b):
-                _fail(_ROOM, p, (5, len(b)))
-            b[p] = major | 26
-            b[p + 1] = n >> 24
-            b[p + 2] = (n >> 16) & 0xFF
-            b[p + 3] = (n >> 8) & 0xFF
-            b[p + 4] = n & 0xFF
-            self.pos = p + 5
+            k = 4
+            major |= 26
         elif n >> 64 == 0:
-            if p + 9 > len(b):
-                _fail(_ROOM, p, (9, len(b)))
-            b[p] = major | 27
-            b[p + 1:p + 9] = n.to_bytes(8, "big")
-            self.pos = p + 9
+            k = 8
+            major |= 27
         else:
             _fail(_BIG, p, n)
+        e = p + k + 1
+        if e > len(b):
+            _fail(_ROOM, p, (k + 1, len(b)))
+        self.pos = e
+        if k:
+            b[p] = major
+            while k:  # big-endian, the last byte first
+                e -= 1
+                b[e] = n & 0xFF
+                n >>= 8
+                k -= 1
+        else:
+            b[p] = major | n
 
     def raw(self, data):
-        """Write bytes that are CBOR already (e.g. a constant key, encoded once)."""
+        """Write bytes that are CBOR already (e.g. a constant key, encoded once:
+        ``b"\\x63off"`` is the text ``"off"``)."""
         n = len(data)
         p = self.pos
         if p + n > len(self.buf):
@@ -112,20 +105,9 @@ class Encoder:
         self.buf[p:p + n] = data
         self.pos = p + n
 
-    def map(self, n):
-        """Write the head of a map of ``n`` pairs (the caller writes them)."""
-        self.head(5, n)
-
-    def text(self, s):
-        """Write a text string; ``s`` is a ``str`` or already UTF-8 ``bytes``."""
-        if isinstance(s, str):
-            s = s.encode()
-        self.head(3, len(s))
-        self.raw(s)
-
     def value(self, obj, depth=0):
-        """Write any supported value: dict, list, tuple, str, bytes-like (memoryviews
-        too, copied once from the caller's buffer), int, bool, None."""
+        """Write ``obj``: a dict, list, tuple, str, bytes-like (a memoryview too,
+        copied once from the caller's buffer), int, bool or None."""
         if depth > _MAX_DEPTH:
             _fail(_DEEP, self.pos, _MAX_DEPTH)
         if obj is None or obj is True or obj is False:
@@ -135,36 +117,33 @@ class Encoder:
                 self.head(1, -1 - obj)
             else:
                 self.head(0, obj)
-        elif isinstance(obj, (str, bytes, bytearray, memoryview)):
-            if isinstance(obj, str):
-                self.text(obj)
-            else:
-                self.head(2, len(obj))
-                self.raw(obj)
-        elif isinstance(obj, dict):
-            self.head(5, len(obj))
+        elif isinstance(obj, dict) or isinstance(obj, list) or isinstance(obj, tuple):  # no tuple of types: no allocation
+            m = isinstance(obj, dict)
+            self.head(4 + m, len(obj))  # a map's pairs, or an array's items
             for k in obj:
                 self.value(k, depth + 1)
-                self.value(obj[k], depth + 1)
-        elif isinstance(obj, (list, tuple)):
-            self.head(4, len(obj))
-            for v in obj:
-                self.value(v, depth + 1)
+                if m:
+                    self.value(obj[k], depth + 1)
         else:
-            _fail(_TYPE, self.pos, type(obj).__name__)
-
-    int = bytes = bool = value
+            t = isinstance(obj, str)
+            if t:
+                obj = obj.encode()
+            elif not (isinstance(obj, bytes) or isinstance(obj, bytearray) or isinstance(obj, memoryview)):
+                _fail(_TYPE, self.pos, type(obj).__name__)
+            self.head(2 + t, len(obj))  # text, or a byte string
+            self.raw(obj)
 
 
 def dumps(obj):
-    """Encode ``obj`` and return the CBOR as ``bytes`` (convenience, allocates)."""
+    """Encode ``obj`` and return the CBOR as ``bytes`` (convenience for a host or a
+    test: it allocates, in a buffer that grows up to 1 MiB)."""
     size = 64
     while True:
         enc = Encoder(bytearray(size))
         try:
             enc.value(obj)
-        except CBORError:
-            if size > 1 << 24:
+        except CBORError:  # too big for the buffer, or not encodable at all
+            if size >= 1 << 20:
                 raise
             size *= 4
             continue
@@ -203,8 +182,7 @@ def loads(data, views=False, max_items=_MAX_ITEMS):
             if b == 0xF4 or b == 0xF5 or b == 0xF6:
                 pos = p + 1
                 return None if b == 0xF6 else b == 0xF5
-            _fail(_TAG if major == 6 else _BREAK if b == 0xFF else _FLOAT if 0xF9 <= b <= 0xFB else _SIMPLE,
-                  p, b)
+            _fail(_UNSUPPORTED, p, b)  # a tag, float, simple value or break: errtext says which
         p += 1
         if n == 31 and major >= 2:
             n = -1  # indefinite length: items (or chunks) until a break

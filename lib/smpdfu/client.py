@@ -70,7 +70,7 @@ class SMPClient:
         waiting; return its seq for :meth:`wait`: several may be in flight."""
         enc = self.encoder()
         if body is None:
-            enc.map(0)  # {} without making one
+            enc.head(5, 0)  # {} without making one (a map head of 0 pairs)
         else:
             enc.value(body)
         return self.send_encoded(op, group, cmd)

@@ -20,7 +20,7 @@ def describe(what):
     if isinstance(what, tuple):
         from .errcodes import command_name
 
-        return command_name(what[0], what[1])
+        return command_name(*what)
     return what
 
 
@@ -35,34 +35,29 @@ def field(rsp, key, what, t, default=_MISSING, lo=0, hi=None):
     turned into zero bytes) or ``list`` (of maps).
     """
     v = rsp.get(key, default)
-    if v is _MISSING:
-        raise ProtocolError("answer to %s has no %r field" % (describe(what), key))
-    if v is default:
+    if v is default and v is not _MISSING:
         return v
-    bad = type(v) is not t
-    if not bad:
+    if type(v) is t:
         if t is int:
-            bad = (lo is not None and v < lo) or (hi is not None and v > hi)
+            if (lo is None or v >= lo) and (hi is None or v <= hi):
+                return v
         elif t is bytes:
-            bad = not 0 < len(v) <= _MAX_HASH
+            if 0 < len(v) <= _MAX_HASH:
+                return v
         elif t is list:
             for d in v:
                 if type(d) is not dict:
                     key += "[]"
                     v = d
                     t = dict
-                    bad = True
                     break
-    if bad:
-        want = t.__name__
-        if t is bytes:
-            want += " 1..64"
-        elif t is int and (lo is not None or hi is not None):
-            want += " %s..%s" % ("" if lo is None else lo, "" if hi is None else hi)
-        r = repr(v)
-        raise ProtocolError("answer to %s: %r is %s, expected %s" % (
-            describe(what), key, r if len(r) <= 40 else r[:37] + "...", want))
-    return v
+            else:
+                return v
+        else:
+            return v
+    from .errtext import field_error  # the message: loaded on a failure only
+
+    raise field_error(what, key, v, t, lo, hi, v is _MISSING)
 
 
 def get_int(rsp, key, what, default=_MISSING, lo=0, hi=None):
@@ -80,6 +75,7 @@ class McuMgrParams:
 
     @staticmethod
     def from_response(rsp):
+        """The :class:`McuMgrParams` of an OS params answer (``buf_count`` 4 when absent)."""
         p = McuMgrParams()
         w = "MCUmgr params"
         p.buf_size = field(rsp, "buf_size", w, int, _MISSING, 16)
@@ -116,26 +112,22 @@ class ImageSlot:
 
 
 def slot_info_from_response(rsp):
-    """The ``images`` list of a slot info answer, every field type-checked.
+    """The ``images`` list of a slot info answer, every known field type-checked.
 
-    A list of dicts ``{"image", "slots": [{"slot", "size", "upload_image_id"?}],
-    "max_image_size"?}`` (optional keys only when the device sent them).
+    The answer's own dicts ``{"image", "slots": [{"slot", "size", "upload_image_id"?}],
+    "max_image_size"?}``, ``image`` (0) and ``slots`` (``[]``) filled in when missing.
     """
     w = "slot info"
-    out = []
-    for im in field(rsp, "images", w, list):
-        d = {"image": field(im, "image", w, int, 0, 0, 0xFF), "slots": []}
-        m = field(im, "max_image_size", w, int, None)
-        if m is not None:
-            d["max_image_size"] = m
-        for s in field(im, "slots", w, list, []):
-            e = {"slot": field(s, "slot", w, int, _MISSING, 0, 0xFF), "size": field(s, "size", w, int)}
-            u = field(s, "upload_image_id", w, int, None, 0, 0xFF)
-            if u is not None:
-                e["upload_image_id"] = u
-            d["slots"].append(e)
-        out.append(d)
-    return out
+    images = field(rsp, "images", w, list)
+    for im in images:
+        im["image"] = field(im, "image", w, int, 0, 0, 0xFF)
+        im["slots"] = field(im, "slots", w, list, [])
+        field(im, "max_image_size", w, int, None)
+        for s in im["slots"]:
+            field(s, "slot", w, int, _MISSING, 0, 0xFF)
+            field(s, "size", w, int)
+            field(s, "upload_image_id", w, int, None, 0, 0xFF)
+    return images
 
 
 def upload_offset(rsp, size):
