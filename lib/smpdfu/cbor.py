@@ -64,36 +64,42 @@ class Encoder:
         b = self.buf
         p = self.pos
         major <<= 5
-        # k: the argument's bytes after the first (this runs twice per upload chunk)
+        # Unrolled, the room check in each branch: this runs twice per upload chunk.
         if n < 24:
-            k = 0
+            if p >= len(b):
+                _fail(_ROOM, p, (1, len(b)))
+            b[p] = major | n
+            self.pos = p + 1
         elif n < 0x100:
-            k = 1
-            major |= 24
+            if p + 2 > len(b):
+                _fail(_ROOM, p, (2, len(b)))
+            b[p] = major | 24
+            b[p + 1] = n
+            self.pos = p + 2
         elif n < 0x10000:
-            k = 2
-            major |= 25
+            if p + 3 > len(b):
+                _fail(_ROOM, p, (3, len(b)))
+            b[p] = major | 25
+            b[p + 1] = n >> 8
+            b[p + 2] = n & 0xFF
+            self.pos = p + 3
         elif n >> 32 == 0:  # no long-int literal: small builds lack long ints
-            k = 4
-            major |= 26
+            if p + 5 > len(b):
+                _fail(_ROOM, p, (5, len(b)))
+            b[p] = major | 26
+            b[p + 1] = n >> 24
+            b[p + 2] = (n >> 16) & 0xFF
+            b[p + 3] = (n >> 8) & 0xFF
+            b[p + 4] = n & 0xFF
+            self.pos = p + 5
         elif n >> 64 == 0:
-            k = 8
-            major |= 27
+            if p + 9 > len(b):
+                _fail(_ROOM, p, (9, len(b)))
+            b[p] = major | 27
+            b[p + 1:p + 9] = n.to_bytes(8, "big")
+            self.pos = p + 9
         else:
             _fail(_BIG, p, n)
-        e = p + k + 1
-        if e > len(b):
-            _fail(_ROOM, p, (k + 1, len(b)))
-        self.pos = e
-        if k:
-            b[p] = major
-            while k:  # big-endian, the last byte first
-                e -= 1
-                b[e] = n & 0xFF
-                n >>= 8
-                k -= 1
-        else:
-            b[p] = major | n
 
     def raw(self, data):
         """Write bytes that are CBOR already (e.g. a constant key, encoded once:

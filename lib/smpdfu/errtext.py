@@ -42,6 +42,20 @@ def cbor_message(why, x, at):
     return "%s at offset %d" % (m, at)
 
 
+# The commands messages.py names by number (``group << 8 | cmd``).
+_COMMANDS = {0x0006: "MCUmgr params", 0x0100: "image state", 0x0101: "image upload", 0x0106: "slot info"}
+
+
+def command_text(what):
+    """The name of a command given as ``group << 8 | cmd`` or ``(group, cmd)``
+    (see :func:`smpdfu.messages.describe`)."""
+    from .errcodes import command_name
+
+    if isinstance(what, tuple):
+        return command_name(*what)
+    return _COMMANDS.get(what) or command_name(what >> 8, what & 0xFF)
+
+
 def field_error(what, key, v, t, lo, hi, missing):
     """The :class:`ProtocolError` for field ``key`` of an answer to ``what``
     (see :func:`smpdfu.messages.describe`): ``missing``, or ``v`` is not a ``t``

@@ -15,13 +15,14 @@ _MISSING = object()
 
 
 def describe(what):
-    """``what`` for a message: a command's name (text), or ``(group, cmd)``, named
-    only now: the names module is loaded when an error is built, not before."""
-    if isinstance(what, tuple):
-        from .errcodes import command_name
+    """``what`` for a message: a command's name (text), or the command as
+    ``(group, cmd)`` or ``group << 8 | cmd``, named only now: the names are
+    loaded when an error is built, not before."""
+    if isinstance(what, str):
+        return what
+    from .errtext import command_text
 
-        return command_name(*what)
-    return what
+    return command_text(what)
 
 
 def field(rsp, key, what, t, default=_MISSING, lo=0, hi=None):
@@ -77,7 +78,7 @@ class McuMgrParams:
     def from_response(rsp):
         """The :class:`McuMgrParams` of an OS params answer (``buf_count`` 4 when absent)."""
         p = McuMgrParams()
-        w = "MCUmgr params"
+        w = 0x0006  # OS params: group << 8 | cmd, named in a message only (no string held)
         p.buf_size = field(rsp, "buf_size", w, int, _MISSING, 16)
         p.buf_count = field(rsp, "buf_count", w, int, _DEFAULT_BUF_COUNT, 1, 0xFFFF)
         return p
@@ -94,7 +95,7 @@ class ImageSlot:
     @staticmethod
     def list_from_response(rsp):
         """The list of :class:`ImageSlot` in an image state response."""
-        w = "image state"
+        w = 0x0100  # image state (group << 8 | cmd, as for params)
         out = []
         for d in field(rsp, "images", w, list):
             s = ImageSlot()
@@ -117,7 +118,7 @@ def slot_info_from_response(rsp):
     The answer's own dicts ``{"image", "slots": [{"slot", "size", "upload_image_id"?}],
     "max_image_size"?}``, ``image`` (0) and ``slots`` (``[]``) filled in when missing.
     """
-    w = "slot info"
+    w = 0x0106  # slot info (group << 8 | cmd, as for params)
     images = field(rsp, "images", w, list)
     for im in images:
         im["image"] = field(im, "image", w, int, 0, 0, 0xFF)
@@ -136,7 +137,7 @@ def upload_offset(rsp, size):
     The offset must be an int within the image; ``match`` a real bool (so
     ``"no"`` is an error, not a match).
     """
-    w = "image upload"
+    w = 0x0101  # image upload (group << 8 | cmd, as for params)
     return field(rsp, "off", w, int, _MISSING, 0, size), field(rsp, "match", w, bool, None)
 
 
