@@ -113,3 +113,33 @@ def test_error_names_load_only_when_an_error_is_built():
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "lib"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_error_texts_load_only_on_a_failure():
+    # cbor's and messages' texts (errtext) cost heap only once something failed:
+    # a whole good upload and the answers an update reads never load them.
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys\n"
+        "from smpdfu.client import SMPClient\n"
+        "from smpdfu.transport import SerialTransport\n"
+        "from smpdev import SMPDevice\n"
+        "from mcuimg import build\n"
+        "c = SMPClient(SerialTransport(SMPDevice()), timeout_ms=500)\n"
+        "img = build(body_len=3000)\n"
+        "r = c.upload(io.BytesIO(img), len(img))\n"
+        "c.params(); c.slot_info(); c.image_state(); c.echo('x')\n"
+        "assert r.match is not False and 'smpdfu.errtext' not in sys.modules, sorted(sys.modules)\n"
+        "from smpdfu import cbor\n"
+        "try:\n"
+        "    cbor.loads(b'\\xff')\n"
+        "except Exception as e:\n"
+        "    assert 'break' in str(e), e\n"
+        "assert 'smpdfu.errtext' in sys.modules\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "lib"),
+                                                       os.path.join(REPO, "host_tests", "portable")]))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
