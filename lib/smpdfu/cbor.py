@@ -123,7 +123,8 @@ class Encoder:
                 self.head(1, -1 - obj)
             else:
                 self.head(0, obj)
-        elif isinstance(obj, dict) or isinstance(obj, list) or isinstance(obj, tuple):  # no tuple of types: no allocation
+        # isinstance() one type at a time: a tuple of types would be allocated per call
+        elif isinstance(obj, dict) or isinstance(obj, list) or isinstance(obj, tuple):
             m = isinstance(obj, dict)
             self.head(4 + m, len(obj))  # a map's pairs, or an array's items
             for k in obj:
