@@ -191,11 +191,13 @@ def loads(data, views=False, max_items=_MAX_ITEMS):
                 return None if b == 0xF6 else b == 0xF5
             _fail(_UNSUPPORTED, p, b)  # a tag, float, simple value or break: errtext says which
         p += 1
-        if n == 31 and major >= 2:
+        if n < 24:
+            pass  # the argument is in the head: most of an SMP answer
+        elif n == 31 and major >= 2:
             n = -1  # indefinite length: items (or chunks) until a break
         elif n > 27:
             _fail(_RESERVED, p - 1, n)
-        elif n >= 24:
+        else:
             k = p + (1 << (n - 24))
             if k > end:
                 _fail(_EARLY, p)
@@ -232,7 +234,8 @@ def loads(data, views=False, max_items=_MAX_ITEMS):
                 elif major == 5:
                     p = pos
                     k = item(depth + 1)
-                    if isinstance(k, (list, dict, memoryview)):
+                    # one type at a time (a tuple of types is allocated), text keys first
+                    if type(k) is not str and (isinstance(k, list) or isinstance(k, dict) or isinstance(k, memoryview)):
                         _fail(_KEY, p)
                     out[k] = item(depth + 1)
                 else:
