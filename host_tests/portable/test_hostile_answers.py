@@ -196,3 +196,25 @@ def test_the_usual_upload_answer_read_off_the_bytes_agrees_with_the_full_decode(
     # truncated and trailing bytes
     assert _answer_of(None, b"\xa1\x63off\x19\x00") is CBORError
     assert _answer_of(None, b"\xa1\x63off\x05\x00") is CBORError
+
+
+def test_field_takes_exactly_its_type():
+    from smpdfu.messages import field
+
+    w = "x"
+    assert field({"n": 5}, "n", w, int, None, 0, 9) == 5
+    assert field({}, "n", w, int, 7) == 7 and field({"n": None}, "n", w, int, None) is None
+    for bad in (True, "5", 10, -1, 5.0, None):  # a bool is no int; out of 0..9; null without a None default
+        assert "'n'" in _protocol_error(field, {"n": bad}, "n", w, int, 0, 0, 9)
+    assert "has no 'n'" in _protocol_error(field, {}, "n", w, int)
+    assert field({"b": False}, "b", w, bool, None) is False
+    for bad in (0, 1, "true", None):
+        assert "'b'" in _protocol_error(field, {"b": bad}, "b", w, bool, False)
+    assert field({"h": b"\x01" * 64}, "h", w, bytes, None) == b"\x01" * 64
+    for bad in (b"", b"\x01" * 65, 32, "ab" * 16, [1]):  # a hash is 1..64 bytes, never an int or text
+        assert "expected bytes 1..64" in _protocol_error(field, {"h": bad}, "h", w, bytes, None)
+    assert field({"l": [{}, {"a": 1}]}, "l", w, list) == [{}, {"a": 1}]
+    assert "'l[]' is 3, expected map" in _protocol_error(field, {"l": [{}, 3]}, "l", w, list)
+    # a command given as group << 8 | cmd is named in the message
+    assert "answer to image upload: 'off'" in _protocol_error(field, {"off": -1}, "off", 0x0101, int)
+    assert "answer to group 9 (shell) command 0: 's'" in _protocol_error(field, {"s": 1}, "s", 0x0900, str)
