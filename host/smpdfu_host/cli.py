@@ -373,6 +373,7 @@ def connect(args):
     except (serial.SerialException, OSError, ValueError) as e:
         raise CLIError("cannot open port %s: %s" % (args.port, _oserror_text(e)))
     transport = SerialTransport(uart, max_packet=MAX_PACKET, line_gap_ms=args.line_gap)
+    transport.fit(MAX_PACKET)  # any request size until the upload sizes it to the server (RAM is no concern here)
     transport.reset()  # drop boot logs and anything stale
     return SMPClient(transport, timeout_ms=int(args.timeout * 1000))
 

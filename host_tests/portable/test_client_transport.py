@@ -10,6 +10,7 @@ from smpdfu.uart import UART
 from _portable import raises
 from memlink import PipeEnd, pipe_pair
 from smpdev import SMPDevice
+from streams import PatternStream
 
 
 class _MachineLike:
@@ -148,9 +149,11 @@ def test_transport_line_gap_sends_the_same_bytes_line_by_line():
     m1 = _MachineLike()
     m2 = _MachineLike()
     pkt = bytes(range(256)) * 2
-    _send(SerialTransport(m1), pkt)
+    t1 = SerialTransport(m1)
     t2 = SerialTransport(m2, line_gap_ms=2)
-    _send(t2, pkt)
+    for t in (t1, t2):
+        t.fit(1024)  # a server with 1024-byte buffers: packets of 384 bytes only until then
+        _send(t, pkt)
     assert bytes(m1.tx) == bytes(m2.tx)
     lines = bytes(m2.tx).split(b"\n")
     assert m2.calls == len(lines) - 1  # one write per line
@@ -234,11 +237,9 @@ def test_request_limit_leaves_room_for_the_serial_frame():
     assert t.request_limit(8192) == 2048  # never more than this side can build
 
 
-def test_params_fit_the_frame_buffers_to_the_server():
-    # A 2048-byte transport talking to a 384-byte server shrinks its frame
-    # buffers once params are known; the client builds into the new packet.
+def _linked(dev):
+    # a transport whose other end is ``dev``, moved by hand
     m = _MachineLike()
-    dev = SMPDevice(buf_size=384)
 
     class Link:
         def write(self, buf):
@@ -253,16 +254,40 @@ def test_params_fit_the_frame_buffers_to_the_server():
         def close(self):
             pass
 
-    t = SerialTransport(Link(), max_packet=2048)
+    return Link()
+
+
+def test_params_fit_the_frame_buffer_to_the_server():
+    # The frame buffer holds 384 bytes (what any server takes) until params
+    # tell the server's size: a 384-byte server keeps that first buffer, a
+    # bigger one gets one of its size (at most max_packet); the client builds
+    # into the new packet.
+    dev = SMPDevice(buf_size=384)
+    t = SerialTransport(_linked(dev), max_packet=2048)
     c = SMPClient(t, timeout_ms=500)
-    assert t.max_packet == 2048 and len(t.packet) == 2048  # before params
+    first = t.packet
+    assert t.max_packet == 2048 and len(first) == 384  # before params
     assert c.echo("before") == "before"
     assert c.params().buf_size == 384
-    assert t.max_packet == 384 and len(t.packet) == 384
-    assert t.request_limit(384) == 380
+    assert t.packet is first  # made once
+    assert t.request_limit(384) == 380 and t.packet is first
     assert c.echo("after the fit") == "after the fit"
-    raises(FrameError, t.send, 400)  # larger than the fitted buffer
-    t.fit(1 << 16)
-    assert t.max_packet == 2048  # never beyond the size it was built with
-    t.fit(64)
-    assert t.max_packet == 384  # what any SMP server takes
+    raises(FrameError, t.send, 400)  # larger than the buffer
+    assert t.fit(1 << 16) == 2048 and len(t.packet) == 2048  # never beyond max_packet
+    assert t.fit(64) == 60 and len(t.packet) == 384  # never below what any SMP server takes
+
+    dev = SMPDevice(buf_size=1024)
+    t = SerialTransport(_linked(dev), max_packet=2048)
+    c = SMPClient(t, timeout_ms=500)
+    assert c.params().buf_size == 1024 and len(t.packet) == 1024
+    assert c.echo("x" * 1000) == "x" * 1000  # built in the new buffer
+    assert len(SerialTransport(_linked(dev), max_packet=100).packet) == 100
+
+
+def test_upload_given_buf_size_without_params_sends_requests_of_that_size():
+    # request_limit sizes the frame buffer too: no params request, full-size chunks
+    dev = SMPDevice(buf_size=2048, params=False)  # (asked, it would make the client take 384)
+    t = SerialTransport(_linked(dev), max_packet=2048)
+    c = SMPClient(t, timeout_ms=500)
+    r = c.upload(PatternStream(6000), buf_size=2048, buf_count=4)
+    assert r.match is True and dev.max_request == 2044 and len(t.packet) == 2048

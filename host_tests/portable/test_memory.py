@@ -85,6 +85,7 @@ class _MeteredDevice:
 
 def _hot_path_alloc(data_len, n):
     t = SerialTransport(_NullUART())
+    t.fit(2048)  # a server with 2048-byte buffers
     c = SMPClient(t)
     data = memoryview(bytearray(data_len))
 

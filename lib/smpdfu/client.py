@@ -45,6 +45,7 @@ class SMPClient:
         header. Write the body, then call :meth:`send_encoded`.
         """
         enc = self._enc
+        enc.buf = self.transport.packet  # taken anew: fit() and request_limit() may resize it
         enc.pos = HEADER_SIZE
         return enc
 
@@ -215,10 +216,7 @@ class SMPClient:
         fit = getattr(self.transport, "fit", None)  # optional in the transport contract
         if fit is not None:
             self._enc.buf = None  # let the old packet buffer go before a new one is made
-            try:
-                fit(p.buf_size)
-            finally:
-                self._enc.buf = self.transport.packet
+            fit(p.buf_size)
         return p
 
     def wait_until_ready(self, timeout_ms=10000, attempt_ms=500):

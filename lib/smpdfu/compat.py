@@ -8,7 +8,8 @@ portable Python.
 import sys
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
-IS_CIRCUITPYTHON = sys.implementation.name == "circuitpython"
+# startswith: a str of more than 10 characters would be an object on the heap, a shorter one is a name
+IS_CIRCUITPYTHON = sys.implementation.name.startswith("circuit")
 
 try:
     from micropython import const  # noqa: F401  (MicroPython, CircuitPython)
@@ -65,7 +66,7 @@ except ImportError:
             """``a + b`` in milliseconds, wrapped like ``ticks_ms``."""
             return (a + b) & _MASK
 
-    elif hasattr(_time, "monotonic_ns"):  # CPython
+    else:  # CPython (elsewhere: an AttributeError naming monotonic_ns)
         _T0 = _time.monotonic_ns()
 
         def ticks_ms():
@@ -79,9 +80,6 @@ except ImportError:
         def ticks_add(a, b):
             """``a + b`` in milliseconds."""
             return a + b
-
-    else:  # pragma: no cover
-        raise ImportError("smpdfu needs time.ticks_ms, supervisor.ticks_ms or time.monotonic_ns")
 
 
 import binascii as _binascii

@@ -36,13 +36,12 @@ class FrameEncoder:
     """
 
     def __init__(self, max_packet):
-        self.max_packet = max_packet
         raw = max_packet + 4  # length field + packet + CRC
         n = (raw + 2) // 3 * 4 + 3 * ((raw + _LINE_RAW - 1) // _LINE_RAW)  # + markers and newlines
         self._buf = bytearray(n)  # indexed as a bytearray: faster than a memoryview in Python loops
         self._out = memoryview(self._buf)
         self._at = n - raw  # where the raw frame starts
-        self.packet = self._out[self._at + 2:n - 2]
+        self.packet = self._out[n - raw + 2:n - 2]
 
     def encode(self, length=0, packet=None):
         """Frame the ``length``-byte packet held in :attr:`packet` (or copy
@@ -52,10 +51,11 @@ class FrameEncoder:
         """
         if packet is not None:
             length = len(packet)
-        if length > self.max_packet:
-            raise FrameError("packet of %d bytes > %d-byte frame buffer" % (length, self.max_packet))
+        mv = self.packet
+        if length > len(mv):
+            raise FrameError("%d-byte packet > %d-byte buffer" % (length, len(mv)))
         if packet is not None:
-            self.packet[:length] = packet
+            mv[:length] = packet
         buf = self._buf
         at = self._at
         n = length + 2  # the length field counts M and the CRC
@@ -74,12 +74,12 @@ class FrameDecoder:
     (console output, logs) is skipped. Complete packets, and a
     :class:`FrameError` for each broken frame (bad CRC, bad base64, bad
     length, a frame cut short by a new one), are queued in arrival order and
-    taken with :meth:`next` (at most ``max_queue``; more are counted in
-    :attr:`dropped`). A frame of one line (an upload's answer) is decoded
-    straight from what :meth:`feed` got, without a copy; one of several lines
-    is gathered in a buffer of the size its length field announces (at most
-    ``max_packet`` + 4), made at its first line and freed at its last. A line
-    split across reads waits in a 128-byte buffer.
+    taken with :meth:`next` (at most ``max_queue``: more are dropped, and the
+    client's wait for them times out). A frame of one line (an upload's
+    answer) is decoded straight from what :meth:`feed` got, without a copy;
+    one of several lines is gathered in a buffer of the size its length field
+    announces (at most ``max_packet`` + 4), made at its first line and freed
+    at its last. A line split across reads waits in a 128-byte buffer.
     """
 
     def __init__(self, max_packet=2048, max_queue=8):
@@ -87,16 +87,16 @@ class FrameDecoder:
         self._line = memoryview(bytearray(_LINE_BUF))  # a line split across reads
         self._max_queue = max_queue
         self.errors = 0  # broken frames seen, for diagnostics
-        self.dropped = 0  # packets or errors dropped because the queue was full
         self.reset()
 
     def reset(self):
         """Forget any partial line or frame (e.g. after the peer reset)."""
-        self._n = 0  # bytes in _line
-        self._long = 0  # bytes of a line too long for _line (console text, or a spliced frame line)
-        self._pkt = None  # a frame of several lines: its buffer, made at its first line
-        self._pkt_len = 0  # raw bytes decoded so far; 0 = not inside a frame
-        self._want = 0  # raw bytes the frame announced (length field + 2)
+        # _n: bytes of a line split across reads, in _line; above _LINE_BUF,
+        # the length so far of a line too long for it (console text, or a
+        # spliced frame line), of which nothing is kept.
+        self._n = 0
+        self._pkt = None  # a frame of several lines: its buffer, of the announced size
+        self._pkt_len = 0  # raw bytes of the frame decoded so far; 0 = not inside a frame
         self._queue = []
 
     def next(self):
@@ -121,8 +121,6 @@ class FrameDecoder:
         self._pkt = None
         if len(self._queue) < self._max_queue:
             self._queue.append(FrameError("bad frame (%s, %d bytes)" % (what, n)))
-        else:
-            self.dropped += 1
 
     def feed(self, data):
         """Consume received bytes (bytes, bytearray or memoryview)."""
@@ -136,7 +134,7 @@ class FrameDecoder:
             nl = data.find(b"\n", start)
             end = n if nl < 0 else nl
             k = self._n
-            if k or self._long or nl < 0:
+            if k or nl < 0:
                 # A line split across reads, gathered in _line from its last
                 # frame-start marker on: console text without a newline (a
                 # "uart:~$ " prompt) may come before a frame, and a marker may
@@ -144,29 +142,23 @@ class FrameDecoder:
                 j = data.rfind(_START, start, end)
                 if j >= 0:
                     k = 0
-                    self._long = 0
                     start = j
-                elif k and line[k - 1] == _START0 and data[start] == _START1:
+                elif 0 < k <= _LINE_BUF and line[k - 1] == _START0 and data[start] == _START1:
                     line[0] = _START0  # a marker split across two reads
                     k = 1
                 m = end - start
-                if not self._long and k + m <= _LINE_BUF:
+                if k + m <= _LINE_BUF:
                     line[k:k + m] = mv[start:end]
                     k += m
                 elif m and data[end - 1] == _START0:
                     line[0] = _START0  # maybe a marker's first half, after text too long to keep
                     k = 1
-                    self._long = 0
                 else:
-                    self._long = (self._long or k) + m
-                    k = 0
+                    k += m  # too long to keep: only counted
                 if nl < 0:
                     self._n = k
                     return
                 self._n = 0
-                if self._long:
-                    k = self._long
-                    self._long = 0
                 buf = line
                 s = 0
                 j = 0 if k > 1 and line[0] == _START0 and line[1] == _START1 else -1
@@ -192,56 +184,51 @@ class FrameDecoder:
                 e -= 1
             if e - s < 2:
                 continue
+            p = self._pkt_len  # raw bytes of the open frame so far
             if j >= 0:
-                self._append(buf[s + 2:e], True)
-            elif self._pkt_len and buf[s] == _CONT0 and buf[s + 1] == _CONT1:
-                self._append(buf[s + 2:e])
-
-    def _append(self, b64, first=False):
-        # One line's base64 (after its marker) onto the frame; ``first``: a
-        # start line, which cuts short a frame still open.
-        p = self._pkt_len
-        if first and p:
-            self._error("cut short", p)
-            p = 0
-        try:
-            raw = a2b_base64(b64)
-        except ValueError:
-            self._error("base64", len(b64))
-            return
-        k = len(raw)
-        want = self._want
-        if p == 0:
-            # The first line starts with the length field (it counts M + CRC).
-            if k < 2:
-                self._error("too short", k)
-                return
-            want = ((raw[0] << 8) | raw[1]) + 2
-            if want < 2 + 8 + 2 or want > self.max_packet + 4:
-                self._error("length", want - 2)  # accepted: 10 to max_packet + 2
-                return
-            self._want = want
-        if p + k > want:
-            self._error("too long", p + k)
-            return
-        buf = raw
-        if k < want:
-            # A frame of several lines (not an upload's answer, which takes
-            # one): gathered in a buffer of its announced size, made at its
-            # first line, so no packet-sized buffer is held between frames.
-            if not p:
-                self._pkt = bytearray(want)
-            buf = self._pkt
-            buf[p:p + k] = raw
-            p += k
-            if p < want:
-                self._pkt_len = p
-                return
-        self._pkt_len = 0
-        self._pkt = None
-        if crc16_range(buf, 2, want, 0):
-            self._error("CRC", want - 4)  # the packet's size
-        elif len(self._queue) < self._max_queue:
-            self._queue.append(bytes(buf[2:want - 2]))
-        else:
-            self.dropped += 1
+                if p:  # a start line cuts short the frame still open
+                    self._error("cut short", p)
+                    p = 0
+            elif not (p and buf[s] == _CONT0 and buf[s + 1] == _CONT1):
+                continue  # not a frame line
+            # The line's base64 (after its marker) onto the frame: here, not
+            # in a method of its own, as it runs for every answer.
+            try:
+                raw = a2b_base64(buf[s + 2:e])
+            except ValueError:
+                self._error("base64", e - s - 2)
+                continue
+            k = len(raw)
+            if p:
+                want = len(self._pkt)
+            else:
+                # The first line starts with the length field (it counts M + CRC).
+                if k < 2:
+                    self._error("too short", k)
+                    continue
+                want = ((raw[0] << 8) | raw[1]) + 2
+                if want < 2 + 8 + 2 or want > self.max_packet + 4:
+                    self._error("length", want - 2)  # accepted: 10 to max_packet + 2
+                    continue
+            if p + k > want:
+                self._error("too long", p + k)
+                continue
+            if k < want:
+                # A frame of several lines (not an upload's answer, which takes
+                # one): gathered in a buffer of its announced size, made at its
+                # first line, so no packet-sized buffer is held between frames.
+                if not p:
+                    self._pkt = bytearray(want)
+                pkt = self._pkt
+                pkt[p:p + k] = raw
+                p += k
+                if p < want:
+                    self._pkt_len = p
+                    continue
+                raw = pkt
+                self._pkt_len = 0
+                self._pkt = None
+            if crc16_range(raw, 2, want, 0):
+                self._error("CRC", want - 4)  # the packet's size
+            elif len(self._queue) < self._max_queue:
+                self._queue.append(bytes(raw[2:want - 2]))

@@ -2,7 +2,6 @@
 
 from .compat import const, sleep_ms
 from .framing import FrameDecoder, FrameEncoder
-from .uart import UART
 
 _FRAME_OVERHEAD = const(4)  # the frame's length and CRC share the server's netbuf
 _MIN_PACKET = const(384)  # Zephyr's default netbuf: what any SMP server takes and sends
@@ -11,60 +10,72 @@ _MIN_PACKET = const(384)  # Zephyr's default netbuf: what any SMP server takes a
 class SerialTransport:
     """Sends and receives SMP packets over a UART.
 
-    Build a request's header + CBOR body straight into :attr:`packet` (a
-    memoryview of ``max_packet`` bytes), then :meth:`send` its length: the
-    framing works in preallocated buffers, so the per-chunk path allocates
-    little. :meth:`send` overwrites :attr:`packet` (the frame is encoded in
-    place). :meth:`recv` never blocks.
+    Build a request's header + CBOR body straight into :attr:`packet`, then
+    :meth:`send` its length: the framing works in preallocated buffers, so
+    the per-chunk path allocates little. :meth:`send` overwrites
+    :attr:`packet` (the frame is encoded in place). :meth:`recv` never blocks.
+
+    ``uart``: anything with ``read_available`` (see :mod:`smpdfu.uart`), else
+    a ``machine.UART`` or ``busio.UART``, wrapped in :class:`smpdfu.uart.UART`.
 
     Sizing (the board's app chooses): ``max_packet`` is the largest request
-    this side builds and the largest response it takes; the link holds one
-    buffer of its framed size (~1.37 x ``max_packet``: 2.8 KB at 2048), cut to
-    the server's buffers by :meth:`fit`, a 128-byte line buffer, and a frame
-    of several lines (never an upload's answer) gets a buffer of its own size
-    while it arrives. ``rx_queue`` is how many received packets wait for
-    :meth:`recv` at most. ``line_gap_ms`` pauses between the lines of a frame
-    (as Go newtmgr does) for receivers with few line buffers; 0 (default)
-    sends back to back.
+    this side builds and the largest response it takes. :attr:`packet` holds
+    384 bytes (what any SMP server takes; less if ``max_packet`` is less)
+    until :meth:`fit` (or :meth:`request_limit`) learns the server's buffer
+    size: then that, at most ``max_packet``, so the link holds one frame
+    buffer of the size the server needs (~1.37 x: 0.5 KB for 384 bytes,
+    2.8 KB for 2048), made again only when that size changes. Besides it a
+    128-byte line buffer, and a frame of several lines (never an upload's
+    answer) gets a buffer of its own size while it arrives. ``rx_queue`` is
+    how many received packets wait for :meth:`recv` at most.
+    ``line_gap_ms`` pauses between the lines of a frame (as Go newtmgr does)
+    for receivers with few line buffers; 0 (default) sends back to back.
     """
 
     def __init__(self, uart, max_packet=2048, line_gap_ms=0, rx_queue=8):
-        self.uart = uart if hasattr(uart, "read_available") else UART(uart)
+        try:
+            uart.read_available
+        except AttributeError:  # a machine.UART or busio.UART: the adapter (loaded only then)
+            from .uart import UART
+
+            uart = UART(uart)
+        self.uart = uart
+        try:
+            self.wait = uart.wait_readable  # the UART's own wait, instead of polling (the method below)
+        except AttributeError:
+            pass
         self.max_packet = max_packet
-        self._cap = max_packet
         self.line_gap_ms = line_gap_ms
-        self._enc = FrameEncoder(max_packet)
         self._dec = FrameDecoder(max_packet, rx_queue)
+        self._enc = FrameEncoder(min(max_packet, _MIN_PACKET))
         self.packet = self._enc.packet
-        self._wait = getattr(self.uart, "wait_readable", None)
-
-    def request_limit(self, buf_size):
-        """The largest SMP packet (header + body) a server with ``buf_size``-byte buffers accepts.
-
-        Over serial the frame's 2-byte length and 2-byte CRC are decoded into
-        the same buffer (``CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE``) as the packet,
-        so 4 bytes go to the framing; never more than :attr:`max_packet`.
-        """
-        n = buf_size - _FRAME_OVERHEAD
-        return n if n < self.max_packet else self.max_packet
 
     def fit(self, buf_size):
-        """Size the frame buffers to a server whose buffers hold ``buf_size``
-        bytes (OS params; :meth:`SMPClient.params` calls this): neither its
-        requests nor its responses are larger, so a 384-byte server costs a
-        ~0.5 KB frame buffer instead of 2.8 KB at ``max_packet`` 2048.
-        Never beyond the ``max_packet`` given at construction; replaces :attr:`packet`.
+        """Size :attr:`packet` to a server whose buffers hold ``buf_size``
+        bytes (``CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE``, from OS params:
+        :meth:`SMPClient.params` calls this), and return the largest SMP
+        packet (header + body) it accepts.
+
+        Neither its requests nor its responses are larger than ``buf_size``:
+        the frame buffer is made for that (at least 384 bytes, at most
+        :attr:`max_packet`), if it is not that size already; so a 384-byte
+        server costs ~0.5 KB, not 2.8 KB at ``max_packet`` 2048. The largest
+        request is ``buf_size`` - 4, as the frame's length and CRC are
+        decoded into the same buffer; never more than :attr:`max_packet`.
         """
-        n = buf_size if buf_size < self._cap else self._cap
-        if n < _MIN_PACKET:
-            n = _MIN_PACKET if _MIN_PACKET < self._cap else self._cap
-        if n == self.max_packet:
-            return
-        self.packet = self._enc = None  # the old buffers can go before the new ones are made
-        self._enc = FrameEncoder(n)
-        self.packet = self._enc.packet
+        cap = self.max_packet
+        n = min(max(buf_size, _MIN_PACKET), cap)
+        if n != len(self.packet):
+            self.packet = self._enc = None  # the old buffer can go before the new one is made
+            self._enc = FrameEncoder(n)
+            self.packet = self._enc.packet
         self._dec.max_packet = n
-        self.max_packet = n
+        return min(buf_size - _FRAME_OVERHEAD, cap)
+
+    # The upload engine asks the largest request before it builds any: the
+    # frame buffer is sized then too (an upload given ``buf_size``, without
+    # asking the server's params, sends requests of that size).
+    request_limit = fit
 
     def send(self, length):
         """Frame the first ``length`` bytes of :attr:`packet` and write them."""
@@ -107,13 +118,10 @@ class SerialTransport:
     def wait(self, ms):
         """Block up to ``ms`` milliseconds for received data.
 
-        Uses the UART's own ``wait_readable`` where it has one (no busy
-        polling on CPython); elsewhere sleeps a millisecond.
+        A UART with its own ``wait_readable`` (no busy polling on CPython)
+        replaces this; elsewhere it sleeps a millisecond.
         """
-        if self._wait is not None:
-            self._wait(ms)
-        else:
-            sleep_ms(1)
+        sleep_ms(1)
 
     def reset(self):
         """Drop anything received so far (partial frames, queued packets, garbage).
