@@ -18,8 +18,6 @@ _START1 = const(0x09)
 _CONT0 = const(0x04)
 _CONT1 = const(0x14)
 
-_START = b"\x06\x09"
-_MARKS = b"\x06\x09\x04\x14"  # first line's marker, then a continuation line's
 
 
 class FrameEncoder:
@@ -64,7 +62,8 @@ class FrameEncoder:
         crc = crc16_range(buf, at + 2, at + n, 0)
         buf[at + n] = crc >> 8
         buf[at + n + 1] = crc & 0xFF
-        return self._out[:frame_lines(buf, at, n + 2, _MARKS, _LINE_RAW)]
+        # the markers: the first line's, then the others'
+        return self._out[:frame_lines(buf, at, n + 2, b"\x06\x09\x04\x14", _LINE_RAW)]
 
 
 class FrameDecoder:
@@ -139,7 +138,7 @@ class FrameDecoder:
                 # frame-start marker on: console text without a newline (a
                 # "uart:~$ " prompt) may come before a frame, and a marker may
                 # straddle two reads.
-                j = data.rfind(_START, start, end)
+                j = data.rfind(b"\x06\x09", start, end)
                 if j >= 0:
                     k = 0
                     start = j
@@ -168,7 +167,7 @@ class FrameDecoder:
                 buf = mv
                 s = start
                 k = end - start
-                j = data.rfind(_START, start, end)
+                j = data.rfind(b"\x06\x09", start, end)
             start = nl + 1
             if j > s:
                 k -= j - s
