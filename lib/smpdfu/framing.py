@@ -19,7 +19,6 @@ _CONT0 = const(0x04)
 _CONT1 = const(0x14)
 
 
-
 class FrameEncoder:
     """Frames packets of up to ``max_packet`` bytes in one preallocated buffer.
 

@@ -33,6 +33,7 @@ class SerialTransport:
     """
 
     def __init__(self, uart, max_packet=2048, line_gap_ms=0, rx_queue=8):
+        # (try, not hasattr: a name of more than 10 characters as a str would be a heap object)
         try:
             uart.read_available
         except AttributeError:  # a machine.UART or busio.UART: the adapter (loaded only then)
