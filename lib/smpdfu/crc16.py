@@ -18,6 +18,7 @@ def _make_table():
 
 
 _TABLE = _make_table()
+del _make_table  # run once: not kept on the heap of a board without native code
 
 
 def crc16(data, crc=0):
