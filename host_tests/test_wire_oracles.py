@@ -122,7 +122,8 @@ def test_protocol_numbers_match_smp_enums():
     ours = _codes("OS_ERR_")
     assert ours and ours == dict((k, smpos.OS_MGMT_RET_RC[k].value) for k in ours)
     ops = smphdr.OP
-    assert (proto.OP_READ, proto.OP_READ_RSP, proto.OP_WRITE, proto.OP_WRITE_RSP) == (
+    # a response's op is its request's | 1, as the client and the servers compute it
+    assert (proto.OP_READ, proto.OP_READ | 1, proto.OP_WRITE, proto.OP_WRITE | 1) == (
         ops.READ, ops.READ_RSP, ops.WRITE, ops.WRITE_RSP)
     assert (proto.SMP_V1, proto.SMP_V2) == (smphdr.Version.V1, smphdr.Version.V2)
     assert proto.GROUP_OS == smphdr.GroupId.OS_MANAGEMENT

@@ -8,7 +8,7 @@ from smpdfu.client import SMPClient
 from smpdfu.errcodes import command_name
 from smpdfu.compat import ticks_diff, ticks_ms
 from smpdfu.errors import CBORError, DeviceError, FrameError, ImageError, MgmtError, ProtocolError, SMPTimeout
-from smpdfu.proto import GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE, OP_WRITE_RSP, OS_ECHO, OS_INFO
+from smpdfu.proto import GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE, OS_ECHO, OS_INFO
 from smpdfu.messages import ImageSlot, McuMgrParams
 from smpdfu.transport import SerialTransport
 
@@ -181,7 +181,7 @@ def test_sequence_numbers_wrap_at_256():
 
 def test_stray_response_for_unknown_seq_is_ignored():
     dev, c = _client()
-    dev.inject(OP_WRITE_RSP, GROUP_OS, 0, 200, {"r": "stray"})
+    dev.inject(OP_WRITE | 1, GROUP_OS, 0, 200, {"r": "stray"})
     assert c.echo("mine") == "mine"
     assert c.stray == 1
 
@@ -190,7 +190,7 @@ def test_response_with_wrong_group_is_protocol_error():
     dev, c = _client()
     dev.hold = True
     seq = c.send_request(OP_WRITE, GROUP_OS, 0, {"d": "x"})
-    dev.inject(OP_WRITE_RSP, GROUP_IMAGE, 0, seq, {})
+    dev.inject(OP_WRITE | 1, GROUP_IMAGE, 0, seq, {})
     e = raises(ProtocolError, c.wait, seq)
     assert "does not match" in str(e)
     dev.hold = False

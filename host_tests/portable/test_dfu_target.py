@@ -9,8 +9,9 @@ import os
 from smpdfu.client import SMPClient
 from smpdfu.dfu_file import FileTarget
 from smpdfu.dfu_smp import SMPTarget, UploadLost
+from smpdfu.dfu_smp_rare import Unvouched
 from smpdfu.dfu_target import image_type
-from smpdfu.errors import BadImage, ProtocolError, Unvouched
+from smpdfu.errors import BadImage, ProtocolError
 from smpdfu.transport import SerialTransport
 
 from _portable import raises

@@ -49,14 +49,14 @@ def test_rc_of_wrong_type_names_the_field():
 def test_an_answer_that_is_not_cbor_names_the_command():
     from smpdfu.framing import FrameEncoder
     from smpdfu.header import pack_header
-    from smpdfu.proto import OP_WRITE_RSP
+    from smpdfu.proto import OP_WRITE
 
     dev, c = _client()
     assert c.echo("heard") == "heard"
     # the device's own answer is lost; in its place a well-framed answer whose
     # body is a lone CBOR break byte
     pkt = bytearray(9)
-    pack_header(pkt, 0, OP_WRITE_RSP, 1, GROUP_OS, c._seq, 0)
+    pack_header(pkt, 0, OP_WRITE | 1, 1, GROUP_OS, c._seq, 0)
     pkt[8] = 0xFF
     dev.drop_requests = 1
     dev.inject_raw(bytes(FrameEncoder(64).encode(packet=pkt)))

@@ -7,9 +7,18 @@ the CLI's other commands are functions in :mod:`smpdfu.commands`.
 # Modules rather than their names where several are used: each imported name
 # is an entry in this module's globals, which a board holds in RAM.
 from . import cbor, messages, proto
-from .compat import sleep_ms, ticks_diff, ticks_ms
+from .compat import const, sleep_ms, ticks_diff, ticks_ms
 from .errors import FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
 from .header import HEADER_SIZE, pack_header
+
+# Failures by number: errtext.client_error builds the exception (its text is
+# loaded on a failure only, as for cbor's).
+_NOT_OUTSTANDING = const(0)
+_NO_RESPONSE = const(1)
+_MISMATCH = const(2)
+_LENGTH = const(3)
+_BAD_ANSWER = const(4)
+_NOT_READY = const(5)
 
 
 class SMPClient:
@@ -107,7 +116,9 @@ class SMPClient:
         """
         expect = self.pending.get(seq)
         if expect is None:
-            raise ProtocolError("seq %d is not outstanding" % seq)
+            from .errtext import client_error
+
+            raise client_error(_NOT_OUTSTANDING, seq)
         if timeout_ms is None:
             timeout_ms = self.timeout_ms
         stash = self.stash
@@ -122,8 +133,9 @@ class SMPClient:
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
-                    what = messages.describe((expect >> 8 & 0xFFFF, expect & 0xFF))
-                    raise SMPTimeout("no response to %s within %d ms" % (what, timeout_ms))
+                    from .errtext import client_error
+
+                    raise client_error(_NO_RESPONSE, expect, timeout_ms)
                 self.transport.wait(left if left < 50 else 50)
         return self.decode(self.take(seq))
 
@@ -141,13 +153,11 @@ class SMPClient:
         self._heard = True
         # One int compare for the usual answer: op | group | cmd packed as in send_encoded.
         got = (pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]
-        if got != expect:
-            d = messages.describe
-            raise ProtocolError("response op %d %s does not match request op %d %s" % (
-                got >> 24, d((got >> 8 & 0xFFFF, pkt[7])), expect >> 24, d((expect >> 8 & 0xFFFF, expect & 0xFF))))
         length = pkt[2] << 8 | pkt[3]
-        if length != len(pkt) - HEADER_SIZE:
-            raise ProtocolError("body of %d B, header says %d B" % (len(pkt) - HEADER_SIZE, length))
+        if got != expect or length != len(pkt) - HEADER_SIZE:
+            from .errtext import client_error
+
+            raise client_error(_MISMATCH, got, expect) if got != expect else client_error(_LENGTH, pkt, length)
         return pkt
 
     def decode(self, pkt):
@@ -157,7 +167,9 @@ class SMPClient:
         try:
             body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if len(pkt) > HEADER_SIZE else {}
         except ProtocolError as e:  # errors.CBORError
-            raise ProtocolError("answer to %s: %s" % (messages.describe(what), e))
+            from .errtext import client_error
+
+            raise client_error(_BAD_ANSWER, what, e)
         err = error_from_response(body, what[0], what)
         if err is not None:
             raise err
@@ -184,7 +196,7 @@ class SMPClient:
     def echo(self, text, timeout_ms=None):
         """Echo ``text`` through the device; return what came back."""
         rsp = self.request(proto.OP_WRITE, proto.GROUP_OS, proto.OS_ECHO, {"d": text}, timeout_ms)
-        return messages.get_str(rsp, "r", "echo")
+        return messages.field(rsp, "r", "echo", str)
 
     def reset(self, force=False, settle_ms=300, reconnect_ms=5000):
         """Ask the device to reset; returns once it has gone down.
@@ -235,7 +247,9 @@ class SMPClient:
             except (SMPTimeout, FrameError, ProtocolError, LinkError):
                 pass  # LinkError: a BLE device still booting is not found yet
             if ticks_diff(ticks_ms(), t0) >= timeout_ms:
-                raise SMPTimeout("no echo answered within %d ms" % timeout_ms)
+                from .errtext import client_error
+
+                raise client_error(_NOT_READY, timeout_ms)
 
     # ------------------------------------------------------------ image group
 

@@ -4,14 +4,14 @@ Functions taking an :class:`~smpdfu.client.SMPClient`, apart from it so that
 a board running the update holds neither their code nor their names.
 """
 
-from .messages import field, get_int, get_str
+from .messages import field
 from .proto import GROUP_IMAGE, GROUP_OS, IMG_ERASE, OP_READ, OP_WRITE, OS_BOOTLOADER_INFO, OS_INFO
 
 
 def os_info(client, fmt="a"):
     """``uname``-like info; ``fmt`` letters from ``snrvbmpioa`` (``a`` = all)."""
     rsp = client.request(OP_READ, GROUP_OS, OS_INFO, {"format": fmt})
-    return get_str(rsp, "output", "os info")
+    return field(rsp, "output", "os info", str)
 
 
 def bootloader_info(client, query=None):
@@ -20,8 +20,8 @@ def bootloader_info(client, query=None):
     rsp = client.request(OP_READ, GROUP_OS, OS_BOOTLOADER_INFO, body)
     w = "bootloader info"
     # Checked here so that callers can use the known fields as they are.
-    get_str(rsp, "bootloader", w, None)
-    get_int(rsp, "mode", w, None, -1, 0xFF)
+    field(rsp, "bootloader", w, str, None)
+    field(rsp, "mode", w, int, None, -1, 0xFF)
     field(rsp, "no-downgrade", w, bool, None)
     return rsp
 

@@ -38,7 +38,7 @@ it resets). Then either:
   ``flash_img_check`` of the slot against ``sha``), which must be True. A
   neighbour that does not report ``match`` cannot vouch for the part this
   board did not see: ``done(True)`` refuses the image
-  (:class:`~smpdfu.errors.Unvouched`, a BadImage) and nothing is marked for
+  (:class:`~smpdfu.dfu_smp_rare.Unvouched`, a BadImage) and nothing is marked for
   test; feeding the image again from 0 then verifies it here.
 """
 

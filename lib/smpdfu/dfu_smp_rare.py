@@ -9,7 +9,13 @@ needs it.
 """
 
 from .compat import sha256
-from .errors import BadImage, ProtocolError, Unvouched
+from .errors import BadImage, ProtocolError
+
+
+class Unvouched(BadImage):
+    """Bytes the neighbour held were skipped, and it did not report ``match``
+    for its slot: the image cannot be verified (feed it from 0 instead).
+    Defined here, where it is raised: a board holds the class only then."""
 
 
 def size(n):

@@ -110,7 +110,8 @@ def error_in(body, group, what):
     """The error an answer that does not report plain success carries, or None
     (see :func:`smpdfu.errors.error_from_response`, which calls it)."""
     from .errors import DeviceError, ImageError, ProtocolError
-    from .messages import describe, get_int, get_str
+    from .errtext import describe
+    from .messages import field
 
     if not isinstance(body, dict):
         raise ProtocolError("answer to %s: not a CBOR map" % describe(what))
@@ -118,13 +119,13 @@ def error_in(body, group, what):
     if err is not None:
         if not isinstance(err, dict):
             raise ProtocolError("answer to %s: 'err' is not a map" % describe(what))
-        rc = get_int(err, "rc", what, 0, None)
+        rc = field(err, "rc", what, int, 0, None)
         if rc:
-            g = get_int(err, "group", what, group, 0, 0xFFFF)
+            g = field(err, "group", what, int, group, 0, 0xFFFF)
             return (ImageError if g == GROUP_IMAGE else DeviceError)(rc, g)
-    rc = get_int(body, "rc", what, 0, None)
+    rc = field(body, "rc", what, int, 0, None)
     if rc:
-        return DeviceError(rc, None, get_str(body, "rsn", what, None))
+        return DeviceError(rc, None, field(body, "rsn", what, str, None))
     return None
 
 

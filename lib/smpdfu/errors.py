@@ -3,6 +3,8 @@
 Every class costs heap on a board, so there are few: a device's error is a
 :class:`DeviceError` whose ``group`` says which form and group it came in
 (:class:`ImageError` for the image group's, the one callers tell apart).
+A rare error defined where it is raised is a subclass of one of these
+(:class:`smpdfu.dfu_smp_rare.Unvouched`, a :class:`BadImage`).
 """
 
 class SMPError(Exception):
@@ -33,11 +35,6 @@ class LinkError(SMPError):
 
 class BadImage(SMPError):
     """An MCUboot image file failed parsing or verification."""
-
-
-class Unvouched(BadImage):
-    """Bytes the neighbour held were skipped, and it did not report ``match``
-    for its slot: the image cannot be verified (feed it from 0 instead)."""
 
 
 class DeviceError(SMPError):

@@ -1,12 +1,12 @@
 """The texts of errors, built only when one is raised.
 
 On a board every long string constant of a module costs heap from its import
-on, error or not: the messages of ``cbor`` and ``messages`` live here, loaded
+on, error or not: the messages of ``cbor``, ``messages`` and ``client`` live here, loaded
 at the first failure.
 """
 
-from .errors import ProtocolError
-from .messages import describe
+from .errors import ProtocolError, SMPTimeout
+from .header import HEADER_SIZE
 
 # Indexed by cbor's error numbers (_ROOM = 0, _BIG = 1, ...: the same order);
 # ``%`` takes the value cbor passes with the error.
@@ -46,9 +46,12 @@ def cbor_message(why, x, at):
 _COMMANDS = {0x0006: "MCUmgr params", 0x0100: "image state", 0x0101: "image upload", 0x0106: "slot info"}
 
 
-def command_text(what):
-    """The name of a command given as ``group << 8 | cmd`` or ``(group, cmd)``
-    (see :func:`smpdfu.messages.describe`)."""
+def describe(what):
+    """``what`` for a message: a command's name (text), or the command as
+    ``(group, cmd)`` or ``group << 8 | cmd``, named here: the names are loaded
+    when an error is built, not before."""
+    if isinstance(what, str):
+        return what
     from .errcodes import command_name
 
     if isinstance(what, tuple):
@@ -56,9 +59,28 @@ def command_text(what):
     return _COMMANDS.get(what) or command_name(what >> 8, what & 0xFF)
 
 
+def client_error(why, x, y=None):
+    """The exception for :class:`~smpdfu.client.SMPClient`'s failure number ``why``
+    (its ``_NOT_OUTSTANDING`` = 0, ...) with its values ``x``, ``y``. A request is
+    given as client's packed int (op << 24 | group << 8 | cmd), a command as
+    for :func:`describe`."""
+    if why == 0:
+        return ProtocolError("seq %d is not outstanding" % x)
+    if why == 1:
+        return SMPTimeout("no response to %s within %d ms" % (describe((x >> 8 & 0xFFFF, x & 0xFF)), y))
+    if why == 2:
+        return ProtocolError("response op %d %s does not match request op %d %s" % (
+            x >> 24, describe((x >> 8 & 0xFFFF, x & 0xFF)), y >> 24, describe((y >> 8 & 0xFFFF, y & 0xFF))))
+    if why == 3:
+        return ProtocolError("body of %d B, header says %d B" % (len(x) - HEADER_SIZE, y))
+    if why == 4:
+        return ProtocolError("answer to %s: %s" % (describe(x), y))
+    return SMPTimeout("no echo answered within %d ms" % x)
+
+
 def field_error(what, key, v, t, lo, hi, missing):
     """The :class:`ProtocolError` for field ``key`` of an answer to ``what``
-    (see :func:`smpdfu.messages.describe`): ``missing``, or ``v`` is not a ``t``
+    (see :func:`describe`): ``missing``, or ``v`` is not a ``t``
     (within ``lo..hi`` for an int; 1..64 bytes, a hash, for bytes)."""
     if missing:
         return ProtocolError("answer to %s has no %r field" % (describe(what), key))

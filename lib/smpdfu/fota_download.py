@@ -47,7 +47,7 @@ from binascii import hexlify, unhexlify
 
 from . import http, sock
 from .compat import const, sha256, sleep_ms
-from .errors import Unvouched
+from .errors import BadImage
 
 _BUF_SIZE = const(2048)
 _BACKOFF_MS = const(500)
@@ -244,8 +244,10 @@ class _Download:
             self._fetch(r)
             try:
                 return self._finish()
-            except Unvouched:
-                if not self.skipped:
+            except BadImage as e:
+                from .dfu_smp_rare import Unvouched  # loaded already if e is one
+
+                if not (self.skipped and isinstance(e, Unvouched)):
                     raise
             # The neighbour cannot vouch for the part skipped (no image check on its
             # side): download it all again, checked here this time.

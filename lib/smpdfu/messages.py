@@ -14,20 +14,9 @@ _MAX_HASH = const(64)  # SHA-512, the longest image hash MCUboot uses
 _MISSING = object()
 
 
-def describe(what):
-    """``what`` for a message: a command's name (text), or the command as
-    ``(group, cmd)`` or ``group << 8 | cmd``, named only now: the names are
-    loaded when an error is built, not before."""
-    if isinstance(what, str):
-        return what
-    from .errtext import command_text
-
-    return command_text(what)
-
-
 def field(rsp, key, what, t, default=_MISSING, lo=0, hi=None):
     """``rsp[key]``, of type ``t`` exactly, else a :class:`ProtocolError` naming the
-    field and ``what``, the command (text or ``(group, cmd)``, see :func:`describe`).
+    field and ``what``, the command (text or ``(group, cmd)``, see :func:`smpdfu.errtext.describe`).
 
     A missing field (or one that is ``default``, e.g. a CBOR null for None) gives
     ``default``; without one it is an error. ``t`` is ``int`` (within ``lo..hi``,
@@ -59,16 +48,6 @@ def field(rsp, key, what, t, default=_MISSING, lo=0, hi=None):
     from .errtext import field_error  # the message: loaded on a failure only
 
     raise field_error(what, key, v, t, lo, hi, v is _MISSING)
-
-
-def get_int(rsp, key, what, default=_MISSING, lo=0, hi=None):
-    """``rsp[key]`` as an int in ``lo..hi``: :func:`field` with ``int``."""
-    return field(rsp, key, what, int, default, lo, hi)
-
-
-def get_str(rsp, key, what, default=_MISSING):
-    """``rsp[key]`` as text: :func:`field` with ``str``."""
-    return field(rsp, key, what, str, default)
 
 
 class McuMgrParams:

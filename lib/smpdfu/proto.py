@@ -12,11 +12,10 @@ module holds only what the client and the servers both use. The return codes
 
 from .compat import const
 
-# SMP header op (bits 0-2 of byte 0) and version (bits 3-4).
+# SMP header op (bits 0-2 of byte 0) and version (bits 3-4). A response's op
+# is its request's | 1 (read 1, write 3): computed so, not named.
 OP_READ = const(0)
-OP_READ_RSP = const(1)
 OP_WRITE = const(2)
-OP_WRITE_RSP = const(3)
 SMP_V1 = const(0)  # legacy: errors in the rc form
 SMP_V2 = const(1)  # group errors as err {group, rc}
 
