@@ -376,7 +376,6 @@ def make_client_target():
         state["key"] = (group, cmd)
         state["body"] = body
         c.pending.clear()
-        c.stash.clear()
         c.transport.reset()
         try:
             fn()

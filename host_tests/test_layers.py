@@ -107,8 +107,9 @@ def test_error_names_load_only_when_an_error_is_built():
         "import smpdfu.client, smpdfu.updater, smpdfu.upload, smpdfu.transport, smpdfu.errors\n"
         "assert 'smpdfu.proto' in sys.modules\n"
         "assert 'smpdfu.errcodes' not in sys.modules, 'errcodes loaded at import'\n"
-        "e = smpdfu.errors.ImageError(9, 1)\n"
+        "e = smpdfu.errors.error_from_response({'err': {'group': 1, 'rc': 9}}, 1)\n"
         "assert 'smpdfu.errcodes' in sys.modules and e.name == 'NO_FREE_SLOT', e.name\n"
+        "assert type(e) is smpdfu.errors.ImageError and (e.rc, e.group) == (9, 1)\n"
     )
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "lib"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)

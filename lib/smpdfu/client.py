@@ -31,16 +31,18 @@ class SMPClient:
     asked for, stray ones are dropped.
 
     ``timeout_ms`` is the default time to wait for a response. ``pending``
-    holds the seqs sent and not answered (or cancelled) yet, ``stash`` those of
-    them whose answer has arrived, ``stray`` counts dropped responses.
+    holds the seqs sent and not taken (or cancelled) yet: each maps to an int
+    (the answer's op, group and command packed) until its answer arrives, then
+    to the answer's packet. ``stray`` counts dropped responses.
     """
 
     def __init__(self, transport, timeout_ms=3000):
         self.transport = transport
         self.timeout_ms = timeout_ms
         self._seq = 0
-        self.pending = {}  # seq -> response op << 24 | group << 8 | cmd
-        self.stash = {}  # seq -> raw response packet, for outstanding seqs
+        # seq -> response op << 24 | group << 8 | cmd, then its packet (one dict:
+        # fewer objects and attributes than one for the requests, one for the answers)
+        self.pending = {}
         self._enc = cbor.Encoder(transport.packet, HEADER_SIZE)
         self.stray = 0  # responses dropped because nobody waited for them
         self._heard = False  # the device answered once (or the first request was retried)
@@ -66,8 +68,7 @@ class SMPClient:
         self._seq = (seq + 1) & 0xFF
         pack_header(enc.buf, 0, op, enc.pos - HEADER_SIZE, group, seq, cmd)
         # Registered before sending: a synchronous link may answer at once.
-        self.stash.pop(seq, None)
-        self.pending[seq] = (op | 1) << 24 | group << 8 | cmd  # what take() checks: no tuple per request
+        self.pending[seq] = (op | 1) << 24 | group << 8 | cmd  # what poll() checks: no tuple per request
         try:
             self.transport.send(enc.pos)
         except Exception:
@@ -88,10 +89,9 @@ class SMPClient:
     def cancel(self, seq):
         """Stop waiting for ``seq``: its response will be ignored if it comes."""
         self.pending.pop(seq, None)
-        self.stash.pop(seq, None)
 
     def poll(self):
-        """Take one received packet, if any, into the stash.
+        """Take one received packet, if any, into ``pending`` (for :meth:`take`).
 
         Returns the seq of a response to an outstanding request, or None.
         Raises :class:`~smpdfu.errors.FrameError` for a broken frame.
@@ -100,11 +100,14 @@ class SMPClient:
         if pkt is None:
             return None
         seq = pkt[6] if len(pkt) >= HEADER_SIZE else -1
-        if seq in self.pending:
-            self.stash[seq] = pkt
-            return seq
-        self.stray += 1
-        return None
+        expect = self.pending.get(seq)
+        if type(expect) is not int:  # no request waits for it (or it was answered already)
+            self.stray += 1
+            return None
+        # One int compare for the usual answer: op | group | cmd packed as in send_encoded.
+        got = (pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]
+        self.pending[seq] = pkt if got == expect else (got, expect)  # take() raises the mismatch
+        return seq
 
     def wait(self, seq, timeout_ms=None):
         """Wait for the response to ``seq``; return its body (a dict).
@@ -121,15 +124,15 @@ class SMPClient:
             raise client_error(_NOT_OUTSTANDING, seq)
         if timeout_ms is None:
             timeout_ms = self.timeout_ms
-        stash = self.stash
+        pending = self.pending
         t0 = ticks_ms()
-        while seq not in stash:
+        while type(pending.get(seq)) is int:  # not answered yet
             try:
                 got = self.poll()
             except FrameError:
                 self.cancel(seq)
                 raise
-            if got is None:  # nothing arrived: seq is still not in stash
+            if got is None:  # nothing arrived: seq is still not answered
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
@@ -146,18 +149,21 @@ class SMPClient:
         done; :meth:`decode` gives the body. For a caller that reads the
         usual answer itself (an upload chunk's) and decodes only the others.
         """
-        pkt = self.stash.pop(seq, None)
-        if pkt is None:
-            return None
-        expect = self.pending.pop(seq)
+        pending = self.pending
+        pkt = pending.get(seq)
+        if pkt is None or type(pkt) is int:
+            return None  # not outstanding, or not answered yet
+        del pending[seq]
         self._heard = True
-        # One int compare for the usual answer: op | group | cmd packed as in send_encoded.
-        got = (pkt[0] & 7) << 24 | pkt[4] << 16 | pkt[5] << 8 | pkt[7]
-        length = pkt[2] << 8 | pkt[3]
-        if got != expect or length != len(pkt) - HEADER_SIZE:
+        if type(pkt) is tuple:  # (got, expect): poll() found the header does not match
             from .errtext import client_error
 
-            raise client_error(_MISMATCH, got, expect) if got != expect else client_error(_LENGTH, pkt, length)
+            raise client_error(_MISMATCH, pkt[0], pkt[1])
+        length = pkt[2] << 8 | pkt[3]
+        if length != len(pkt) - HEADER_SIZE:
+            from .errtext import client_error
+
+            raise client_error(_LENGTH, pkt, length)
         return pkt
 
     def decode(self, pkt):
@@ -224,7 +230,7 @@ class SMPClient:
 
     def params(self):
         """The server's buffer size and count as :class:`~smpdfu.messages.McuMgrParams`."""
-        p = messages.McuMgrParams.from_response(self.request(proto.OP_READ, proto.GROUP_OS, proto.OS_PARAMS))
+        p = messages.McuMgrParams(self.request(proto.OP_READ, proto.GROUP_OS, proto.OS_PARAMS))
         fit = getattr(self.transport, "fit", None)  # optional in the transport contract
         if fit is not None:
             self._enc.buf = None  # let the old packet buffer go before a new one is made
@@ -240,7 +246,6 @@ class SMPClient:
         while True:
             self.transport.reset()
             self.pending.clear()
-            self.stash.clear()
             try:
                 if self.echo("ready", attempt_ms) == "ready":
                     return

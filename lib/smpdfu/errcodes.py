@@ -106,10 +106,25 @@ def rc_name(group, rc):
     return "UNKNOWN_RC"
 
 
+def device_error(rc, group=None, rsn=None):
+    """The :class:`~smpdfu.errors.DeviceError` for ``rc`` in ``group`` (None: the
+    SMP v1 ``rc`` form, with the device's reason ``rsn``); an
+    :class:`~smpdfu.errors.ImageError` for the image group's."""
+    from .errors import DeviceError, ImageError
+
+    name = rc_name(group, rc)
+    e = (ImageError if group == GROUP_IMAGE else DeviceError)("%s (%d)" % (name, rc) + (": " + rsn if rsn else ""))
+    e.rc = rc
+    e.group = group
+    e.rsn = rsn
+    e.name = name
+    return e
+
+
 def error_in(body, group, what):
     """The error an answer that does not report plain success carries, or None
     (see :func:`smpdfu.errors.error_from_response`, which calls it)."""
-    from .errors import DeviceError, ImageError, ProtocolError
+    from .errors import ProtocolError
     from .errtext import describe
     from .messages import field
 
@@ -122,10 +137,10 @@ def error_in(body, group, what):
         rc = field(err, "rc", what, int, 0, None)
         if rc:
             g = field(err, "group", what, int, group, 0, 0xFFFF)
-            return (ImageError if g == GROUP_IMAGE else DeviceError)(rc, g)
+            return device_error(rc, g)
     rc = field(body, "rc", what, int, 0, None)
     if rc:
-        return DeviceError(rc, None, field(body, "rsn", what, str, None))
+        return device_error(rc, None, field(body, "rsn", what, str, None))
     return None
 
 

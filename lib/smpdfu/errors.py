@@ -40,16 +40,9 @@ class BadImage(SMPError):
 class DeviceError(SMPError):
     """The device answered with an error: ``rc`` and its ``name``; ``group`` is
     None for the SMP v1 ``rc`` form (MGMT_ERR_*, with the device's reason
-    ``rsn``), else the group of the v2 ``err`` form (0: OS_MGMT_ERR_*...)."""
-
-    def __init__(self, rc, group=None, rsn=None):
-        from .errcodes import rc_name  # only now: the names cost RAM, the numbers do not
-
-        self.rc = rc
-        self.group = group
-        self.rsn = rsn
-        self.name = rc_name(group, rc)
-        super().__init__("%s (%d)" % (self.name, rc) + (": " + rsn if rsn else ""))
+    ``rsn``), else the group of the v2 ``err`` form (0: OS_MGMT_ERR_*...).
+    Built by :func:`smpdfu.errcodes.device_error`, where the names are: they
+    cost RAM, the numbers do not."""
 
 
 # A protocol-level error, the ``rc`` form (MGMT_ERR_*): a DeviceError whose

@@ -51,16 +51,13 @@ def field(rsp, key, what, t, default=_MISSING, lo=0, hi=None):
 
 
 class McuMgrParams:
-    """The server's SMP buffers: ``buf_size`` (header + CBOR) and ``buf_count``."""
+    """The server's SMP buffers, from an OS params answer ``rsp``: ``buf_size``
+    (header + CBOR) and ``buf_count`` (4 when absent)."""
 
-    @staticmethod
-    def from_response(rsp):
-        """The :class:`McuMgrParams` of an OS params answer (``buf_count`` 4 when absent)."""
-        p = McuMgrParams()
+    def __init__(self, rsp):
         w = 0x0006  # OS params: group << 8 | cmd, named in a message only (no string held)
-        p.buf_size = field(rsp, "buf_size", w, int, _MISSING, 16)
-        p.buf_count = field(rsp, "buf_count", w, int, _DEFAULT_BUF_COUNT, 1, 0xFFFF)
-        return p
+        self.buf_size = field(rsp, "buf_size", w, int, _MISSING, 16)
+        self.buf_count = field(rsp, "buf_count", w, int, _DEFAULT_BUF_COUNT, 1, 0xFFFF)
 
 
 class ImageSlot:
