@@ -125,24 +125,24 @@ def test_protocol_numbers_match_smp_enums():
     # a response's op is its request's | 1, as the client and the servers compute it
     assert (proto.OP_READ, proto.OP_READ | 1, proto.OP_WRITE, proto.OP_WRITE | 1) == (
         ops.READ, ops.READ_RSP, ops.WRITE, ops.WRITE_RSP)
-    assert (proto.SMP_V1, proto.SMP_V2) == (smphdr.Version.V1, smphdr.Version.V2)
+    assert (errcodes.SMP_V1, proto.SMP_V2) == (smphdr.Version.V1, smphdr.Version.V2)
     assert proto.GROUP_OS == smphdr.GroupId.OS_MANAGEMENT
     assert proto.GROUP_IMAGE == smphdr.GroupId.IMAGE_MANAGEMENT
     osc = smphdr.CommandId.OSManagement
-    assert (proto.OS_ECHO, proto.OS_RESET, proto.OS_PARAMS, proto.OS_INFO, proto.OS_BOOTLOADER_INFO) == (
+    assert (proto.OS_ECHO, proto.OS_RESET, proto.OS_PARAMS, errcodes.OS_INFO, errcodes.OS_BOOTLOADER_INFO) == (
         osc.ECHO, osc.RESET, osc.MCUMGR_PARAMETERS, osc.OS_APPLICATION_INFO, osc.BOOTLOADER_INFO)
     img = smphdr.CommandId.ImageManagement
-    assert (proto.IMG_STATE, proto.IMG_UPLOAD, proto.IMG_ERASE) == (img.STATE, img.UPLOAD, img.ERASE)
+    assert (proto.IMG_STATE, proto.IMG_UPLOAD, errcodes.IMG_ERASE) == (img.STATE, img.UPLOAD, img.ERASE)
 
 
 def test_both_error_forms_become_named_exceptions():
-    e = errors.error_from_response(cbor.loads(cbor2.dumps({"err": {"group": 1, "rc": 23}})), 1)
+    e = errcodes.error_from_response(cbor.loads(cbor2.dumps({"err": {"group": 1, "rc": 23}})), 1)
     assert isinstance(e, errors.ImageError)
     assert str(e) == "INVALID_IMAGE_HEADER_MAGIC (23)"
-    e = errors.error_from_response({"rc": 6}, 1)
+    e = errcodes.error_from_response({"rc": 6}, 1)
     assert isinstance(e, errors.MgmtError) and str(e) == "EBADSTATE (6)"
-    assert errors.error_from_response({"off": 5}, 1) is None
-    assert errors.error_from_response({"rc": 0}, 1) is None
+    assert errcodes.error_from_response({"off": 5}, 1) is None
+    assert errcodes.error_from_response({"rc": 0}, 1) is None
 
 
 # --- CBOR against cbor2 ---------------------------------------------------------

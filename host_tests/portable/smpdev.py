@@ -22,10 +22,11 @@ nothing. Everything else (offset 0, other commands) is decoded fully.
 from smpdfu.bootutil import set_pending
 from smpdfu.cbor import Encoder, dumps, loads
 from smpdfu.compat import a2b_base64, sha256, ticks_diff, ticks_ms
+from smpdfu.errcodes import SMP_V1
 from smpdfu.errors import CBORError, FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
 from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
-from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE, OS_PARAMS, SMP_V1, SMP_V2
+from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE, OS_PARAMS, SMP_V2
 from smpdfu.server import SMPServer
 from smpdfu.server_image import ImageGroup
 from smpdfu.server_os import MODE_SWAP_MOVE, OSGroup

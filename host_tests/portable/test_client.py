@@ -5,10 +5,10 @@ Portable: pytest on CPython and the MicroPython runner.
 
 from smpdfu import commands
 from smpdfu.client import SMPClient
-from smpdfu.errcodes import command_name
+from smpdfu.errcodes import OS_INFO, command_name
 from smpdfu.compat import ticks_diff, ticks_ms
 from smpdfu.errors import CBORError, DeviceError, FrameError, ImageError, MgmtError, ProtocolError, SMPTimeout
-from smpdfu.proto import GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE, OS_ECHO, OS_INFO
+from smpdfu.proto import GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE, OS_ECHO
 from smpdfu.messages import ImageSlot, McuMgrParams
 from smpdfu.transport import SerialTransport
 

@@ -5,10 +5,11 @@ Runs under pytest on CPython and under the MicroPython runner.
 
 from smpdfu import cbor
 from smpdfu.crc16 import crc16
+from smpdfu.errcodes import SMP_V1
 from smpdfu.errors import CBORError, FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
 from smpdfu.header import pack_header, unpack_header
-from smpdfu.proto import OP_WRITE, SMP_V1, SMP_V2
+from smpdfu.proto import OP_WRITE, SMP_V2
 
 from _portable import raises
 

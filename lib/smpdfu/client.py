@@ -8,7 +8,7 @@ the CLI's other commands are functions in :mod:`smpdfu.commands`.
 # is an entry in this module's globals, which a board holds in RAM.
 from . import cbor, messages, proto
 from .compat import const, sleep_ms, ticks_diff, ticks_ms
-from .errors import FrameError, LinkError, ProtocolError, SMPTimeout, error_from_response
+from .errors import FrameError, LinkError, ProtocolError, SMPTimeout
 from .header import HEADER_SIZE, pack_header
 
 # Failures by number: errtext.client_error builds the exception (its text is
@@ -176,6 +176,12 @@ class SMPClient:
             from .errtext import client_error
 
             raise client_error(_BAD_ANSWER, what, e)
+        if type(body) is dict and "err" not in body:
+            rc = body.get("rc", 0)
+            if type(rc) is int and not rc:
+                return body  # the usual answer (rc 0 or none): the error names are not loaded
+        from .errcodes import error_from_response
+
         err = error_from_response(body, what[0], what)
         if err is not None:
             raise err

@@ -4,8 +4,9 @@ Functions taking an :class:`~smpdfu.client.SMPClient`, apart from it so that
 a board running the update holds neither their code nor their names.
 """
 
+from .errcodes import IMG_ERASE, OS_BOOTLOADER_INFO, OS_INFO
 from .messages import field
-from .proto import GROUP_IMAGE, GROUP_OS, IMG_ERASE, OP_READ, OP_WRITE, OS_BOOTLOADER_INFO, OS_INFO
+from .proto import GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE
 
 
 def os_info(client, fmt="a"):

@@ -1,4 +1,4 @@
-"""SMP return codes and the names of protocol numbers: for servers and for messages.
+"""SMP return codes, the names of protocol numbers, and the numbers a board's update never uses.
 
 The codes (MGMT_ERR_*, OS_ERR_*, IMG_ERR_*) and the tables naming them,
 indexed by code, from Zephyr ``mgmt_defines.h``, ``os_mgmt.h`` and
@@ -10,6 +10,13 @@ numbers a client needs on every request are in :mod:`smpdfu.proto`.
 
 from .compat import const
 from .proto import GROUP_IMAGE, GROUP_OS
+
+# The numbers only the CLI's commands (smpdfu.commands) and the servers use
+# (smp.h, os_mgmt.h, img_mgmt.h): here, not in proto, so a board does not hold them.
+SMP_V1 = const(0)  # the header's legacy version: errors in the rc form
+OS_INFO = const(7)  # OS group command
+OS_BOOTLOADER_INFO = const(8)  # OS group command
+IMG_ERASE = const(5)  # image group command
 
 # MGMT_ERR_*: protocol-level return codes (the rc form).
 MGMT_ERR_EOK = const(0)
@@ -121,9 +128,15 @@ def device_error(rc, group=None, rsn=None):
     return e
 
 
-def error_in(body, group, what):
-    """The error an answer that does not report plain success carries, or None
-    (see :func:`smpdfu.errors.error_from_response`, which calls it)."""
+def error_from_response(body, group, what="the request"):
+    """The exception a response body carries, or None when it reports success.
+
+    Handles both forms: SMP v1 ``{"rc": n}`` and SMP v2 ``{"err": {"group", "rc"}}``.
+    A body that is not a map, or a malformed ``rc``/``err``/``rsn``
+    (``{"rc": "x"}``), is a :class:`~smpdfu.errors.ProtocolError` naming ``what``
+    (the command: text or ``(group, cmd)``), not an error code. A client calls it
+    only for an answer that is not the usual success (:meth:`smpdfu.client.SMPClient.decode`).
+    """
     from .errors import ProtocolError
     from .errtext import describe
     from .messages import field

@@ -42,7 +42,8 @@ class DeviceError(SMPError):
     None for the SMP v1 ``rc`` form (MGMT_ERR_*, with the device's reason
     ``rsn``), else the group of the v2 ``err`` form (0: OS_MGMT_ERR_*...).
     Built by :func:`smpdfu.errcodes.device_error`, where the names are: they
-    cost RAM, the numbers do not."""
+    cost RAM, the numbers do not (:func:`smpdfu.errcodes.error_from_response`
+    finds the error an answer carries)."""
 
 
 # A protocol-level error, the ``rc`` form (MGMT_ERR_*): a DeviceError whose
@@ -53,19 +54,3 @@ MgmtError = DeviceError
 class ImageError(DeviceError):
     """An image group (1) error, named after IMG_MGMT_ERR_*."""
 
-
-def error_from_response(body, group, what="the request"):
-    """The exception a response body carries, or None when it reports success.
-
-    Handles both forms: SMP v1 ``{"rc": n}`` and SMP v2 ``{"err": {"group", "rc"}}``.
-    A body that is not a map, or a malformed ``rc``/``err``/``rsn``
-    (``{"rc": "x"}``), is a :class:`ProtocolError` naming ``what`` (the
-    command: text or ``(group, cmd)``), not an error code.
-    """
-    if type(body) is dict and "err" not in body:
-        rc = body.get("rc", 0)
-        if type(rc) is int and not rc:
-            return None  # the usual answer (rc 0 or none): nothing more to check
-    from .errcodes import error_in  # only now, as the names
-
-    return error_in(body, group, what)

@@ -31,8 +31,8 @@ from .cbor import Encoder, loads
 from .errors import CBORError
 from .header import HEADER_SIZE, pack_header, unpack_header
 from .errcodes import (MGMT_ERR_ECORRUPT, MGMT_ERR_EINVAL, MGMT_ERR_EMSGSIZE, MGMT_ERR_ENOTSUP,
-                       MGMT_ERR_EUNKNOWN, MGMT_ERR_UNSUPPORTED_TOO_NEW)
-from .proto import OP_READ, OP_WRITE, SMP_V1, SMP_V2
+                       MGMT_ERR_EUNKNOWN, MGMT_ERR_UNSUPPORTED_TOO_NEW, SMP_V1)
+from .proto import OP_READ, OP_WRITE, SMP_V2
 
 
 class MgmtStatus(Exception):

@@ -25,7 +25,7 @@ import struct
 
 from .bootutil import SWAP_NONE, SWAP_PERM, SWAP_REVERT, TRAILER_SIZE, set_confirmed, set_pending, swap_type
 from .compat import const, sha256
-from .errcodes import (IMG_ERR_CURRENT_VERSION_IS_NEWER, IMG_ERR_HASH_NOT_FOUND,
+from .errcodes import (IMG_ERASE, IMG_ERR_CURRENT_VERSION_IS_NEWER, IMG_ERR_HASH_NOT_FOUND,
                        IMG_ERR_IMAGE_ALREADY_PENDING, IMG_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED,
                        IMG_ERR_INVALID_FLASH_ADDRESS, IMG_ERR_INVALID_HASH,
                        IMG_ERR_INVALID_IMAGE_DATA_OVERRUN, IMG_ERR_INVALID_IMAGE_HEADER,
@@ -40,7 +40,7 @@ from .errors import BadImage
 from .mcuboot import IMAGE_MAGIC, version_str
 from .mcuboot_scan import (FAULT_HASH_SIZE, FAULT_HASHES, FAULT_HEADER, FAULT_NO_HASH, FAULT_TLV,
                            IMAGE_F_NON_BOOTABLE, scan)
-from .proto import GROUP_IMAGE, IMG_ERASE, IMG_SLOT_INFO, IMG_STATE, IMG_UPLOAD
+from .proto import GROUP_IMAGE, IMG_SLOT_INFO, IMG_STATE, IMG_UPLOAD
 from .server import GroupStatus, field
 
 # img_mgmt_translate_error_code: what a v1 client sees instead.

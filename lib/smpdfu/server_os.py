@@ -10,9 +10,9 @@ device CONFIG_MCUMGR_GRP_OS_RESET_MS later).
 
 from .compat import const
 from .errcodes import (MGMT_ERR_EBUSY, MGMT_ERR_EINVAL, MGMT_ERR_EMSGSIZE, MGMT_ERR_ENOENT,
-                       MGMT_ERR_EUNKNOWN, OS_ERR_INVALID_FORMAT, OS_ERR_QUERY_YIELDS_NO_ANSWER,
-                       OS_ERR_RTC_NOT_SET)
-from .proto import GROUP_OS, OS_BOOTLOADER_INFO, OS_ECHO, OS_INFO, OS_PARAMS, OS_RESET
+                       MGMT_ERR_EUNKNOWN, OS_BOOTLOADER_INFO, OS_ERR_INVALID_FORMAT, OS_ERR_QUERY_YIELDS_NO_ANSWER,
+                       OS_ERR_RTC_NOT_SET, OS_INFO)
+from .proto import GROUP_OS, OS_ECHO, OS_PARAMS, OS_RESET
 from .server import GroupStatus, MgmtStatus, field
 
 # MCUboot mode in the bootloader info "mode" answer (boot_status.h).
