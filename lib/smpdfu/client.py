@@ -36,6 +36,10 @@ class SMPClient:
     to the answer's packet. ``stray`` counts dropped responses.
     """
 
+    # Responses dropped because nobody waited for them: the class's 0 until the
+    # first, so that a client's attribute table holds 6 names (a 96-byte table, not 128).
+    stray = 0
+
     def __init__(self, transport, timeout_ms=3000):
         self.transport = transport
         self.timeout_ms = timeout_ms
@@ -44,7 +48,6 @@ class SMPClient:
         # fewer objects and attributes than one for the requests, one for the answers)
         self.pending = {}
         self._enc = cbor.Encoder(transport.packet, HEADER_SIZE)
-        self.stray = 0  # responses dropped because nobody waited for them
         self._heard = False  # the device answered once (or the first request was retried)
 
     # ------------------------------------------------------------ requests
