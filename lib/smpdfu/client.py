@@ -172,7 +172,7 @@ class SMPClient:
     def decode(self, pkt):
         """The body (a dict) of a response packet from :meth:`take`; the device's
         error is raised as an exception, as by :meth:`wait`."""
-        what = (pkt[4] << 8 | pkt[5], pkt[7])  # (group, cmd): named only in a message
+        what = pkt[4] << 16 | pkt[5] << 8 | pkt[7]  # group << 8 | cmd: named only in a message
         try:
             body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if len(pkt) > HEADER_SIZE else {}
         except ProtocolError as e:  # errors.CBORError
@@ -185,7 +185,7 @@ class SMPClient:
                 return body  # the usual answer (rc 0 or none): the error names are not loaded
         from .errcodes import error_from_response
 
-        err = error_from_response(body, what[0], what)
+        err = error_from_response(body, what >> 8, what)
         if err is not None:
             raise err
         return body

@@ -67,10 +67,10 @@ def client_error(why, x, y=None):
     if why == 0:
         return ProtocolError("seq %d is not outstanding" % x)
     if why == 1:
-        return SMPTimeout("no response to %s within %d ms" % (describe((x >> 8 & 0xFFFF, x & 0xFF)), y))
+        return SMPTimeout("no response to %s within %d ms" % (describe(x & 0xFFFFFF), y))
     if why == 2:
         return ProtocolError("response op %d %s does not match request op %d %s" % (
-            x >> 24, describe((x >> 8 & 0xFFFF, x & 0xFF)), y >> 24, describe((y >> 8 & 0xFFFF, y & 0xFF))))
+            x >> 24, describe(x & 0xFFFFFF), y >> 24, describe(y & 0xFFFFFF)))
     if why == 3:
         return ProtocolError("body of %d B, header says %d B" % (len(x) - HEADER_SIZE, y))
     if why == 4:
