@@ -37,6 +37,7 @@ for _p in (os.path.join(_HERE, "portable"), os.path.join(os.path.dirname(_HERE),
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from _portable import dumps  # noqa: E402
 from smpdfu import cbor, commands, mcuboot  # noqa: E402
 from smpdfu.client import SMPClient  # noqa: E402
 from smpdfu.crc16 import crc16  # noqa: E402
@@ -139,7 +140,7 @@ def target_cbor(data):
         raise Finding("smpdfu accepted what cbor2 rejects (%s: %s)" % (type(e).__name__, e))
     if ref != obj:
         raise Finding("smpdfu decoded %r, cbor2 %r" % (obj, ref))
-    if cbor.loads(cbor.dumps(obj)) != obj:
+    if cbor.loads(dumps(obj)) != obj:
         raise Finding("loads(dumps(x)) != x for %r" % (obj,))
     return "accepted"
 
@@ -286,8 +287,8 @@ _GOOD = {
                                                                           "upload_image_id": 0}],
                          "max_image_size": 0xF00}]},
 }
-_GOOD_RAW = [cbor.dumps(v) for v in _GOOD.values()] + [cbor.dumps({"rc": 3, "rsn": "x"}),
-                                                       cbor.dumps({"err": {"group": 1, "rc": 9}})]
+_GOOD_RAW = [dumps(v) for v in _GOOD.values()] + [dumps({"rc": 3, "rsn": "x"}),
+                                                       dumps({"err": {"group": 1, "rc": 9}})]
 _UPLOAD_IMAGE = build(body_len=700)
 
 
@@ -344,7 +345,7 @@ def make_client_target():
         key = (group, cmd)
         if key != state["key"]:
             good = _GOOD.get(key)
-            return cbor.dumps(good) if good is not None else cbor.dumps({"rc": 8})
+            return dumps(good) if good is not None else dumps({"rc": 8})
         return state["body"](req)
 
     dev = HostileDevice(answer)
@@ -361,7 +362,7 @@ def make_client_target():
             v = random_value(rng)
             if rng.random() < 0.7:
                 v = {rng.choice(_KEYS): v, **({} if rng.random() < 0.5 else {"off": random_value(rng)})}
-            raw = cbor.dumps(v)
+            raw = dumps(v)
             body = lambda req: raw  # noqa: E731
         else:
             # a plausible upload answer: offsets near the request's, some wrong types
@@ -372,7 +373,7 @@ def make_client_target():
                     v["match"] = rng.choice((True, False, "no", 1, None))
                 if rng.random() < 0.2:
                     v["rc"] = rng.choice((0, 1, "x", -1))
-                return cbor.dumps(v)
+                return dumps(v)
         state["key"] = (group, cmd)
         state["body"] = body
         c.pending.clear()
@@ -429,7 +430,7 @@ def _requests():
                                             "data": img[:200]}),
                                  (2, 1, 1, {"off": 200, "data": img[200:400]}),
                                  (2, 1, 0, {"hash": bytes(32), "confirm": False}), (2, 1, 5, {"slot": 1})):
-        raw = cbor.dumps(body)
+        raw = dumps(body)
         pkt = bytearray(HEADER_SIZE + len(raw))
         pack_header(pkt, 0, op, len(raw), group, 7, cmd)
         pkt[HEADER_SIZE:] = raw

@@ -18,9 +18,9 @@ srv = SMPServer()
 srv.register(OSGroup(lambda: "1.0.0"))
 srv.register(ImageGroup(st))
 def req(op, g, c, body):
-    b = cbor.dumps(body)
-    p = bytearray(8 + len(b)); pack_header(p, 0, op, len(b), g, 1, c); p[8:] = b
-    return cbor.loads(srv.process(bytes(p))[0][8:])
+    p = bytearray(512); e = cbor.Encoder(p, 8); e.value(body)
+    pack_header(p, 0, op, e.pos - 8, g, 1, c)
+    return cbor.loads(srv.process(bytes(p[:e.pos]))[0][8:])
 print(req(0, 0, 0, {"d": "hi"}))
 print(req(0, 0, 7, {"format": "a"}))
 print(req(0, 1, 0, {}))

@@ -7,6 +7,7 @@ import hashlib
 import time
 
 import serial
+from _portable import dumps
 
 from smpdfu import cbor
 from smpdfu.errors import FrameError
@@ -17,7 +18,7 @@ READ, WRITE = 0, 2
 
 
 def packet(op, group, cmd, body, seq=0, version=1):
-    b = cbor.dumps(body)
+    b = dumps(body)
     p = bytearray(8 + len(b))
     pack_header(p, 0, op, len(b), group, seq, cmd, version)
     p[8:] = b

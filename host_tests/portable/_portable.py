@@ -31,6 +31,26 @@ def skip(reason=""):
     raise SkipTest(reason)
 
 
+def dumps(obj):
+    """``obj`` encoded as CBOR ``bytes`` by :class:`smpdfu.cbor.Encoder`, in a
+    buffer that grows up to 1 MiB: the tests' and test servers' convenience (a
+    board encodes into its packet buffer, never into a new one)."""
+    from smpdfu.cbor import Encoder
+    from smpdfu.errors import CBORError
+
+    size = 64
+    while True:
+        enc = Encoder(bytearray(size))
+        try:
+            enc.value(obj)
+        except CBORError:  # too big for the buffer, or not encodable at all
+            if size >= 1 << 20:
+                raise
+            size *= 4
+            continue
+        return bytes(enc.buf[:enc.pos])
+
+
 def raises(exc_type, fn, *args, **kwargs):
     """Call ``fn(*args, **kwargs)``; return the ``exc_type`` it raised.
 

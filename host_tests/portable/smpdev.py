@@ -20,7 +20,7 @@ nothing. Everything else (offset 0, other commands) is decoded fully.
 """
 
 from smpdfu.bootutil import set_pending
-from smpdfu.cbor import Encoder, dumps, loads
+from smpdfu.cbor import Encoder, loads
 from smpdfu.compat import a2b_base64, sha256, ticks_diff, ticks_ms
 from smpdfu.errcodes import SMP_V1
 from smpdfu.errors import CBORError, FrameError
@@ -31,6 +31,7 @@ from smpdfu.server import SMPServer
 from smpdfu.server_image import ImageGroup
 from smpdfu.server_os import MODE_SWAP_MOVE, OSGroup
 
+from _portable import dumps
 from mcuimg import build
 
 # A serial frame's length and CRC share the server's net_buf with the packet.

@@ -14,7 +14,7 @@ from smpdfu.proto import GROUP_IMAGE, GROUP_OS
 from smpdfu.transport import SerialTransport
 from smpdfu.updater import Updater
 
-from _portable import raises
+from _portable import dumps, raises
 from mcuimg import build
 from smpdev import SMPDevice
 
@@ -168,7 +168,6 @@ def _answer_of(body, raw=None, size=0x12345):
 def test_the_usual_upload_answer_read_off_the_bytes_agrees_with_the_full_decode():
     # SMPTarget reads {"off": n} and {"rc": 0, "off": n} off the bytes; every
     # other answer goes through the full, type-checked decode. Both give the same.
-    from smpdfu.cbor import dumps
     from smpdfu.messages import upload_offset
 
     size = 0x12345

@@ -141,22 +141,6 @@ class Encoder:
             self.raw(obj)
 
 
-def dumps(obj):
-    """Encode ``obj`` and return the CBOR as ``bytes`` (convenience for a host or a
-    test: it allocates, in a buffer that grows up to 1 MiB)."""
-    size = 64
-    while True:
-        enc = Encoder(bytearray(size))
-        try:
-            enc.value(obj)
-        except CBORError:  # too big for the buffer, or not encodable at all
-            if size >= 1 << 20:
-                raise
-            size *= 4
-            continue
-        return bytes(enc.buf[:enc.pos])
-
-
 def loads(data, views=False, max_items=_MAX_ITEMS):
     """Decode one CBOR item that fills ``data`` exactly.
 

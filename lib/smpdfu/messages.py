@@ -5,7 +5,6 @@ field and the command (issue 9), never a ``TypeError`` or a truthy guess.
 """
 
 from .compat import const
-from .errors import ProtocolError
 
 DEFAULT_BUF_SIZE = 384  # Zephyr's CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE default
 _DEFAULT_BUF_COUNT = const(4)
@@ -15,7 +14,7 @@ _MISSING = object()
 
 
 def field(rsp, key, what, t, default=_MISSING, lo=0, hi=None):
-    """``rsp[key]``, of type ``t`` exactly, else a :class:`ProtocolError` naming the
+    """``rsp[key]``, of type ``t`` exactly, else a :class:`~smpdfu.errors.ProtocolError` naming the
     field and ``what``, the command (text or ``(group, cmd)``, see :func:`smpdfu.errtext.describe`).
 
     A missing field (or one that is ``default``, e.g. a CBOR null for None) gives
