@@ -6,9 +6,8 @@ the CLI's other commands are functions in :mod:`smpdfu.commands`.
 
 # Modules rather than their names where several are used: each imported name
 # is an entry in this module's globals, which a board holds in RAM.
-from . import cbor, messages, proto
-from .compat import const, sleep_ms, ticks_diff, ticks_ms
-from .errors import FrameError, LinkError, ProtocolError, SMPTimeout
+from . import cbor, compat, errors, messages, proto
+from .compat import const
 from .header import HEADER_SIZE, pack_header
 
 # Failures by number: errtext.client_error builds the exception (its text is
@@ -128,15 +127,15 @@ class SMPClient:
         if timeout_ms is None:
             timeout_ms = self.timeout_ms
         pending = self.pending
-        t0 = ticks_ms()
+        t0 = compat.ticks_ms()
         while type(pending.get(seq)) is int:  # not answered yet
             try:
                 got = self.poll()
-            except FrameError:
+            except errors.FrameError:
                 self.cancel(seq)
                 raise
             if got is None:  # nothing arrived: seq is still not answered
-                left = timeout_ms - ticks_diff(ticks_ms(), t0)
+                left = timeout_ms - compat.ticks_diff(compat.ticks_ms(), t0)
                 if left <= 0:
                     self.cancel(seq)
                     from .errtext import client_error
@@ -175,7 +174,7 @@ class SMPClient:
         what = pkt[4] << 16 | pkt[5] << 8 | pkt[7]  # group << 8 | cmd: named only in a message
         try:
             body = cbor.loads(memoryview(pkt)[HEADER_SIZE:]) if len(pkt) > HEADER_SIZE else {}
-        except ProtocolError as e:  # errors.CBORError
+        except errors.ProtocolError as e:  # errors.CBORError
             from .errtext import client_error
 
             raise client_error(_BAD_ANSWER, what, e)
@@ -200,7 +199,7 @@ class SMPClient:
         while True:
             try:
                 return self.wait(self.send_request(op, group, cmd, body), timeout_ms)
-            except SMPTimeout:
+            except errors.SMPTimeout:
                 if self._heard:
                     raise
                 self._heard = True  # once per link
@@ -232,10 +231,10 @@ class SMPClient:
             # request (or wait_until_ready) tries again.
             try:
                 reconnect(reconnect_ms)
-            except LinkError:
+            except errors.LinkError:
                 pass
         elif settle_ms:
-            sleep_ms(settle_ms)
+            compat.sleep_ms(settle_ms)
 
     def params(self):
         """The server's buffer size and count as :class:`~smpdfu.messages.McuMgrParams`."""
@@ -251,16 +250,16 @@ class SMPClient:
 
         Raises :class:`~smpdfu.errors.SMPTimeout` after ``timeout_ms``.
         """
-        t0 = ticks_ms()
+        t0 = compat.ticks_ms()
         while True:
             self.transport.reset()
             self.pending.clear()
             try:
                 if self.echo("ready", attempt_ms) == "ready":
                     return
-            except (SMPTimeout, FrameError, ProtocolError, LinkError):
+            except (errors.SMPTimeout, errors.FrameError, errors.ProtocolError, errors.LinkError):
                 pass  # LinkError: a BLE device still booting is not found yet
-            if ticks_diff(ticks_ms(), t0) >= timeout_ms:
+            if compat.ticks_diff(compat.ticks_ms(), t0) >= timeout_ms:
                 from .errtext import client_error
 
                 raise client_error(_NOT_READY, timeout_ms)
