@@ -285,6 +285,19 @@ def test_explicit_buffers_and_a_small_ring():
     r = upload(c, PatternStream(7000), ring=200)
     assert r.match is True and dev.max_request == 200
     assert r.window == 1 and dev.max_unread == 1
+    # ...and a bytearray is the ring itself, its length the size: the image's
+    # last bytes sent are still in it after the upload (it wraps at 2 * 508)
+    ring = bytearray(1100)
+    dev, c = _client(SMPDevice(buf_size=512, buf_count=4))
+    s = PatternStream(7000)
+    r = upload(c, s, ring=ring)
+    assert r.match is True and dev.max_request == 508
+    assert r.window == 2 and dev.max_unread == 2
+    s.seek(7000 - 1016)
+    last = bytearray(1016)
+    s.readinto(last)
+    assert ring[:1016] == last[1016 - 7000 % 1016:] + last[:1016 - 7000 % 1016]
+    assert ring[1016:] == bytes(84)  # past window * request: never used
 
 
 def test_first_chunk_waits_for_the_erase_the_image_needs():

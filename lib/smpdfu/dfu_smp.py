@@ -113,7 +113,9 @@ class SMPTarget(Target):
       takes, ``request_limit(buf_size)``). A smaller ring keeps fewer
       requests in flight (``ring // request``, at least one), and one smaller
       than a request makes each request at most ``ring`` bytes: what a board
-      short of heap passes (the ring holds ``window * request`` bytes);
+      short of heap passes (the ring holds ``window * request`` bytes). A
+      ``bytearray`` is used as the ring itself (its length the size): a
+      board makes it early, before its heap is in pieces;
     - ``first_timeout_ms``: for the first chunk, which waits for the slot
       erase (default: :func:`erase_wait`, from the image and the device's
       slot); ``timeout_ms`` for the others (default: the client's);
@@ -171,7 +173,10 @@ class SMPTarget(Target):
                 buf_size = DEFAULT_BUF_SIZE  # an old server: no params command
         w = max(1, self.window or min(_DEFAULT_WINDOW, (buf_count or 2) - 1))
         limit = client.transport.request_limit(buf_size)  # the largest request
-        ring = self.ring or w * limit
+        ring = buf = self.ring
+        if type(ring) is bytearray:  # the caller's own, made while its heap was still in one piece
+            ring = len(buf)
+        ring = ring or w * limit
         if ring < limit:
             limit = ring
         self._window = self._wmax = w = max(1, min(w, ring // limit))
@@ -186,7 +191,9 @@ class SMPTarget(Target):
             raise rare("room", limit)
         self._mv = None  # the old ring can go before the new one is made
         self._cap = n = w * limit  # what a full window in flight may have to resend
-        self._mv = memoryview(bytearray(n))
+        if type(buf) is not bytearray:
+            buf = bytearray(n)
+        self._mv = memoryview(buf)[:n]
         self._fly = [0] * (2 * w)  # each request in flight: its seq, the offset past its data
         t = self.first_timeout_ms
         self._erase = 0
