@@ -45,6 +45,17 @@ def setting(cfg, name):
 # ------------------------------------------------------------ hardware
 
 
+def _free():
+    # The free heap after a collection, or None where the port cannot tell (CPython).
+    import gc
+
+    free = getattr(gc, "mem_free", None)
+    if free is None:
+        return None
+    gc.collect()
+    return free()
+
+
 def link_size(cfg, name):
     """The setting ``name`` (``MAX_PACKET``, ``UART_RXBUF``), capped on a small heap.
 
@@ -55,17 +66,36 @@ def link_size(cfg, name):
     server takes, while a large one keeps the fastest sizes. Where the port
     cannot tell its free heap (CPython): the setting as is.
     """
-    import gc
-
     n = setting(cfg, name)
-    free = getattr(gc, "mem_free", None)
+    free = _free()
     if free is None:
         return n
-    gc.collect()
-    cap = free() // 64
+    cap = free // 64
     if cap < 384:
         cap = 384
     return n if n < cap else cap
+
+
+def upload_options(cfg, transport):
+    """The upload's options: ``WINDOW`` if set, and its resend ring, made now.
+
+    The ring is the upload's one big buffer: made here, right after the
+    link's, it sits with them in the heap still in one piece, not in the
+    holes the update's steps leave behind them. It holds up to 3 requests
+    (``WINDOW`` if set) within a sixteenth of the free heap: a small heap
+    keeps one request in flight, a large one today's speed. Where the port
+    cannot tell its free heap (CPython): the engine sizes it.
+    """
+    w = setting(cfg, "WINDOW")
+    opts = {"window": w} if w else {}
+    free = _free()
+    if free is not None:
+        n = transport.max_packet
+        if not w:
+            w = free // 16 // n
+            w = 3 if w > 3 else w or 1
+        opts["ring"] = bytearray(w * n)
+    return opts
 
 
 def open_transport(cfg, hw, uart=None):
@@ -213,13 +243,11 @@ def prepare(cfg, hw, log, uart, record):
         from smpdfu.client import SMPClient
 
         client = SMPClient(transport, timeout_ms=setting(cfg, "TIMEOUT_MS"))
-        opts = {}
-        if setting(cfg, "WINDOW"):
-            opts["window"] = setting(cfg, "WINDOW")
         updater = Updater(client, log=log, progress=smpdfu_app._Progress(light, log), record=record,
                           previous=previous, connect_ms=setting(cfg, "CONNECT_MS"),
                           reset_wait_ms=setting(cfg, "RESET_WAIT_MS"),
-                          allow_downgrade=setting(cfg, "ALLOW_DOWNGRADE"), upload_options=opts)
+                          allow_downgrade=setting(cfg, "ALLOW_DOWNGRADE"),
+                          upload_options=upload_options(cfg, transport))
     except BaseException:
         f.close()
         raise
