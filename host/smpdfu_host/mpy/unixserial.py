@@ -5,6 +5,11 @@ The unix port has no ``machine.UART``; this gives the transport what
 ``close``). The pty is put in raw mode with VMIN = VTIME = 0, so a read
 returns at once with what is there (b"" when nothing).
 
+It stands in for C code, so it should cost the heap what a C driver would:
+``write``, ``wait_readable`` and ``close`` are the file's and the poll
+object's own C methods, only ``read_available`` is Python, and the receive
+buffer is the size of a ``machine.UART``'s default ``rxbuf`` (256).
+
     from unixserial import UnixSerial
     uart = UnixSerial("/dev/pts/7")
 """
@@ -21,29 +26,23 @@ _VMIN = const(6)
 class UnixSerial:
     """Non-blocking pty with the adapter API of :mod:`smpdfu.uart`."""
 
-    def __init__(self, path, chunk=512):
-        self._buf = bytearray(chunk)  # what one read takes at most, as a UART's any() would say
-        self._mv = memoryview(self._buf)
-        self._f = open(path, "r+b")
-        fd = self._f.fileno()
+    def __init__(self, path, chunk=256):
+        f = open(path, "r+b")
+        fd = f.fileno()
         termios.setraw(fd)
         attrs = termios.tcgetattr(fd)
         attrs[6][_VMIN] = 0
         attrs[6][_VTIME] = 0
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        self._poll = select.poll()
-        self._poll.register(self._f, select.POLLIN)
-
-    def write(self, buf):
-        self._f.write(buf)  # the pty takes it all (it blocks when full)
+        poll = select.poll()
+        poll.register(f, select.POLLIN)
+        self.write = f.write  # the pty takes it all (it blocks when full)
+        self.wait_readable = poll.poll  # (ms): until data is there or ms passed
+        self.close = f.close
+        self._read = f.readinto
+        self._buf = buf = bytearray(chunk)  # what one read takes at most, as a UART's any() would say
+        self._mv = memoryview(buf)
 
     def read_available(self):
-        n = self._f.readinto(self._buf)
+        n = self._read(self._buf)
         return bytes(self._mv[:n]) if n else None
-
-    def wait_readable(self, ms):
-        """Block until data is there or ``ms`` milliseconds passed."""
-        self._poll.poll(ms)
-
-    def close(self):
-        self._f.close()
