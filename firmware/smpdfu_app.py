@@ -115,9 +115,12 @@ def run(cfg, hw="machine", log=None, uart=None):
         if uart is None:
             transport.close()
         f.close()
+    led = updater.progress.led
+    # The link's buffers, the upload's ring and their objects go before the board side comes back.
+    updater = transport = f = None
     import smpdfu_board as board
 
-    return board.finish(cfg, res, info, log, updater.progress.led)
+    return board.finish(cfg, res, info, log, led)
 
 
 def main(hw="machine"):

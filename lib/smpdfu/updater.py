@@ -214,9 +214,11 @@ class Updater:
                 unload("smpdfu.dfu_smp")
                 step = STAGE_TEST
             if step:
-                from . import after_upload
+                from . import after_upload as a
 
-                after_upload.finish(self, info, step, active, res)
+                a.finish(self, info, step, active, res)
+                a = None
+                unload("smpdfu.after_upload")  # room for what the caller does next (its status, its log)
         except (_Stop, SMPError, OSError) as e:
             from .update_report import failed
 
