@@ -119,6 +119,7 @@ class Updater:
       (MCUboot swapping two slots takes seconds on a real nRF);
     - ``allow_downgrade``: upload even when the neighbour runs a newer version;
     - ``upload_options``: extra keyword arguments for the upload (window...);
+      a ``ring`` bytearray there serves one upload and is dropped after it;
     - ``permanent``: mark the image permanent instead of for a test boot
       (MCUboot then keeps it without a confirm);
     - ``confirm``: False stops after the test boot (the neighbour reverts at
@@ -184,6 +185,8 @@ class Updater:
 
                 raise too_large(self.client, info, size, e)
             raise
+        finally:
+            self.upload_options.pop("ring", None)  # its heap is the next steps'
         self.upload_result = r
         if r.match is False:
             raise _Stop(FAILED, "the neighbour's SHA-256 of the image differs")
@@ -208,10 +211,14 @@ class Updater:
             b = None
             unload("smpdfu.before_upload")
             if step == STAGE_UPLOAD:
-                self.upload(stream, info, res)
-                # The upload engine is not needed again in this run: room for the next steps.
-                unload("smpdfu.upload")
-                unload("smpdfu.dfu_smp")
+                try:
+                    self.upload(stream, info, res)
+                finally:
+                    # The upload engine is not needed again in this run: room
+                    # for the next steps, or for the report of a failure.
+                    unload("smpdfu.upload")
+                    unload("smpdfu.dfu_smp_rare")
+                    unload("smpdfu.dfu_smp")
                 step = STAGE_TEST
             if step:
                 from . import after_upload as a
