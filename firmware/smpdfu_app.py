@@ -72,14 +72,15 @@ class _Progress:
             self.next = pct - pct % 10 + 10
 
 
-def _load_update_code():
-    # Everything the update runs, loaded before any buffer is allocated and
-    # with a collection after each module: loading leaves garbage, and code
-    # loaded among garbage and buffers leaves the heap in small holes, where
-    # the transport's buffers no longer fit.
+def _load_update_code(names="transport client mcuboot updater dfu_smp upload"):
+    # The update's code, loaded before a buffer is allocated and with a
+    # collection after each module: loading leaves garbage, and code loaded
+    # among garbage and buffers leaves the heap in small holes, where the
+    # buffers no longer fit. The board side loads what it needs to start,
+    # and run() the upload engine in the room the board side leaves.
     import gc
 
-    for name in "transport client mcuboot updater dfu_smp upload".split():
+    for name in names.split():
         gc.collect()
         __import__("smpdfu." + name)
     gc.collect()
@@ -109,6 +110,7 @@ def run(cfg, hw="machine", log=None, uart=None):
     from smpdfu.updater import unload
 
     unload("smpdfu_board")  # not needed while the update runs
+    _load_update_code("dfu_smp upload")  # in its room, below what the update allocates next
     try:
         res = updater.run(f, info)
     finally:

@@ -208,7 +208,7 @@ def prepare(cfg, hw, log, uart, record):
 
     import smpdfu_app
 
-    smpdfu_app._load_update_code()
+    smpdfu_app._load_update_code("transport client mcuboot updater")
     from smpdfu.errors import BadImage
     from smpdfu.mcuboot import verify
     from smpdfu.updater import FAILED, UpdateResult, Updater
