@@ -102,3 +102,20 @@ def test_only_the_upload_step_is_loaded_while_the_upload_runs():
         if on_micropython():
             assert seen == [[]] * len(seen), seen[0]
             assert "smpdfu.dfu_smp" not in sys.modules  # the upload engine too, once it is done
+
+
+def test_a_ring_given_serves_its_upload_and_is_dropped_after_it():
+    # The app makes the upload's ring early (smpdfu_board.upload_options); the
+    # upload uses it, and the steps after it get its heap back. A size (an int)
+    # is an option like the others: it stays for the next run.
+    dev, c, img, info = _setup(buf_size=512, buf_count=4)
+    ring = bytearray(600)
+    opts = {"ring": ring}
+    res, log = _run(c, img, info, upload_options=opts)
+    assert res.bytes == len(img) and dev.written == len(img)
+    assert dev.max_request == 508 and dev.max_unread == 1  # one request: what the ring holds
+    assert opts == {} and ring != bytearray(600)  # the image went through it
+    dev, c, img, info = _setup(buf_size=512, buf_count=4)
+    opts = {"ring": 600}
+    res, log = _run(c, img, info, upload_options=opts)
+    assert res.bytes == len(img) and opts == {"ring": 600}

@@ -186,7 +186,9 @@ class Updater:
                 raise too_large(self.client, info, size, e)
             raise
         finally:
-            self.upload_options.pop("ring", None)  # its heap is the next steps'
+            opts = self.upload_options
+            if type(opts.get("ring")) is bytearray:
+                del opts["ring"]  # a buffer given for this upload: its heap is the next steps'
         self.upload_result = r
         if r.match is False:
             raise _Stop(FAILED, "the neighbour's SHA-256 of the image differs")
