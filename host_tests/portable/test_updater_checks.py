@@ -104,6 +104,20 @@ def test_only_the_upload_step_is_loaded_while_the_upload_runs():
             assert "smpdfu.dfu_smp" not in sys.modules  # the upload engine too, once it is done
 
 
+def test_a_failed_run_leaves_no_step_loaded():
+    # The app loads the upload engine before the run; a run that stops before
+    # the upload (here: no downgrade) unloads it with the step before it: the
+    # report of the failure, and the app's own steps after it, get their room.
+    import smpdfu.upload  # noqa: F401 - what the app loads before the run
+
+    dev, c, img, info = _setup(version=(0, 9, 0, 0))
+    res, log = _run(c, img, info)
+    assert res.outcome == "failed" and "not downgrading" in res.message
+    if on_micropython():
+        names = ("before_upload", "upload", "dfu_smp", "after_upload")
+        assert [n for n in names if "smpdfu." + n in sys.modules] == []
+
+
 def test_a_ring_given_serves_its_upload_and_is_dropped_after_it():
     # The app makes the upload's ring early (smpdfu_board.upload_options); the
     # upload uses it, and the steps after it get its heap back. A size (an int)

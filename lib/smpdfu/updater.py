@@ -206,6 +206,7 @@ class Updater:
         unload("smpdfu.after_upload")  # an earlier run's steps: not resident during this upload
         unload("smpdfu.update_report")
         res = UpdateResult(FAILED, "", info.version_str)
+        err = None
         try:
             from . import before_upload as b
 
@@ -213,24 +214,28 @@ class Updater:
             b = None
             unload("smpdfu.before_upload")
             if step == STAGE_UPLOAD:
-                try:
-                    self.upload(stream, info, res)
-                finally:
-                    # The upload engine is not needed again in this run: room
-                    # for the next steps, or for the report of a failure.
-                    unload("smpdfu.upload")
-                    unload("smpdfu.dfu_smp_rare")
-                    unload("smpdfu.dfu_smp")
+                self.upload(stream, info, res)
                 step = STAGE_TEST
-            if step:
+        except (_Stop, SMPError, OSError) as e:
+            err = e
+        b = None
+        # What the steps so far loaded is not needed again in this run (the
+        # upload engine, loaded by the caller, even when nothing was sent):
+        # room for the next steps, or for the report of a failure.
+        for name in ("before_upload", "upload", "dfu_smp_rare", "dfu_smp"):
+            unload("smpdfu." + name)
+        if err is None and step:
+            try:
                 from . import after_upload as a
 
                 a.finish(self, info, step, active, res)
-                a = None
-                unload("smpdfu.after_upload")  # room for what the caller does next (its status, its log)
-        except (_Stop, SMPError, OSError) as e:
+            except (_Stop, SMPError, OSError) as e:
+                err = e
+            a = None
+            unload("smpdfu.after_upload")  # room for what the caller does next (its status, its log)
+        if err is not None:
             from .update_report import failed
 
-            failed(self, info, res, e)
+            failed(self, info, res, err)
         res.seconds = ticks_diff(ticks_ms(), t0) / 1000
         return res
