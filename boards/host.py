@@ -28,7 +28,7 @@ BLE_TARGET = None  # the emulated nRF's name
 BLE_HCI = None  # the Bumble transport spec of its relay (``smpdfu emulate --ble``)
 
 
-def make_uart():
+def make_uart(rxbuf=2048):
     """Open ``UART_PORT``: hostserial under node, unixserial on the unix port, pyserial on CPython."""
     if not UART_PORT:
         raise OSError("board 'host': UART_PORT is not set (run it through host/smpdfu_host/mpy/demo.mjs)")
@@ -43,7 +43,7 @@ def make_uart():
     except ImportError:
         from unixserial import UnixSerial  # the unix port (host/smpdfu_host/mpy, `make footprint`)
 
-        return UnixSerial(UART_PORT)
+        return UnixSerial(UART_PORT, rxbuf)
     return HostSerial(UART_PORT)
 
 

@@ -113,7 +113,7 @@ def open_transport(cfg, hw, uart=None):
     if uart is None:
         make = getattr(cfg, "make_uart", None)
         if make is not None:
-            uart = make()
+            uart = make(link_size(cfg, "UART_RXBUF"))
         elif hw == "busio":
             import smpdfu_busio  # CircuitPython's hardware: its own module, not held on MicroPython
 
