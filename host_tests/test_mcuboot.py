@@ -385,7 +385,7 @@ def test_fault_numbers_match_the_public_names(tmp_path):
         v.feed(bytes(data))
         with pytest.raises(BadImage):
             v.finish()
-        return v.fault
+        return v.error.fault
 
     bad_magic = bytearray(good)
     bad_magic[0] ^= 0xFF

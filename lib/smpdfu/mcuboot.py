@@ -45,7 +45,7 @@ _S_TRAIL = const(6)  # after the TLV area: slot padding or garbage
 _S_FAILED = const(7)
 
 # What a check found wrong (texts in mcuboot_errors, which defines the same
-# names: test_mcuboot checks). The high nibble is ImageVerifier.fault, the
+# names: test_mcuboot checks). The high nibble is the error's fault, the
 # numbers mcuboot_scan names FAULT_* (0: no fault number).
 _E_LONGER = const(0x01)  # more bytes than the given size
 _E_TRAILING = const(0x02)  # bytes after the TLV area that are no slot trailer
@@ -124,39 +124,42 @@ class ImageVerifier:
 
     The one header/TLV walker of the package (the file check, the streaming
     upload, the portable server and the emulated bootloader all use it). It
-    keeps a 32-byte buffer for the header and TLV fields and a 16-byte tail,
-    whatever the image size: nothing is allocated per :meth:`feed` except
-    memoryview slices.
+    keeps one 64-byte buffer (the header or TLV field being read, the image
+    hash, the last bytes after the TLV area) and few attributes, whatever the
+    image size: nothing is allocated per :meth:`feed` except memoryview slices.
 
     ``size``: the file length when known (more bytes is an error, fewer is
     reported by :meth:`finish`); ``allow_trailing``: accept bytes after the
     TLV area that are not an MCUboot trailer. A problem found while feeding is
     kept in ``error`` (parsing stops; the whole-file SHA-256 goes on) and
-    raised by :meth:`finish`; ``fault`` then says what failed, as a number
-    (``mcuboot_scan.FAULT_*``, for servers mapping it to an error code).
+    raised by :meth:`finish`; ``error.fault`` then says what failed, as a
+    number (``mcuboot_scan.FAULT_*``, for servers mapping it to an error code).
     ``pass_left``: bytes of body or TLV value next that the walk does not look
     into (see :meth:`skip`); ``collect_left``: bytes the walk still needs for
-    the field it is reading (0 when passing or done); ``complete``: the TLV
-    area was read whole and found good; ``pos``: bytes fed.
+    the field it is reading; both 0 once the walk is over (the TLV area read
+    whole, or an error); ``pos``: bytes fed.
     """
 
-    def __init__(self, size=None, allow_trailing=False):
-        self._buf = bytearray(IMAGE_HEADER_SIZE)
-        self._tail = bytearray(16)
-        self.start(size, allow_trailing)
+    allow_trailing = False  # an instance attribute only when True: each one costs a board heap
 
-    def start(self, size=None, allow_trailing=False):
-        """Forget everything fed so far: check a new image with the same buffers."""
+    def __init__(self, size=None, allow_trailing=False):
+        # [0:32]: the field being read, right-aligned (one of n bytes fills
+        # [32-n:32]: no count of its bytes is kept); [32:64]: the SHA-256 of
+        # the hashed part once read, until the TLV area's end compares it;
+        # [48:64] then: the last 16 bytes after the TLV area.
+        self._buf = bytearray(64)
+        if allow_trailing:
+            self.allow_trailing = True
+        self.start(size)
+
+    def start(self, size=None):
+        """Forget everything fed so far: check a new image with the same buffer."""
         self.size = size
-        self.allow_trailing = allow_trailing
-        self.info = self.error = self.fault = None
-        self.complete = self.skipped = False  # skipped: bytes went by unread (see skip): no hash checked
-        self.pos = self.pass_left = 0
+        self.info = self.error = None
+        self.skipped = False  # bytes went by unread (see skip): no hash checked
+        self.pos = self.pass_left = self._end = 0  # _end: where the TLV area being walked ends
         self.collect_left = IMAGE_HEADER_SIZE
         self._state = _S_HEADER
-        self._have = 0  # bytes of the field being read that are in _buf
-        self._end = 0  # end offset of the TLV area being walked
-        self._digest = None
         self._file_hash = sha256()
         self._img_hash = sha256()  # None once past the hashed part (header..protected TLVs)
 
@@ -191,18 +194,16 @@ class ImageVerifier:
             self.pos += k
             if st == _S_TRAIL:
                 # The last 16 bytes after the TLV area tell slot padding from garbage.
-                tail = self._tail
+                b = self._buf
                 if k >= 16:
-                    tail[:] = piece[k - 16:k]
+                    b[48:64] = piece[k - 16:k]
                 else:
-                    tail[0:16 - k] = tail[k:16]
-                    tail[16 - k:16] = piece
+                    b[48:64 - k] = b[48 + k:64]
+                    b[64 - k:64] = piece
             elif st < _S_BODY:
-                have = self._have
-                self._buf[have:have + k] = piece
-                self._have = have + k
-                self.collect_left -= k
-                if not self.collect_left:
+                self._buf[32 - left:32 - left + k] = piece
+                self.collect_left = left = left - k
+                if not left:
                     self._advance(st)
             else:
                 self.pass_left -= k
@@ -227,11 +228,10 @@ class ImageVerifier:
             self._advance(self._state)
 
     def _bad(self, code, *args):
-        # A check failed: keep the error for finish (the walk stops); code's
-        # high nibble is the fault. The texts load only now.
+        # A check failed: keep the error for finish (the walk stops); the
+        # texts load only now.
         from .mcuboot_errors import bad
 
-        self.fault = code >> 4 or None
         self.error = e = bad(self, code, args)
         self._state = _S_FAILED
         self.pass_left = self.collect_left = 0
@@ -241,6 +241,7 @@ class ImageVerifier:
         # The region st is whole: check it, then set up the next one (a
         # region of 0 bytes to pass is whole at once: the loop goes on).
         # One function for the whole walk: each def costs heap on a board.
+        # A 4-byte field is in buf[28:32], a 32-byte one in buf[0:32].
         buf = self._buf
         info = self.info
         while True:
@@ -257,7 +258,7 @@ class ImageVerifier:
             elif st == _S_BODY and info.protected_tlv_size:
                 st, n = _S_INFO, 4
             elif st == _S_ENTRY:
-                t, n = struct.unpack_from("<HH", buf, 0)
+                t, n = struct.unpack_from("<HH", buf, 28)
                 if self.pos + n > self._end:
                     return self._bad(_E_VALUE, t, n, self.pos - 4, self._end)
                 st = _S_SKIP
@@ -276,7 +277,7 @@ class ImageVerifier:
             else:  # a TLV info, a value, a skipped value, a body without protected TLVs: the next entry
                 pos = self.pos
                 if st == _S_INFO:
-                    magic, tot = struct.unpack_from("<HH", buf, 0)
+                    magic, tot = struct.unpack_from("<HH", buf, 28)
                     if (magic != (_TLV_PROT_INFO_MAGIC if prot else _TLV_INFO_MAGIC) or tot < 4
                             or prot and tot != info.protected_tlv_size):
                         return self._bad(_E_INFO, magic, tot, pos - 4)
@@ -286,9 +287,9 @@ class ImageVerifier:
                         info.total_size += tot
                 elif st == _S_VALUE:
                     if prot:
-                        info.security_counter = struct.unpack_from("<I", buf, 0)[0]
+                        info.security_counter = struct.unpack_from("<I", buf, 28)[0]
                     else:
-                        info.hash = bytes(buf)
+                        info.hash = bytes(buf[0:32])
                 elif st == _S_BODY:
                     self._end = pos  # no protected area: it ends here
                 end = self._end
@@ -297,7 +298,8 @@ class ImageVerifier:
                         return self._bad(_E_ENTRY, pos, end)
                     st, n = _S_ENTRY, 4
                 elif prot:  # the hashed part ends: the TLV area follows
-                    self._digest = None if self.skipped else self._img_hash.digest()
+                    if not self.skipped:
+                        buf[32:64] = self._img_hash.digest()
                     self._img_hash = None
                     st, n = _S_INFO, 4
                 else:
@@ -305,16 +307,14 @@ class ImageVerifier:
                         return self._bad(_E_NO_HASH)
                     # imgtool hashes the plaintext, then encrypts: nothing to compare then.
                     if not (info.flags & _IMAGE_F_ENCRYPTED or self.skipped):
-                        if self._digest != info.hash:
+                        if buf[32:64] != info.hash:
                             return self._bad(_E_HASH)
                         info.hash_verified = True
                     self._state = _S_TRAIL
-                    self.complete = True
                     return
             self._state = st
             if st < _S_BODY:
                 self.collect_left = n
-                self._have = 0
                 return
             if n:
                 self.pass_left = n
@@ -329,7 +329,7 @@ class ImageVerifier:
             raise self._bad(_E_TRUNCATED)
         extra = self.pos - info.total_size
         if extra:
-            tail = self._tail
+            tail = self._buf[48:64]
             # The last 16 bytes of an image padded to its slot (imgtool --pad): the standard
             # boot magic, or (max_align > 8) 2 bytes of alignment + 14 fixed bytes.
             if extra >= 16 and (tail == b"\x77\xc2\x95\xf3\x60\xd2\xef\x7f\x35\x52\x50\x0f\x2c\xb6\x79\x80"

@@ -25,7 +25,10 @@ _E_TRUNCATED = const(0x80)
 
 
 def bad(v, code, args):
-    """The :class:`BadImage` naming what is wrong: ``code`` (an ``_E_*``) found by the verifier ``v``."""
+    """The :class:`BadImage` naming what is wrong: ``code`` (an ``_E_*``) found by the verifier ``v``.
+
+    Its ``fault`` is the number ``mcuboot_scan`` names ``FAULT_*`` (None for a trailing-bytes problem).
+    """
     prot = "protected " if v._img_hash is not None else ""  # the walk was in the hashed part
     info = v.info
     if code == _E_LONGER:
@@ -75,7 +78,7 @@ def bad(v, code, args):
                 text = "image hash TLV is SHA-%d (0x%02x); only SHA-256 images are supported" % (
                     384 if t == 0x11 else 512, t)
     elif code == _E_HASH:
-        text = "image hash mismatch: SHA256 TLV %s, computed %s" % (hexstr(info.hash), hexstr(v._digest))
+        text = "image hash mismatch: SHA256 TLV %s, computed %s" % (hexstr(info.hash), hexstr(v._buf[32:64]))
     else:  # _E_TRUNCATED: named by what the image needs (where the cut item ends), not by a read
         st = v._state
         if st == 0:  # _S_HEADER
@@ -87,4 +90,6 @@ def bad(v, code, args):
                     prot + "TLV")[st]  # by _S_* state
             end = v.pos + v.collect_left + v.pass_left  # (one of them is 0)
             text = "truncated image: the %s runs to offset %d; the file ends after %d bytes" % (what, end, v.pos)
-    return BadImage(text)
+    e = BadImage(text)
+    e.fault = code >> 4 or None  # the high nibble: mcuboot_scan's FAULT_* number
+    return e

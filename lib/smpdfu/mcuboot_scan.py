@@ -6,7 +6,6 @@ implies (:func:`bootable`, :func:`encrypted`, :func:`signed`).
 """
 
 from .compat import const, sha256
-from .errors import BadImage
 from .mcuboot import IMAGE_HEADER_SIZE, ImageVerifier, verify
 
 _DEFAULT_BUF = const(512)  # the read buffer file_sha256 allocates when given none
@@ -19,7 +18,7 @@ _IMAGE_F_ENCRYPTED_AES256 = const(0x08)
 _TLV_SIG_FIRST = const(0x20)
 _TLV_SIG_LAST = const(0x25)
 
-# ImageVerifier.fault (BadImage.fault from scan): what failed. The numbers are
+# BadImage.fault (on the errors ImageVerifier finds): what failed. The numbers are
 # the high nibble of mcuboot's private _E_* consts (kept out of a board's heap there).
 FAULT_HEADER = 1  # bad magic, header size...
 FAULT_TLV_AREA = 2  # a TLV info header (magic, size)
@@ -37,14 +36,14 @@ def scan(read, size, buf=None):
     ``read(off, mv)`` fills the memoryview ``mv`` with the bytes at ``off``;
     ``size`` is how many bytes there are (a slot's size). The body is skipped,
     not read: the structure is checked and the SHA-256 TLV found, but no hash
-    is computed (``hash_verified`` False). Raises :class:`BadImage`; the
-    verifier's ``fault`` is on it as ``e.fault``.
+    is computed (``hash_verified`` False). Raises :class:`BadImage`, with
+    what failed as ``e.fault`` (a ``FAULT_*`` number).
     """
     if buf is None:
         buf = bytearray(IMAGE_HEADER_SIZE)
     mv = memoryview(buf)
     v = ImageVerifier(allow_trailing=True)
-    while not v.complete and v.error is None:
+    while v.pass_left or v.collect_left:  # both 0: the walk is over (done, or an error)
         k = v.pass_left
         if k:
             if v.pos + k > size:
@@ -58,11 +57,7 @@ def scan(read, size, buf=None):
             break
         read(v.pos, mv[:n])
         v.feed(mv[:n])
-    try:
-        return v.finish()
-    except BadImage as e:
-        e.fault = v.fault
-        raise
+    return v.finish()
 
 
 def parse_header(buf):
