@@ -55,6 +55,9 @@ _HDR = const(8)  # the SMP header (header.HEADER_SIZE; const() takes a literal)
 _IMAGE_HDR = const(32)  # the MCUboot image header (mcuboot.IMAGE_HEADER_SIZE)
 _DEFAULT_WINDOW = const(3)  # requests in flight when the server has spare buffers
 _REGROW_AFTER = const(8)  # clean answers in a row before the window grows again after a loss
+_TIMEOUT = const(2)  # SMPTarget._opt[_TIMEOUT]: timeout_ms
+_RETRIES = const(4)
+_UPGRADE = const(5)
 # The first chunk waits for the device to erase what the image needs (Zephyr's
 # img_mgmt_erase_image_data(0, len), unless progressive erase is configured):
 # ~85 ms per 4 KiB page on nRF52840, plus the trailer's page at the slot's end.
@@ -131,16 +134,12 @@ class SMPTarget(Target):
 
     def __init__(self, client, callback=None, verify=True, window=None, ring=None, timeout_ms=None,
                  first_timeout_ms=None, retries=3, upgrade=False, buf_size=None, buf_count=None):
+        # Few attributes: each is a slot in a table that grows in steps on a
+        # board's heap (the options are one tuple, what only the first request
+        # needs another).
         self.callback = callback
         self.client = client
-        self.window = window
-        self.ring = ring
-        self.timeout_ms = timeout_ms
-        self.first_timeout_ms = first_timeout_ms
-        self.retries = retries
-        self.upgrade = upgrade
-        self.buf_size = buf_size
-        self.buf_count = buf_count
+        self._opt = (window, ring, timeout_ms, first_timeout_ms, retries, upgrade, buf_size, buf_count)
         self._verifier = ImageVerifier() if verify else None
         self._mv = None
         self._count = self._size = self._fed = 0
@@ -157,12 +156,9 @@ class SMPTarget(Target):
         self._cancel()
         if size <= 0:
             raise rare("size", size)
-        self._sha = sha = file_sha(sha)
-        self._size = size
-        self._image = image
+        sha = file_sha(sha)
         client = self.client
-        buf_size = self.buf_size
-        buf_count = self.buf_count
+        w, ring, _, first_ms, _, upgrade, buf_size, buf_count = self._opt
         if buf_size is None:
             try:
                 p = client.params()
@@ -171,46 +167,54 @@ class SMPTarget(Target):
                     buf_count = p.buf_count
             except SMPError:
                 buf_size = DEFAULT_BUF_SIZE  # an old server: no params command
-        w = max(1, self.window or min(_DEFAULT_WINDOW, (buf_count or 2) - 1))
+        w = max(1, w or min(_DEFAULT_WINDOW, (buf_count or 2) - 1))
         limit = client.transport.request_limit(buf_size)  # the largest request
-        ring = buf = self.ring
+        buf = ring
         if type(ring) is bytearray:  # the caller's own, made while its heap was still in one piece
             ring = len(buf)
         ring = ring or w * limit
         if ring < limit:
             limit = ring
-        self._window = self._wmax = w = max(1, min(w, ring // limit))
+        w = max(1, min(w, ring // limit))
         # Data bytes per request: besides them a request holds the SMP header,
         # {"off": off, "data": <head>} (21 bytes below offset 0x10000, 2 more
         # above) and in the first one "len", "image" (at most 18 bytes),
         # "sha", "upgrade".
         n = limit - 21
-        self._n = n = n - 3 if n > 258 else min(n - 2, 255) if n > 25 else min(n - 1, 23)
-        self._n0 = n = n - 16 - (38 if sha else 0) - (9 if self.upgrade else 0)
-        if n <= 0:
+        n = n - 3 if n > 258 else min(n - 2, 255) if n > 25 else min(n - 1, 23)
+        n0 = n - 16 - (38 if sha else 0) - (9 if upgrade else 0)
+        if n0 <= 0:
             raise rare("room", limit)
-        self._mv = None  # the old ring can go before the new one is made
-        self._cap = n = w * limit  # what a full window in flight may have to resend
+        erase = 0
+        if first_ms is None:
+            first_ms, erase = erase_wait(client, size, image)
+        # Every attribute is set before the ring is made (its table grows
+        # first). _fed: bytes written by the caller (the stream position);
+        # _next: next offset to send; held: what the neighbour confirmed (the
+        # oldest byte the ring must keep; ahead of _fed when the neighbour
+        # holds bytes not written yet: they are checked, not sent);
+        # _streak: clean answers in a row, or minus the failed attempts in a
+        # row; resumed_from: None until the first request's answer; _up: this
+        # upload's constants (what the first request carries and waits for,
+        # the start time).
+        self._size = size
+        self._n = n
+        self._window = self._wmax = w
+        self._cap = w * limit
+        self._up = (first_ms, erase, n0, image, sha, ticks_ms())
+        self._fed = self._next = self.held = 0
+        self._count = self._streak = self.retried = self.chunks = self.skipped = 0
+        self.match = self.info = self.resumed_from = None
+        self._mv = self._fly = None  # the old ring can go before the new one is made
+        n = w * limit  # what a full window in flight may have to resend
         if type(buf) is not bytearray:
             buf = bytearray(n)
         self._mv = memoryview(buf)[:n]
-        self._fly = [0] * (2 * w)  # each request in flight: its seq, the offset past its data
-        t = self.first_timeout_ms
-        self._erase = 0
-        if t is None:
-            t, self._erase = erase_wait(client, size, image)
-        self._first_ms = t
-        # _fed: bytes written by the caller (the stream position); _base: offset
-        # of the oldest byte the ring holds; _next: next offset to send; held:
-        # what the neighbour confirmed; _skip_to: it holds up to there already
-        # (checked, not sent).
-        self._fed = self._base = self._next = self.held = self._skip_to = 0
-        self._failures = self._clean = self.retried = self.chunks = self.resumed_from = self.skipped = 0
-        self._started = False
-        self.match = self.info = None
+        # Each request in flight: its seq, the offset past its data; request
+        # number c (self.chunks before it was sent) at [c % w * 2].
+        self._fly = [0] * (2 * w)
         if self._verifier is not None:
             self._verifier.start(size)
-        self._t0 = ticks_ms()
 
     def offset(self):
         """Where the next :meth:`write` goes: where the neighbour stands, once it can tell.
@@ -224,8 +228,8 @@ class SMPTarget(Target):
         ``match``: see the module doc). A caller that does not ask keeps
         feeding from where it is, as before.
         """
-        if self._sha is not None and self._fed >= _IMAGE_HDR:
-            while not self._started:
+        if self._up[4] is not None and self._fed >= _IMAGE_HDR:
+            while self.resumed_from is None:
                 if not self._count:
                     self._fill(True)  # the first request, with what was written
                 self._take()
@@ -233,7 +237,7 @@ class SMPTarget(Target):
         # written here. The verifier passes over body bytes only, so the TLV
         # area is always walked on bytes seen (a neighbour holding part of it
         # gets the rest checked, not resent, from the end of the body on).
-        n = self._skip_to - self._fed
+        n = self.held - self._fed
         v = self._verifier
         if v is not None and v.pass_left < n:
             n = v.pass_left
@@ -262,14 +266,15 @@ class SMPTarget(Target):
             n = self._size - self._fed
         v = self._verifier
         mv = self._mv
-        cap = self._cap
+        cap = len(mv)
         i = 0
         while i < n:
             fed = self._fed
+            held = self.held
             k = n - i
-            send = fed >= self._skip_to
+            send = fed >= held
             if send:
-                room = cap - fed + self._base
+                room = cap - fed + held
                 if not room:
                     # The ring is full: send what the window allows, wait for
                     # the oldest answer (it frees room), go on.
@@ -279,8 +284,8 @@ class SMPTarget(Target):
                     continue
                 if k > room:
                     k = room
-            elif k > self._skip_to - fed:
-                k = self._skip_to - fed  # the neighbour holds these already: only check them
+            elif k > held - fed:
+                k = held - fed  # the neighbour holds these already: only check them
             j = fed % cap
             if k > cap - j:
                 k = cap - j  # (the ring wraps)
@@ -315,7 +320,7 @@ class SMPTarget(Target):
             self._cancel()
             return None
         size = self._size
-        sha = self._sha
+        sha = self._up[4]
         info = None
         try:
             while self._fed == size and self.held < size:
@@ -355,7 +360,7 @@ class SMPTarget(Target):
 
     def result(self):
         """What the last upload did, as an :class:`~smpdfu.messages.UploadResult`."""
-        return UploadResult(self._size, self._sha, self.match, ticks_diff(ticks_ms(), self._t0), self.chunks,
+        return UploadResult(self._size, self._up[4], self.match, ticks_diff(ticks_ms(), self._up[5]), self.chunks,
                             self.retried, self.resumed_from, self._window, min(self._n, self._size))
 
     # ------------------------------------------------------------ the window
@@ -367,9 +372,9 @@ class SMPTarget(Target):
         # the device erases the slot before answering. ``first``: send it
         # with what was written, short of a whole request (offset()).
         size = self._size
-        while self._count < (self._window if self._started else 1) and self._next < size:
+        while self._count < (1 if self.resumed_from is None else self._window) and self._next < size:
             off = self._next
-            n = self._n - 2 if off > 0xFFFF else self._n if off else self._n0
+            n = self._n - 2 if off > 0xFFFF else self._n if off else self._up[2]
             if n > size - off:
                 n = size - off
             if off + n > self._fed:
@@ -399,18 +404,19 @@ class SMPTarget(Target):
                 enc.pos = p + n
                 seq = client.send_encoded(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD)
             else:  # the first request: its data at the ring's start
-                body = {"off": 0, "len": size, "image": self._image, "data": mv[:n]}
-                if self._sha is not None:
-                    body["sha"] = self._sha
-                if self.upgrade:
+                image, sha = self._up[3:5]
+                body = {"off": 0, "len": size, "image": image, "data": mv[:n]}
+                if sha is not None:
+                    body["sha"] = sha
+                if self._opt[_UPGRADE]:
                     body["upgrade"] = True
                 self._event(ERASE_PENDING)
                 seq = client.send_request(OP_WRITE, GROUP_IMAGE, IMG_UPLOAD, body)
-            self.chunks += 1
             fly = self._fly
-            j = (self._head + self._count) % self._wmax * 2
+            j = self.chunks % self._wmax * 2
             fly[j] = seq
             fly[j + 1] = self._next = off + n
+            self.chunks += 1
             self._count += 1
 
     def _take(self):
@@ -426,9 +432,10 @@ class SMPTarget(Target):
         # anything else is decoded and type-checked in full (upload_offset).
         client = self.client
         size = self._size
-        i = self._head * 2
-        seq = self._fly[i]
-        end = self._fly[i + 1]
+        fly = self._fly
+        i = (self.chunks - self._count) % self._wmax * 2  # the oldest request in flight
+        seq = fly[i]
+        end = fly[i + 1]
         err = t0 = None
         try:
             got = client.poll()
@@ -437,7 +444,7 @@ class SMPTarget(Target):
                     raise SMPTimeout("requests lost")
                 if t0 is None:
                     t0 = ticks_ms()
-                ms = (self.timeout_ms or client.timeout_ms) if self._started else self._first_ms
+                ms = (self._opt[_TIMEOUT] or client.timeout_ms) if self.resumed_from is not None else self._up[0]
                 left = ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     raise SMPTimeout("no answer within %d ms" % ms)
@@ -462,48 +469,49 @@ class SMPTarget(Target):
         except Exception:
             self._cancel()
             raise
+        started = self.resumed_from is not None
         if err is None:
-            self._head = (self._head + 1) % self._wmax
             self._count -= 1
             if off == end:
-                self._failures = 0
-                self._clean += 1
-                if self._window < self._wmax and self._clean >= _REGROW_AFTER:
+                s = self._streak
+                s = s + 1 if s > 0 else 1  # (a run of failures ends)
+                if s >= _REGROW_AFTER and self._window < self._wmax:
                     self._window += 1
-                    self._clean = 0
-            elif not self._started:
-                self.resumed_from = off  # the neighbour holds part of this image already (same sha)
+                    s = 0
+                self._streak = s
         else:
             off = self.held  # go on from the last confirmed offset
-        if err is not None or off != end and self._started:
+        if err is not None or off != end and started:
             self._cancel()
-            self._clean = 0
             self._window = 1
-            if off < self._base:
+            if off < self.held:
                 raise rare("lost", self, off)
-            if err is not None or off <= self.held:  # (not when the server jumps ahead)
-                self._failures += 1
+            s = self._streak
+            if s > 0:
+                s = 0  # (a run of clean answers ends)
+            if err is not None or off == self.held:  # (not when the server jumps ahead)
+                s -= 1
                 self.retried += 1
-                if self._failures > self.retries:
-                    raise rare("attempts", self, err)
+            self._streak = s
+            if -s > self._opt[_RETRIES]:
+                raise rare("attempts", self, err)
         if off != end:
-            self._next = off
-            if off > self._fed:
-                self._skip_to = self._base = off  # ahead of the writes: checked, not sent
+            self._next = off  # (ahead of the writes: held, then checked, not sent)
         if err is not None:
             return
-        if not self._started:
-            self._started = True
+        if not started:
+            # off != end: the neighbour holds part of this image already (same sha)
+            self.resumed_from = 0 if off == end else off
             self._event(ERASE_DONE)
         self.held = off
-        if off > self._base:
-            self._base = off
         cb = self.callback  # _event, inline: this runs per chunk
         if cb is not None:
             cb(PROGRESS, off)
 
     def _cancel(self):
         # Forget the requests in flight (their answers are ignored if they come).
-        for k in range(self._count):
-            self.client.cancel(self._fly[(self._head + k) % self._wmax * 2])
-        self._head = self._count = 0
+        c = self._count
+        if c:
+            for k in range(self.chunks - c, self.chunks):
+                self.client.cancel(self._fly[k % self._wmax * 2])
+            self._count = 0

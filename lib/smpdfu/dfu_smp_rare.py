@@ -75,9 +75,10 @@ def attempts(t, err):
     # The consecutive failures of one request exceeded ``retries``: ``err`` the
     # last one's exception, None when the server kept asking for an offset it had.
     msg = "upload failed at offset %d of %d after %d attempts: %s" % (
-        t.held, t._size, t._failures, err or "the server keeps asking for the same offset")
-    if t._erase and not t._started:
-        msg += " (each waited %d ms: the device erases %d bytes of flash first)" % (t._first_ms, t._erase)
+        t.held, t._size, -t._streak, err or "the server keeps asking for the same offset")
+    ms, erase = t._up[:2]
+    if erase and t.resumed_from is None:
+        msg += " (each waited %d ms: the device erases %d bytes of flash first)" % (ms, erase)
     return (ProtocolError if err is None else type(err))(msg)
 
 
@@ -85,7 +86,7 @@ def lost(t, off):
     from .dfu_smp import UploadLost
 
     e = UploadLost("the neighbour lost the upload: it asks for offset %d, this target holds from %d (did it reset?)"
-                   % (off, t._base))
+                   % (off, t.held))
     e.offset = off
     return e
 
