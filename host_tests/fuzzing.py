@@ -7,7 +7,7 @@ error; anything else, or a broken invariant, is a finding):
   with cbor2 (a real implementation) and survive ``loads(dumps(x)) == x``;
 - ``framing``: :class:`smpdfu.framing.FrameDecoder` fed in random pieces;
   every packet it returns has a good CRC and fits ``max_packet``;
-- ``header``: :func:`smpdfu.header.unpack_header`;
+- ``header``: :func:`smpdfu.server.unpack_header`;
 - ``mcuboot``: :func:`smpdfu.mcuboot.verify` on mutated images; an accepted
   image's hash really matches (recomputed here);
 - ``server``: the portable SMP server (OS and image groups over an emulated
@@ -43,8 +43,9 @@ from smpdfu.client import SMPClient  # noqa: E402
 from smpdfu.crc16 import crc16  # noqa: E402
 from smpdfu.errors import SMPError  # noqa: E402
 from smpdfu.framing import FrameDecoder, FrameEncoder  # noqa: E402
-from smpdfu.header import HEADER_SIZE, pack_header, unpack_header  # noqa: E402
+from smpdfu.header import HEADER_SIZE, pack_header  # noqa: E402
 from smpdfu.messages import ImageSlot, McuMgrParams  # noqa: E402
+from smpdfu.server import unpack_header  # noqa: E402
 from smpdfu.transport import SerialTransport  # noqa: E402
 
 from mcuimg import build  # noqa: E402

@@ -6,7 +6,7 @@ import pytest
 
 from imagegen import make_image
 from smpdfu import cbor
-from smpdfu.header import unpack_header
+from smpdfu.server import unpack_header
 from smpdfu.server import SMPServer
 from smpdfu.server_image import ImageGroup
 from smpdfu.server_os import OSGroup

@@ -14,8 +14,9 @@ from smp import packet as smppacket
 from _portable import dumps
 from smpdfu import cbor, errcodes, errors, proto
 from smpdfu.framing import FrameDecoder, FrameEncoder
-from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
+from smpdfu.header import HEADER_SIZE, pack_header
 from smpdfu.proto import OP_READ, OP_WRITE
+from smpdfu.server import unpack_header
 
 # --- serial framing ----------------------------------------------------------
 

@@ -12,7 +12,8 @@ from _portable import dumps
 from smpdfu import cbor
 from smpdfu.errors import FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
-from smpdfu.header import pack_header, unpack_header
+from smpdfu.header import pack_header
+from smpdfu.server import unpack_header
 
 READ, WRITE = 0, 2
 

@@ -25,9 +25,9 @@ from smpdfu.compat import a2b_base64, sha256, ticks_diff, ticks_ms
 from smpdfu.errcodes import SMP_V1
 from smpdfu.errors import CBORError, FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
-from smpdfu.header import HEADER_SIZE, pack_header, unpack_header
+from smpdfu.header import HEADER_SIZE, pack_header
 from smpdfu.proto import GROUP_IMAGE, IMG_UPLOAD, OP_WRITE, OS_PARAMS, SMP_V2
-from smpdfu.server import SMPServer
+from smpdfu.server import SMPServer, unpack_header
 from smpdfu.server_image import ImageGroup
 from smpdfu.server_os import MODE_SWAP_MOVE, OSGroup
 

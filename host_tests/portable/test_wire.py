@@ -8,8 +8,9 @@ from smpdfu.crc16 import crc16
 from smpdfu.errcodes import SMP_V1
 from smpdfu.errors import CBORError, FrameError
 from smpdfu.framing import FrameDecoder, FrameEncoder
-from smpdfu.header import pack_header, unpack_header
+from smpdfu.header import pack_header
 from smpdfu.proto import OP_WRITE, SMP_V2
+from smpdfu.server import unpack_header
 
 from _portable import dumps, raises
 

@@ -13,9 +13,9 @@ import threading
 import time
 import tty
 
-from smpdfu.header import HEADER_SIZE, unpack_header
+from smpdfu.header import HEADER_SIZE
 from smpdfu.errcodes import MGMT_ERR_ENOMEM
-from smpdfu.server import SMPServer
+from smpdfu.server import SMPServer, unpack_header
 from smpdfu.server_image import ImageGroup
 from smpdfu.server_os import OSGroup
 
