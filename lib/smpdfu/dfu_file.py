@@ -84,8 +84,7 @@ class FileTarget(Target):
         self._image = image
         self._sha_hex = hexstr(self._sha) if self._sha is not None else "-"
         self.info = None
-        v = self._verifier
-        v.start(size)
+        self._verifier = ImageVerifier(size)
         off = 0
         p = _read_progress(self.progress_path)
         if self._sha is not None and p is not None and p[:3] == (size, image, self._sha_hex) and 0 < p[3] <= size:
@@ -128,7 +127,7 @@ class FileTarget(Target):
                 self._verifier.feed(buf if n == len(buf) else mv[:n])
                 got += n
         if got < off:  # the file lost what the sidecar promised: start over
-            self._verifier.start(self._size)
+            self._verifier = ImageVerifier(self._size)
             return 0
         return got
 

@@ -139,8 +139,8 @@ class SMPTarget(Target):
         # needs another).
         self.callback = callback
         self.client = client
-        self._opt = (window, ring, timeout_ms, first_timeout_ms, retries, upgrade, buf_size, buf_count)
-        self._verifier = ImageVerifier() if verify else None
+        self._opt = (window, ring, timeout_ms, first_timeout_ms, retries, upgrade, buf_size, buf_count, verify)
+        self._verifier = None
         self._mv = None
         self._count = self._size = self._fed = 0
 
@@ -158,7 +158,7 @@ class SMPTarget(Target):
             raise rare("size", size)
         sha = file_sha(sha)
         client = self.client
-        w, ring, _, first_ms, _, upgrade, buf_size, buf_count = self._opt
+        w, ring, _, first_ms, _, upgrade, buf_size, buf_count, verify = self._opt
         if buf_size is None:
             try:
                 p = client.params()
@@ -205,7 +205,9 @@ class SMPTarget(Target):
         self._fed = self._next = self.held = 0
         self._count = self._streak = self.retried = self.chunks = self.skipped = 0
         self.match = self.info = self.resumed_from = None
-        self._mv = self._fly = None  # the old ring can go before the new one is made
+        self._mv = self._fly = self._verifier = None  # the old ring can go before the new one is made
+        if verify:
+            self._verifier = ImageVerifier(size)
         n = w * limit  # what a full window in flight may have to resend
         if type(buf) is not bytearray:
             buf = bytearray(n)
@@ -213,8 +215,6 @@ class SMPTarget(Target):
         # Each request in flight: its seq, the offset past its data; request
         # number c (self.chunks before it was sent) at [c % w * 2].
         self._fly = [0] * (2 * w)
-        if self._verifier is not None:
-            self._verifier.start(size)
 
     def offset(self):
         """Where the next :meth:`write` goes: where the neighbour stands, once it can tell.

@@ -127,6 +127,7 @@ class ImageVerifier:
     keeps one 64-byte buffer (the header or TLV field being read, the image
     hash, the last bytes after the TLV area) and few attributes, whatever the
     image size: nothing is allocated per :meth:`feed` except memoryview slices.
+    One verifier checks one image (a new image: a new verifier).
 
     ``size``: the file length when known (more bytes is an error, fewer is
     reported by :meth:`finish`); ``allow_trailing``: accept bytes after the
@@ -150,10 +151,6 @@ class ImageVerifier:
         self._buf = bytearray(64)
         if allow_trailing:
             self.allow_trailing = True
-        self.start(size)
-
-    def start(self, size=None):
-        """Forget everything fed so far: check a new image with the same buffer."""
         self.size = size
         self.info = self.error = None
         self.skipped = False  # bytes went by unread (see skip): no hash checked
