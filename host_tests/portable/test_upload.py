@@ -8,7 +8,7 @@ import io
 from smpdfu.client import SMPClient
 from smpdfu.errors import FrameError, ImageError, ProtocolError, SMPTimeout
 from smpdfu.transport import SerialTransport
-from smpdfu.dfu_smp import erase_wait
+from smpdfu.dfu_smp import SMPTarget
 from smpdfu.upload import upload
 
 from _portable import raises
@@ -298,6 +298,14 @@ def test_explicit_buffers_and_a_small_ring():
     s.readinto(last)
     assert ring[:1016] == last[1016 - 7000 % 1016:] + last[:1016 - 7000 % 1016]
     assert ring[1016:] == bytes(84)  # past window * request: never used
+
+
+def erase_wait(c, size):
+    # (ms, bytes): how long SMPTarget.init lets the first chunk's answer take,
+    # and the bytes of flash the device erases meanwhile
+    t = SMPTarget(c, verify=False, buf_size=384, buf_count=2)
+    t.init(size)
+    return t._up[:2]
 
 
 def test_first_chunk_waits_for_the_erase_the_image_needs():

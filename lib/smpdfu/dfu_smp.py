@@ -74,28 +74,6 @@ class UploadLost(ProtocolError):
     """
 
 
-def erase_wait(client, size, image=0):
-    """``(ms, erase_bytes)``: how long the first chunk's answer may take, and why.
-
-    The device erases the flash the image needs (its pages and the trailer's)
-    before it answers offset 0: the wait is the client's timeout plus that
-    erase, never more than the whole slot (its size from slot info, when the
-    device can say). A server that erases its whole slot may take longer: the
-    first chunk is then sent again, and its answer says where to go on.
-    """
-    pages = ((size + 4095) >> 12) + _TRAILER_PAGES
-    try:
-        for im in client.slot_info():
-            if im["image"] == image:
-                for s in im["slots"]:
-                    n = (s["size"] + 4095) >> 12
-                    if 0 < n < pages:
-                        pages = n
-    except SMPError:
-        pass  # an older server: no slot info command
-    return client.timeout_ms + pages * _ERASE_PER_4K_MS, pages << 12
-
-
 def rare(name, *args):
     """``dfu_smp_rare.name(*args)``: what runs rarely (failures, schedule_update, the SHA
     pass of upload), from a module loaded only when it runs."""
@@ -120,8 +98,9 @@ class SMPTarget(Target):
       ``bytearray`` is used as the ring itself (its length the size): a
       board makes it early, before its heap is in pieces;
     - ``first_timeout_ms``: for the first chunk, which waits for the slot
-      erase (default: :func:`erase_wait`, from the image and the device's
-      slot); ``timeout_ms`` for the others (default: the client's);
+      erase (default: the client's timeout plus ~100 ms per 4 KiB page the
+      image and its trailer need, never more than the device's slot);
+      ``timeout_ms`` for the others (default: the client's);
     - ``retries``: consecutive failed attempts tolerated per chunk;
     - ``upgrade``: ask the server to refuse an image not newer than its own;
     - ``buf_size``/``buf_count``: the server's buffers when known; otherwise
@@ -187,7 +166,24 @@ class SMPTarget(Target):
             raise rare("room", limit)
         erase = 0
         if first_ms is None:
-            first_ms, erase = erase_wait(client, size, image)
+            # The device erases the flash the image needs (its pages and the
+            # trailer's) before it answers offset 0: the first chunk waits the
+            # client's timeout plus that erase, never more than the whole slot
+            # (its size from slot info, when the device can say). A server
+            # that erases its whole slot may take longer: the first chunk is
+            # then sent again, and its answer says where to go on.
+            pages = ((size + 4095) >> 12) + _TRAILER_PAGES
+            try:
+                for im in client.slot_info():
+                    if im["image"] == image:
+                        for s in im["slots"]:
+                            k = (s["size"] + 4095) >> 12
+                            if 0 < k < pages:
+                                pages = k
+            except SMPError:
+                pass  # an older server: no slot info command
+            first_ms = client.timeout_ms + pages * _ERASE_PER_4K_MS
+            erase = pages << 12
         # Every attribute is set before the ring is made (its table grows
         # first). _fed: bytes written by the caller (the stream position);
         # _next: next offset to send; held: what the neighbour confirmed (the
