@@ -119,9 +119,11 @@ class SMPTarget(Target):
         self.callback = callback
         self.client = client
         self._opt = (window, ring, timeout_ms, first_timeout_ms, retries, upgrade, buf_size, buf_count, verify)
-        self._verifier = None
-        self._mv = None
-        self._count = self._size = self._fed = 0
+        # All of them now, so that the table has its last size before the
+        # upload allocates anything (init sets them again).
+        self._verifier = self._mv = self._fly = self._up = self.match = self.info = self.resumed_from = None
+        self._window = self._wmax = self._cap = self._n = self._size = self._fed = self._next = self.held = 0
+        self._count = self._streak = self.retried = self.chunks = self.skipped = 0
 
     # ------------------------------------------------------------ contract
 
